@@ -1,0 +1,160 @@
+//! Command-line definitions (clap derive) and their validation. Every bad value becomes a one-line error that
+//! names it and says what to do, with exit code 2.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::export::Format;
+use crate::pipeline::AppSpec;
+use crate::sim::SimSpec;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pktpath",
+    version,
+    about = "Trace every packet through a userspace network path: wire → frame buffer → smoltcp → connection → app",
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Drive the path with a simulated peer: a second smoltcp stack across an in-memory wire.
+    Sim(SimArgs),
+}
+
+fn parse_app(s: &str) -> Result<AppSpec, String> {
+    s.parse::<AppSpec>().map_err(|e| e.to_string())
+}
+
+#[derive(Args, Debug)]
+pub struct SimArgs {
+    /// TCP clients on the peer, each with its own connection.
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub clients: u16,
+    /// Bytes each client sends.
+    #[arg(long, default_value_t = 65536, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=(1u64 << 30)))]
+    pub bytes: u64,
+    /// Port the clients connect to.
+    #[arg(long, default_value_t = 7, value_name = "P", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// UDP datagrams the peer sends to the port.
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=10000))]
+    pub udp: u16,
+    /// Swap roles: the app behind pktpath connects to servers on the peer (traces the connect path).
+    #[arg(long)]
+    pub outbound: bool,
+    /// App behind the stack, `[PORT=]SPEC` with SPEC one of echo, discard, http, stall; repeatable.
+    /// A bare SPEC serves --port. Default: echo.
+    #[arg(long = "app", value_name = "[PORT=]SPEC", value_parser = parse_app)]
+    pub apps: Vec<AppSpec>,
+    /// Capacity of the guarded frame buffer (and of the tx queue), in frames.
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub frame_buffer: u32,
+    /// Seed for the stacks' ISNs and the peer's payloads; same seed, same timeline.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
+    /// Run without the TUI and print a summary.
+    #[arg(long)]
+    pub headless: bool,
+    /// Write the stage timeline to this file.
+    #[arg(long, value_name = "PATH")]
+    pub export: Option<PathBuf>,
+    /// Timeline format.
+    #[arg(long, value_enum, default_value_t = Format::Json, requires = "export")]
+    pub format: Format,
+    /// Virtual time one hop costs, in nanoseconds.
+    #[arg(long, default_value_t = 1000, value_name = "NS", value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
+    pub hop_cost_ns: u64,
+    /// One-way delay of the simulated wire, in microseconds.
+    #[arg(long, default_value_t = 50, value_name = "US", value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    pub link_delay_us: u64,
+    /// Stop after this much virtual time, finished or not (seconds).
+    #[arg(long, default_value_t = 120, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub max_time: u64,
+}
+
+impl SimArgs {
+    pub fn spec(&self) -> SimSpec {
+        SimSpec {
+            clients: self.clients as usize,
+            bytes: self.bytes as usize,
+            port: self.port,
+            udp: self.udp as usize,
+            outbound: self.outbound,
+            seed: self.seed,
+            frame_buffer: self.frame_buffer as usize,
+            apps: self.apps.clone(),
+            hop_cost_ns: self.hop_cost_ns,
+            link_delay_ns: self.link_delay_us * 1000,
+            max_time_ns: self.max_time * 1_000_000_000,
+        }
+    }
+}
+
+/// Parse the command line. Help and version print and exit 0; any other error prints one line and exits 2.
+pub fn parse() -> Result<Cli, ExitCode> {
+    parse_from(std::env::args_os())
+}
+
+pub fn parse_from<I, T>(args: I) -> Result<Cli, ExitCode>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    match Cli::try_parse_from(args) {
+        Ok(cli) => Ok(cli),
+        Err(e) => {
+            use clap::error::ErrorKind::*;
+            match e.kind() {
+                DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    Err(if e.kind() == DisplayHelpOnMissingArgumentOrSubcommand {
+                        ExitCode::from(2)
+                    } else {
+                        ExitCode::SUCCESS
+                    })
+                }
+                _ => {
+                    eprintln!("pktpath: {}", one_line(&e.to_string()));
+                    Err(ExitCode::from(2))
+                }
+            }
+        }
+    }
+}
+
+/// clap's first line, without its "error: " prefix, plus what to do.
+fn one_line(rendered: &str) -> String {
+    let first = rendered
+        .lines()
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    format!("{first} (see `pktpath --help`)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn one_line_keeps_the_value() {
+        let e = Cli::try_parse_from(["pktpath", "sim", "--clients", "abc"]).unwrap_err();
+        let line = one_line(&e.to_string());
+        assert!(!line.contains('\n'));
+        assert!(line.contains("'abc'"), "{line}");
+    }
+}

@@ -1,0 +1,134 @@
+//! Timeline writers. Both stream: packets are written as they reach their outcome, so memory stays constant
+//! whatever the run's length. The JSON document is written to a temporary file beside the target and renamed
+//! into place at the end, so an interrupted run never leaves half a document; JSON Lines goes straight to its
+//! file, where every complete line stays usable.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::view::{ConnectionView, FORMAT, PacketView, StatsView, VERSION};
+use crate::pipeline::trace::{ConnectionRecord, PacketRecord, Stats};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Json,
+    Jsonl,
+}
+
+pub trait TimelineWriter {
+    fn packet(&mut self, p: &PacketRecord) -> io::Result<()>;
+    fn finish(self: Box<Self>, conns: &[ConnectionRecord], stats: &Stats) -> io::Result<()>;
+}
+
+/// The run's description, written at the top of every export.
+#[derive(Debug, Clone)]
+pub struct Header {
+    pub source: Value,
+    pub stack: Value,
+}
+
+pub fn create(path: &Path, format: Format, header: &Header) -> io::Result<Box<dyn TimelineWriter>> {
+    Ok(match format {
+        Format::Json => Box::new(JsonWriter::create(path, header)?),
+        Format::Jsonl => Box::new(JsonlWriter::create(path, header)?),
+    })
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.partial"))
+}
+
+pub struct JsonWriter {
+    out: BufWriter<File>,
+    temp: PathBuf,
+    target: PathBuf,
+    first: bool,
+}
+
+impl JsonWriter {
+    pub fn create(path: &Path, header: &Header) -> io::Result<Self> {
+        let temp = temp_path(path);
+        let mut out = BufWriter::new(File::create(&temp)?);
+        write!(
+            out,
+            "{{\"format\":\"{FORMAT}\",\"version\":{VERSION},\"source\":"
+        )?;
+        serde_json::to_writer(&mut out, &header.source)?;
+        out.write_all(b",\"stack\":")?;
+        serde_json::to_writer(&mut out, &header.stack)?;
+        out.write_all(b",\"packets\":[")?;
+        Ok(JsonWriter {
+            out,
+            temp,
+            target: path.to_path_buf(),
+            first: true,
+        })
+    }
+}
+
+impl TimelineWriter for JsonWriter {
+    fn packet(&mut self, p: &PacketRecord) -> io::Result<()> {
+        self.out
+            .write_all(if self.first { b"\n" } else { b",\n" })?;
+        self.first = false;
+        serde_json::to_writer(&mut self.out, &PacketView::of(p))?;
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>, conns: &[ConnectionRecord], stats: &Stats) -> io::Result<()> {
+        self.out.write_all(b"\n],\"connections\":[")?;
+        for (i, c) in conns.iter().enumerate() {
+            self.out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+            serde_json::to_writer(&mut self.out, &ConnectionView::of(c))?;
+        }
+        self.out.write_all(b"\n],\"stats\":")?;
+        serde_json::to_writer(&mut self.out, &StatsView::of(stats))?;
+        self.out.write_all(b"}\n")?;
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&self.temp, &self.target)
+    }
+}
+
+pub struct JsonlWriter {
+    out: BufWriter<File>,
+}
+
+fn line(out: &mut impl Write, kind: &str, data: &impl serde::Serialize) -> io::Result<()> {
+    write!(out, "{{\"type\":\"{kind}\",\"data\":")?;
+    serde_json::to_writer(&mut *out, data)?;
+    out.write_all(b"}\n")
+}
+
+impl JsonlWriter {
+    pub fn create(path: &Path, header: &Header) -> io::Result<Self> {
+        let mut out = BufWriter::new(File::create(path)?);
+        let head = serde_json::json!({
+            "format": FORMAT, "version": VERSION, "source": header.source, "stack": header.stack,
+        });
+        line(&mut out, "header", &head)?;
+        Ok(JsonlWriter { out })
+    }
+}
+
+impl TimelineWriter for JsonlWriter {
+    fn packet(&mut self, p: &PacketRecord) -> io::Result<()> {
+        line(&mut self.out, "packet", &PacketView::of(p))
+    }
+
+    fn finish(mut self: Box<Self>, conns: &[ConnectionRecord], stats: &Stats) -> io::Result<()> {
+        for c in conns {
+            line(&mut self.out, "connection", &ConnectionView::of(c))?;
+        }
+        line(&mut self.out, "stats", &StatsView::of(stats))?;
+        self.out.flush()
+    }
+}

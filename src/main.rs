@@ -1,0 +1,35 @@
+//! The `pktpath` binary: parse arguments, run the chosen front end, map errors to exit codes
+//! (0 ok, 1 runtime error, 2 usage error).
+
+use std::process::ExitCode;
+
+use pktpath::cli::{self, Command};
+use pktpath::headless;
+
+fn main() -> ExitCode {
+    let cli = match cli::parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pktpath: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Sim(args) => {
+            let spec = args.spec();
+            let export = args.export.clone().map(|p| (p, args.format));
+            // The TUI arrives with its own issue; until then every sim run is headless.
+            let result = headless::run_sim(&spec, export.clone())?;
+            let text = headless::summary(&spec, &result, export.as_ref());
+            headless::print(&mut std::io::stdout().lock(), &text)?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! Applications behind the AF_UNIX boundary. Each connection hands its app one end of a real socket pair; the
+//! app only ever sees that end, through `AppIo`, exactly as a process would. In deterministic runs the core
+//! calls `service` in step order and the app does what it can without blocking.
+
+use std::fmt;
+use std::io;
+use std::str::FromStr;
+
+/// Non-blocking I/O on the app's end of the AF_UNIX socket. Reads and writes return `WouldBlock` when they
+/// would wait; a read of 0 bytes is end of stream (the peer closed).
+pub trait AppIo {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// Close our sending direction: the stack will send FIN once what was written has gone.
+    fn shutdown_write(&mut self);
+}
+
+/// A stream application.
+pub trait App {
+    /// Do one round of work that can be done without blocking.
+    fn service(&mut self, io: &mut dyn AppIo);
+}
+
+/// Which application serves a port, as given by `--app [PORT=]SPEC`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppKind {
+    /// Writes back every byte it reads (TCP and UDP).
+    Echo,
+    /// Reads and drops everything (TCP and UDP).
+    Discard,
+    /// Answers any GET with a small 200 page, then closes (TCP only).
+    Http,
+    /// Accepts and never reads: shows what full buffers and a zero window look like.
+    Stall,
+}
+
+impl AppKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            AppKind::Echo => "echo",
+            AppKind::Discard => "discard",
+            AppKind::Http => "http",
+            AppKind::Stall => "stall",
+        }
+    }
+
+    pub fn serves_udp(&self) -> bool {
+        !matches!(self, AppKind::Http)
+    }
+
+    pub fn instantiate(&self) -> Box<dyn App> {
+        match self {
+            AppKind::Echo => Box::new(Echo::default()),
+            AppKind::Discard => Box::new(Discard::default()),
+            AppKind::Http => Box::new(Http::default()),
+            AppKind::Stall => Box::new(Stall),
+        }
+    }
+}
+
+/// `--app [PORT=]SPEC`: an app and, optionally, the port it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSpec {
+    pub port: Option<u16>,
+    pub kind: AppKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppSpecError {
+    #[error("unknown app '{0}': use echo, discard, http or stall")]
+    UnknownApp(String),
+    #[error("invalid port '{0}': use a number from 1 to 65535, as in 80=http")]
+    BadPort(String),
+}
+
+impl FromStr for AppSpec {
+    type Err = AppSpecError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (port, name) = match s.split_once('=') {
+            Some((p, n)) => {
+                let port: u16 = p
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|&p| p != 0)
+                    .ok_or_else(|| AppSpecError::BadPort(p.to_string()))?;
+                (Some(port), n)
+            }
+            None => (None, s),
+        };
+        let kind = match name.trim() {
+            "echo" => AppKind::Echo,
+            "discard" => AppKind::Discard,
+            "http" => AppKind::Http,
+            "stall" => AppKind::Stall,
+            other => return Err(AppSpecError::UnknownApp(other.to_string())),
+        };
+        Ok(AppSpec { port, kind })
+    }
+}
+
+impl fmt::Display for AppSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.port {
+            Some(p) => write!(f, "{p}={}", self.kind.name()),
+            None => f.write_str(self.kind.name()),
+        }
+    }
+}
+
+const CHUNK: usize = 16 * 1024;
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+/// Writes `pending` out as far as the socket takes it; true when all of it went.
+fn flush(io: &mut dyn AppIo, pending: &mut Vec<u8>) -> bool {
+    while !pending.is_empty() {
+        match io.write(pending) {
+            Ok(0) => return false,
+            Ok(n) => {
+                pending.drain(..n);
+            }
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+#[derive(Default)]
+pub struct Echo {
+    pending: Vec<u8>,
+    eof: bool,
+    shut: bool,
+}
+
+impl App for Echo {
+    fn service(&mut self, io: &mut dyn AppIo) {
+        if !flush(io, &mut self.pending) {
+            return;
+        }
+        if !self.eof {
+            let mut buf = vec![0u8; CHUNK];
+            match io.read(&mut buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) => {
+                    self.pending.extend_from_slice(&buf[..n]);
+                    flush(io, &mut self.pending);
+                }
+                Err(e) if would_block(&e) => {}
+                Err(_) => self.eof = true,
+            }
+        }
+        if self.eof && self.pending.is_empty() && !self.shut {
+            io.shutdown_write();
+            self.shut = true;
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Discard {
+    shut: bool,
+}
+
+impl App for Discard {
+    fn service(&mut self, io: &mut dyn AppIo) {
+        if self.shut {
+            return;
+        }
+        let mut buf = vec![0u8; CHUNK];
+        match io.read(&mut buf) {
+            Ok(0) => {
+                io.shutdown_write();
+                self.shut = true;
+            }
+            Ok(_) => {}
+            Err(e) if would_block(&e) => {}
+            Err(_) => {
+                io.shutdown_write();
+                self.shut = true;
+            }
+        }
+    }
+}
+
+/// The page the `http` app serves.
+pub const HTTP_BODY: &str = "<!doctype html>\n<html><head><title>pktpath</title></head>\n<body><h1>Hello from pktpath</h1>\n<p>This page crossed every hop: app, conn_buffer, socket_buffer, stack, frame_buffer, wire.</p></body></html>\n";
+
+/// Requests longer than this without a blank line get a 431 and the connection is closed.
+const HTTP_MAX_HEAD: usize = 16 * 1024;
+
+#[derive(Default)]
+pub struct Http {
+    head: Vec<u8>,
+    response: Option<Vec<u8>>,
+    shut: bool,
+}
+
+impl Http {
+    fn respond(head: &[u8]) -> Vec<u8> {
+        let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+        let (status, body) = if line.starts_with(b"GET ") {
+            ("200 OK", HTTP_BODY.to_string())
+        } else if head.len() >= HTTP_MAX_HEAD {
+            (
+                "431 Request Header Fields Too Large",
+                "request head too large\n".to_string(),
+            )
+        } else {
+            (
+                "405 Method Not Allowed",
+                "only GET is served here\n".to_string(),
+            )
+        };
+        format!(
+            "HTTP/1.1 {status}\r\nServer: pktpath\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+}
+
+impl App for Http {
+    fn service(&mut self, io: &mut dyn AppIo) {
+        if let Some(resp) = &mut self.response
+            && flush(io, resp)
+            && !self.shut
+        {
+            io.shutdown_write();
+            self.shut = true;
+        }
+        let mut buf = vec![0u8; CHUNK];
+        match io.read(&mut buf) {
+            Ok(0) => {
+                if self.response.is_none() {
+                    self.response = Some(Self::respond(&self.head));
+                }
+            }
+            Ok(n) if self.response.is_none() => {
+                self.head.extend_from_slice(&buf[..n]);
+                let complete = self.head.windows(4).any(|w| w == b"\r\n\r\n")
+                    || self.head.windows(2).any(|w| w == b"\n\n");
+                if complete || self.head.len() >= HTTP_MAX_HEAD {
+                    self.response = Some(Self::respond(&self.head));
+                }
+            }
+            // After the response, whatever else the client sends is read and dropped.
+            Ok(_) => {}
+            Err(_) => {}
+        }
+        if let Some(resp) = &mut self.response
+            && flush(io, resp)
+            && !self.shut
+        {
+            io.shutdown_write();
+            self.shut = true;
+        }
+    }
+}
+
+pub struct Stall;
+
+impl App for Stall {
+    fn service(&mut self, _io: &mut dyn AppIo) {}
+}
+
+/// The app behind an outbound connection in `sim --outbound`: it writes its payload, closes its sending side,
+/// and reads the reply until the server closes.
+pub struct Client {
+    payload: Vec<u8>,
+    sent: usize,
+    shut: bool,
+    eof: bool,
+}
+
+impl Client {
+    pub fn new(payload: Vec<u8>) -> Self {
+        Client {
+            payload,
+            sent: 0,
+            shut: false,
+            eof: false,
+        }
+    }
+}
+
+impl App for Client {
+    fn service(&mut self, io: &mut dyn AppIo) {
+        if self.sent < self.payload.len() {
+            let end = (self.sent + CHUNK).min(self.payload.len());
+            if let Ok(n) = io.write(&self.payload[self.sent..end]) {
+                self.sent += n;
+            }
+        }
+        if self.sent == self.payload.len() && !self.shut {
+            io.shutdown_write();
+            self.shut = true;
+        }
+        if !self.eof {
+            let mut buf = vec![0u8; CHUNK];
+            match io.read(&mut buf) {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(e) if would_block(&e) => {}
+                Err(_) => self.eof = true,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_app_specs() {
+        assert_eq!(
+            "echo".parse::<AppSpec>().unwrap(),
+            AppSpec {
+                port: None,
+                kind: AppKind::Echo
+            }
+        );
+        assert_eq!(
+            "80=http".parse::<AppSpec>().unwrap(),
+            AppSpec {
+                port: Some(80),
+                kind: AppKind::Http
+            }
+        );
+        assert_eq!(
+            "0=echo".parse::<AppSpec>().unwrap_err().to_string(),
+            "invalid port '0': use a number from 1 to 65535, as in 80=http"
+        );
+        assert_eq!(
+            "7=ftp".parse::<AppSpec>().unwrap_err().to_string(),
+            "unknown app 'ftp': use echo, discard, http or stall"
+        );
+    }
+
+    #[test]
+    fn http_answers_get_with_the_page() {
+        let resp = String::from_utf8(Http::respond(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")).unwrap();
+        assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(resp.ends_with(HTTP_BODY));
+        assert!(resp.contains(&format!("Content-Length: {}\r\n", HTTP_BODY.len())));
+        let resp = String::from_utf8(Http::respond(b"POST / HTTP/1.1\r\n\r\n")).unwrap();
+        assert!(resp.starts_with("HTTP/1.1 405 "));
+    }
+}

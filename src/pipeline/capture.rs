@@ -1,0 +1,122 @@
+//! Captures smoltcp's own `log` records so each can be attributed to the frame (or timer, or app call) whose
+//! processing window produced it. smoltcp's lines carry no socket identity; attribution comes from feeding it
+//! one frame at a time and draining this buffer around every window (library-facts §1.3, §1.7).
+//!
+//! The logger is process-global (the `log` crate allows one), but the buffer is per thread, so pipelines on
+//! different threads (tests run in parallel) never see each other's lines. Capture is off on a thread until
+//! `begin()` is called, so other stacks on the same thread (the simulated peer) stay silent and cost nothing.
+
+use std::cell::{Cell, RefCell};
+use std::sync::Once;
+
+/// One line smoltcp logged, with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub level: log::Level,
+    /// The smoltcp module, e.g. `smoltcp::socket::tcp`.
+    pub target: String,
+    pub message: String,
+}
+
+impl LogLine {
+    /// `debug smoltcp::socket::tcp: state=LISTEN=>SYN-RECEIVED`
+    pub fn render(&self) -> String {
+        let level = self.level.as_str().to_ascii_lowercase();
+        format!("{level} {}: {}", self.target, self.message)
+    }
+}
+
+thread_local! {
+    static ENABLED: Cell<bool> = const { Cell::new(false) };
+    static LINES: RefCell<Vec<LogLine>> = const { RefCell::new(Vec::new()) };
+}
+
+struct ThreadLocalLogger;
+
+impl log::Log for ThreadLocalLogger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        ENABLED.with(Cell::get) && metadata.target().starts_with("smoltcp")
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let message = match record.args().as_str() {
+            Some(s) => s.to_string(),
+            None => record.args().to_string(),
+        };
+        // RTT-estimator lines are noise for a path debugger (library-facts §1.7): keep them out of packet logs.
+        if message.starts_with("rtte:") {
+            return;
+        }
+        LINES.with(|l| {
+            l.borrow_mut().push(LogLine {
+                level: record.level(),
+                target: record.target().to_string(),
+                message,
+            })
+        });
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: ThreadLocalLogger = ThreadLocalLogger;
+static INSTALL: Once = Once::new();
+
+/// Install the capturing logger (once per process) and start capturing on this thread.
+/// If another logger was installed first, capture stays empty and attribution falls back to what the frames show.
+pub fn begin() {
+    INSTALL.call_once(|| {
+        if log::set_logger(&LOGGER).is_ok() {
+            log::set_max_level(log::LevelFilter::Trace);
+        }
+    });
+    ENABLED.with(|e| e.set(true));
+    LINES.with(|l| l.borrow_mut().clear());
+}
+
+/// Stop capturing on this thread.
+pub fn end() {
+    ENABLED.with(|e| e.set(false));
+    LINES.with(|l| l.borrow_mut().clear());
+}
+
+/// Run `f` with capture off on this thread (for a stack whose lines belong to nobody on the path).
+pub fn muted<R>(f: impl FnOnce() -> R) -> R {
+    let was = ENABLED.with(|e| e.replace(false));
+    let r = f();
+    ENABLED.with(|e| e.set(was));
+    r
+}
+
+/// Take every line captured on this thread since the last call.
+pub fn take() -> Vec<LogLine> {
+    LINES.with(|l| std::mem::take(&mut *l.borrow_mut()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captures_only_smoltcp_lines_on_this_thread() {
+        begin();
+        log::trace!(target: "smoltcp::socket::tcp", "state={}=>{}", "LISTEN", "SYN-RECEIVED");
+        log::debug!(target: "other", "not ours");
+        log::trace!(target: "smoltcp::socket::tcp", "rtte: sampling");
+        let lines = take();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].message, "state=LISTEN=>SYN-RECEIVED");
+        assert_eq!(
+            lines[0].render(),
+            "trace smoltcp::socket::tcp: state=LISTEN=>SYN-RECEIVED"
+        );
+        muted(|| log::debug!(target: "smoltcp::iface", "muted"));
+        assert!(take().is_empty());
+        let other = std::thread::spawn(take).join().unwrap();
+        assert!(other.is_empty());
+        end();
+    }
+}

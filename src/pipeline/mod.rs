@@ -1,0 +1,23 @@
+//! The engine: the path's stages, its trace model, and the machinery that moves frames along it.
+
+pub mod apps;
+pub mod capture;
+pub mod clock;
+pub mod connection;
+pub mod device;
+pub mod dissect;
+pub mod engine;
+pub mod frame_buffer;
+pub mod reason;
+pub mod stack;
+pub mod stage;
+pub mod trace;
+pub mod udp;
+pub mod verdict;
+
+pub use apps::{AppKind, AppSpec};
+pub use clock::{Clock, Nanos, VirtualClock};
+pub use engine::{Action, Pipeline, PipelineConfig, Step, StepReport, Wire};
+pub use reason::Reason;
+pub use stage::{Dir, OutcomeKind, Stage};
+pub use trace::{ConnectionRecord, PacketRecord, Stats};

@@ -1,0 +1,312 @@
+//! The trace model: what the pipeline records about every packet and connection. Exporters and the UI read
+//! these types; the pipeline is the only writer. Invariants: a packet's hops are in path order with
+//! non-decreasing times, and once it has an outcome it is final and no hop is added.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use super::clock::Nanos;
+use super::reason::Reason;
+use super::stage::{Dir, OutcomeKind, Stage};
+
+pub type PacketId = u64;
+pub type ConnId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hop {
+    pub stage: Stage,
+    pub t_ns: Nanos,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub kind: OutcomeKind,
+    pub stage: Stage,
+    pub reason: Option<Reason>,
+    /// For outcomes other than `dropped`: how the stack handled it, in words.
+    pub note: Option<String>,
+}
+
+/// What made the stack emit a tx packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// An rx frame arriving from the wire (rx packets only).
+    Wire,
+    /// Processing of that rx frame (its immediate reply, or socket output it enabled).
+    Frame(PacketId),
+    /// A stack timer: retransmission, delayed ACK, keep-alive, TIME-WAIT, zero-window probe.
+    Timer,
+    /// The app wrote, connected or closed on that connection.
+    App(ConnId),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    pub conn: ConnId,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacketRecord {
+    pub id: PacketId,
+    pub dir: Dir,
+    pub frame: Vec<u8>,
+    pub summary: String,
+    pub flow: Option<ConnId>,
+    pub trigger: Trigger,
+    pub hops: Vec<Hop>,
+    pub outcome: Option<Outcome>,
+    /// tx packets this one caused (emitted in its processing window).
+    pub caused: Vec<PacketId>,
+    /// For a tx packet: the rx packets whose reading by the app led to the bytes it carries.
+    pub payload_of: Vec<PacketId>,
+    /// smoltcp's own log lines from this packet's processing window.
+    pub stack_log: Vec<String>,
+    pub state_changes: Vec<StateChange>,
+    /// Stream offsets `[start, end)` of the payload bytes the packet carries (TCP) once known.
+    pub stream: Option<(u64, u64)>,
+}
+
+impl PacketRecord {
+    pub fn new(id: PacketId, dir: Dir, frame: Vec<u8>, summary: String, trigger: Trigger) -> Self {
+        PacketRecord {
+            id,
+            dir,
+            frame,
+            summary,
+            flow: None,
+            trigger,
+            hops: Vec::new(),
+            outcome: None,
+            caused: Vec::new(),
+            payload_of: Vec::new(),
+            stack_log: Vec::new(),
+            state_changes: Vec::new(),
+            stream: None,
+        }
+    }
+
+    pub fn last_stage(&self) -> Option<Stage> {
+        self.hops.last().map(|h| h.stage)
+    }
+
+    pub fn reached(&self, stage: Stage) -> bool {
+        self.hops.iter().any(|h| h.stage == stage)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ConnProto {
+    Tcp,
+    Udp,
+}
+
+impl ConnProto {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnProto::Tcp => "tcp",
+            ConnProto::Udp => "udp",
+        }
+    }
+}
+
+/// How a connection came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A peer connected to one of our listeners (or, for UDP, sent to a bound port).
+    Accepted,
+    /// Our app connected out.
+    Connected,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnEventKind {
+    Listen,
+    Accept,
+    Connect,
+    Established,
+    State,
+    AppWait,
+    AppWake,
+    AppEof,
+    PeerEof,
+    Close,
+    Reset,
+    Closed,
+}
+
+impl ConnEventKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnEventKind::Listen => "listen",
+            ConnEventKind::Accept => "accept",
+            ConnEventKind::Connect => "connect",
+            ConnEventKind::Established => "established",
+            ConnEventKind::State => "state",
+            ConnEventKind::AppWait => "app_wait",
+            ConnEventKind::AppWake => "app_wake",
+            ConnEventKind::AppEof => "app_eof",
+            ConnEventKind::PeerEof => "peer_eof",
+            ConnEventKind::Close => "close",
+            ConnEventKind::Reset => "reset",
+            ConnEventKind::Closed => "closed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnEvent {
+    pub t_ns: Nanos,
+    pub kind: ConnEventKind,
+    pub detail: String,
+}
+
+/// Count and FNV-1a digest of a byte stream, so two sides can be compared exactly without keeping the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamDigest {
+    pub bytes: u64,
+    pub fnv1a: u64,
+}
+
+impl Default for StreamDigest {
+    fn default() -> Self {
+        StreamDigest {
+            bytes: 0,
+            fnv1a: 0xcbf2_9ce4_8422_2325,
+        }
+    }
+}
+
+impl StreamDigest {
+    pub fn update(&mut self, data: &[u8]) {
+        for &b in data {
+            self.fnv1a ^= b as u64;
+            self.fnv1a = self.fnv1a.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.bytes += data.len() as u64;
+    }
+
+    pub fn of(data: &[u8]) -> Self {
+        let mut d = StreamDigest::default();
+        d.update(data);
+        d
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionRecord {
+    pub id: ConnId,
+    pub proto: ConnProto,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub role: Role,
+    pub app: String,
+    pub events: Vec<ConnEvent>,
+    /// What the app read from the connection, and what it wrote to it.
+    pub app_read: StreamDigest,
+    pub app_written: StreamDigest,
+}
+
+/// Latency samples in a bounded map: each value is kept to three significant digits, so memory stays bounded
+/// (about a thousand keys per decade) whatever the run's length, and virtual-time values stay exact.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    counts: BTreeMap<u64, u64>,
+    total: u64,
+}
+
+impl LatencyHistogram {
+    pub fn record(&mut self, ns: u64) {
+        let mut key = ns;
+        let mut scale = 1;
+        while key >= 1000 {
+            key /= 10;
+            scale *= 10;
+        }
+        *self.counts.entry(key * scale).or_default() += 1;
+        self.total += 1;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// The smallest recorded value such that at least `p` percent of samples are at or below it.
+    pub fn percentile(&self, p: f64) -> Option<u64> {
+        if self.total == 0 {
+            return None;
+        }
+        let rank = ((p / 100.0) * self.total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (&v, &n) in &self.counts {
+            seen += n;
+            if seen >= rank {
+                return Some(v);
+            }
+        }
+        self.counts.keys().next_back().copied()
+    }
+}
+
+/// Counters over the whole run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub outcomes: BTreeMap<&'static str, u64>,
+    /// (stage, reason code) → count.
+    pub drops: BTreeMap<(Stage, &'static str), u64>,
+    /// Per direction, per hop transition (from, to): latency.
+    pub hop_latency: BTreeMap<(Dir, Stage, Stage), LatencyHistogram>,
+    pub events_lost: u64,
+}
+
+impl Stats {
+    pub fn record_outcome(&mut self, p: &PacketRecord) {
+        let Some(o) = &p.outcome else { return };
+        *self.outcomes.entry(o.kind.name()).or_default() += 1;
+        if let Some(r) = &o.reason
+            && o.kind == OutcomeKind::Dropped
+        {
+            *self.drops.entry((o.stage, r.code())).or_default() += 1;
+        }
+        for pair in p.hops.windows(2) {
+            self.hop_latency
+                .entry((p.dir, pair[0].stage, pair[1].stage))
+                .or_default()
+                .record(pair[1].t_ns - pair[0].t_ns);
+        }
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.outcomes.get("dropped").copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_exact_for_three_digit_values_and_bounded_otherwise() {
+        let mut h = LatencyHistogram::default();
+        for v in [0, 1000, 1000, 2000, 123_456] {
+            h.record(v);
+        }
+        assert_eq!(h.percentile(50.0), Some(1000));
+        assert_eq!(h.percentile(99.0), Some(123_000));
+        assert_eq!(h.percentile(1.0), Some(0));
+        assert_eq!(LatencyHistogram::default().percentile(50.0), None);
+    }
+
+    #[test]
+    fn digest_is_order_sensitive() {
+        assert_eq!(StreamDigest::of(b"ab").bytes, 2);
+        assert_ne!(StreamDigest::of(b"ab"), StreamDigest::of(b"ba"));
+        let mut d = StreamDigest::default();
+        d.update(b"a");
+        d.update(b"b");
+        assert_eq!(d, StreamDigest::of(b"ab"));
+    }
+}

@@ -1,0 +1,372 @@
+//! UDP behind the stack: one smoltcp socket per bound port, and one flow per remote endpoint, each flow with its
+//! own queue and its own real AF_UNIX datagram pair to the app. Packet identity rides through smoltcp in the
+//! packet-meta id: rx datagrams carry their packet id, tx datagrams a token naming where their bytes came from.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::net::UnixDatagram;
+
+use smoltcp::iface::SocketHandle;
+use smoltcp::phy::PacketMeta;
+use smoltcp::socket::udp;
+
+use super::apps::AppKind;
+use super::clock::Nanos;
+use super::dissect::FlowKey;
+use super::engine::{Action, Pipeline, endpoint_addr};
+use super::stack::{MAX_UDP_PAYLOAD, Stack};
+use super::stage::{OutcomeKind, Stage};
+use super::trace::{
+    ConnEvent, ConnEventKind, ConnId, ConnProto, ConnectionRecord, Hop, PacketId, Role,
+    StreamDigest,
+};
+
+/// Datagrams a flow holds in each direction before it stops taking more.
+const FLOW_QUEUE: usize = 64;
+
+struct UdpPort {
+    handle: SocketHandle,
+    app: AppKind,
+}
+
+struct TxDatagram {
+    data: Vec<u8>,
+    app_t: Nanos,
+    conn_t: Nanos,
+    sources: Vec<PacketId>,
+}
+
+/// Where a tx datagram's bytes came from, for the frame that carries it.
+struct TxOrigin {
+    conn: ConnId,
+    hops: Vec<Hop>,
+    sources: Vec<PacketId>,
+}
+
+struct UdpFlow {
+    port: u16,
+    remote: SocketAddr,
+    record: ConnectionRecord,
+    conn_end: UnixDatagram,
+    app_end: UnixDatagram,
+    app: AppKind,
+    /// In the connection's buffer, not yet handed to the AF_UNIX socket.
+    rx_buf: VecDeque<(PacketId, Vec<u8>)>,
+    /// Handed to the AF_UNIX socket, in order, not yet read by the app.
+    to_app: VecDeque<PacketId>,
+    tx_buf: VecDeque<TxDatagram>,
+    read_since_write: Vec<PacketId>,
+    /// Echo replies the app could not write yet.
+    app_pending: VecDeque<Vec<u8>>,
+}
+
+#[derive(Default)]
+pub struct UdpService {
+    ports: BTreeMap<u16, UdpPort>,
+    flows: BTreeMap<ConnId, UdpFlow>,
+    flow_by_key: BTreeMap<(u16, SocketAddr), ConnId>,
+    origins: BTreeMap<u32, TxOrigin>,
+    next_token: u32,
+}
+
+impl UdpService {
+    pub fn new(stack: &mut Stack, apps: &BTreeMap<u16, AppKind>) -> Self {
+        let mut svc = UdpService {
+            next_token: 1,
+            ..Default::default()
+        };
+        for (&port, app) in apps {
+            let handle = stack.bind_udp(port);
+            svc.ports.insert(
+                port,
+                UdpPort {
+                    handle,
+                    app: app.clone(),
+                },
+            );
+        }
+        svc
+    }
+
+    /// UDP flows stay open for the whole run; quiet means nothing is queued in any of them.
+    pub fn is_quiet(&self) -> bool {
+        self.flows
+            .values()
+            .all(|f| f.rx_buf.is_empty() && f.tx_buf.is_empty() && f.app_pending.is_empty())
+    }
+
+    pub fn records(&self) -> Vec<ConnectionRecord> {
+        self.flows.values().map(|f| f.record.clone()).collect()
+    }
+
+    /// The frame smoltcp emitted with this meta id carries a datagram from this origin.
+    pub fn tx_origin(&mut self, token: u32) -> Option<(ConnId, Vec<Hop>, Vec<PacketId>)> {
+        let o = self.origins.remove(&token)?;
+        Some((o.conn, o.hops, o.sources))
+    }
+
+    /// An rx packet whose datagram is now queued in a port's socket.
+    pub fn queued(&mut self, _id: PacketId, _key: FlowKey) {
+        // The datagram's identity travels in its packet-meta id; nothing to remember here.
+    }
+}
+
+impl UdpFlow {
+    fn event(&mut self, t_ns: Nanos, kind: ConnEventKind, detail: String) {
+        self.record.events.push(ConnEvent { t_ns, kind, detail });
+    }
+}
+
+impl Pipeline {
+    /// One UDP action: take a datagram out of a port's socket into its flow, or service one flow.
+    pub(super) fn udp_service(&mut self, now: Nanos) -> Option<Action> {
+        let ports: Vec<u16> = self.udp.ports.keys().copied().collect();
+        for port in ports {
+            let handle = self.udp.ports[&port].handle;
+            let mut buf = vec![0u8; 65536];
+            let received = {
+                let s = self.stack.sockets.get_mut::<udp::Socket>(handle);
+                if !s.can_recv() {
+                    continue;
+                }
+                s.recv_slice(&mut buf)
+            };
+            let Ok((n, meta)) = received else { continue };
+            let pid = meta.meta.id as PacketId;
+            let remote = endpoint_addr(meta.endpoint);
+            let cid = self.udp_flow(port, remote, meta.local_address, now);
+            self.hop(pid, Stage::ConnBuffer, now);
+            let flow = self.udp.flows.get_mut(&cid).expect("just found or made");
+            if flow.rx_buf.len() >= FLOW_QUEUE {
+                self.drop_packet(
+                    pid,
+                    Stage::ConnBuffer,
+                    super::reason::Reason::SocketBufferFull {
+                        detail: format!("flow {cid}'s queue holds {FLOW_QUEUE} datagrams already"),
+                    },
+                );
+            } else {
+                flow.rx_buf.push_back((pid, buf[..n].to_vec()));
+                if let Some(p) = self.packets_mut(pid) {
+                    p.flow = Some(cid);
+                }
+            }
+            return Some(Action::Connection(cid));
+        }
+        let cids: Vec<ConnId> = self.udp.flows.keys().copied().collect();
+        for cid in cids {
+            if self.udp_flow_round(cid, now) {
+                return Some(Action::Connection(cid));
+            }
+        }
+        None
+    }
+
+    fn udp_flow(
+        &mut self,
+        port: u16,
+        remote: SocketAddr,
+        local: Option<smoltcp::wire::IpAddress>,
+        now: Nanos,
+    ) -> ConnId {
+        if let Some(&cid) = self.udp.flow_by_key.get(&(port, remote)) {
+            return cid;
+        }
+        let cid = self.alloc_conn_id();
+        let local_ip = local.map(Into::into).unwrap_or(self.stack.ipv4().into());
+        let app = self.udp.ports[&port].app.clone();
+        let (conn_end, app_end) = UnixDatagram::pair().expect("AF_UNIX datagram pair");
+        let _ = conn_end.set_nonblocking(true);
+        let _ = app_end.set_nonblocking(true);
+        let mut flow = UdpFlow {
+            port,
+            remote,
+            record: ConnectionRecord {
+                id: cid,
+                proto: ConnProto::Udp,
+                local: SocketAddr::new(local_ip, port),
+                remote,
+                role: Role::Accepted,
+                app: app.name().to_string(),
+                events: Vec::new(),
+                app_read: StreamDigest::default(),
+                app_written: StreamDigest::default(),
+            },
+            conn_end,
+            app_end,
+            app,
+            rx_buf: VecDeque::new(),
+            to_app: VecDeque::new(),
+            tx_buf: VecDeque::new(),
+            read_since_write: Vec::new(),
+            app_pending: VecDeque::new(),
+        };
+        flow.event(
+            now,
+            ConnEventKind::Accept,
+            format!("first datagram from {remote} to port {port}"),
+        );
+        self.udp.flow_by_key.insert((port, remote), cid);
+        self.udp.flows.insert(cid, flow);
+        cid
+    }
+
+    /// Move datagrams one stage along in one flow; true if anything moved.
+    fn udp_flow_round(&mut self, cid: ConnId, now: Nanos) -> bool {
+        let mut delivered = Vec::new();
+        let mut moved = false;
+        let mut egress = false;
+        {
+            let flow = self.udp.flows.get_mut(&cid).expect("listed");
+            // conn buffer → AF_UNIX
+            while let Some((pid, data)) = flow.rx_buf.front() {
+                match flow.conn_end.send(data) {
+                    Ok(_) => {
+                        flow.to_app.push_back(*pid);
+                        flow.rx_buf.pop_front();
+                        moved = true;
+                    }
+                    Err(_) => break,
+                }
+            }
+            // the app
+            if !moved {
+                moved |= run_datagram_app(flow, now, &mut delivered);
+            }
+            // AF_UNIX → conn tx buffer → socket
+            if !moved {
+                let mut buf = vec![0u8; 65536];
+                while flow.tx_buf.len() < FLOW_QUEUE {
+                    match flow.conn_end.recv(&mut buf) {
+                        Ok(n) => {
+                            let sources = std::mem::take(&mut flow.read_since_write);
+                            flow.tx_buf.push_back(TxDatagram {
+                                data: buf[..n.min(MAX_UDP_PAYLOAD)].to_vec(),
+                                app_t: now,
+                                conn_t: now,
+                                sources,
+                            });
+                            moved = true;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        if !moved {
+            let (port, remote) = {
+                let f = &self.udp.flows[&cid];
+                (f.port, f.remote)
+            };
+            let handle = self.udp.ports[&port].handle;
+            while let Some(d) = self
+                .udp
+                .flows
+                .get_mut(&cid)
+                .and_then(|f| f.tx_buf.pop_front())
+            {
+                let token = self.udp.next_token;
+                let s = self.stack.sockets.get_mut::<udp::Socket>(handle);
+                let mut meta = udp::UdpMetadata::from(smoltcp::wire::IpEndpoint::new(
+                    remote.ip().into(),
+                    remote.port(),
+                ));
+                let mut pm = PacketMeta::default();
+                pm.id = token;
+                meta.meta = pm;
+                match s.send_slice(&d.data, meta) {
+                    Ok(()) => {
+                        self.udp.next_token = token.wrapping_add(1).max(1);
+                        self.udp.origins.insert(
+                            token,
+                            TxOrigin {
+                                conn: cid,
+                                hops: vec![
+                                    Hop {
+                                        stage: Stage::App,
+                                        t_ns: d.app_t,
+                                    },
+                                    Hop {
+                                        stage: Stage::ConnBuffer,
+                                        t_ns: d.conn_t,
+                                    },
+                                    Hop {
+                                        stage: Stage::SocketBuffer,
+                                        t_ns: now,
+                                    },
+                                ],
+                                sources: d.sources,
+                            },
+                        );
+                        moved = true;
+                        egress = true;
+                    }
+                    Err(_) => {
+                        // The socket's tx buffer is full: keep the datagram for the next round.
+                        self.udp
+                            .flows
+                            .get_mut(&cid)
+                            .expect("live")
+                            .tx_buf
+                            .push_front(d);
+                        break;
+                    }
+                }
+            }
+        }
+        for pid in delivered {
+            self.hop(pid, Stage::App, now);
+            self.conclude(pid, OutcomeKind::Delivered, Stage::App, None, None);
+        }
+        if egress {
+            self.mark_egress(cid);
+        }
+        moved
+    }
+}
+
+/// Run a datagram app on its end; returns whether it did anything. Read datagrams are reported as delivered.
+fn run_datagram_app(flow: &mut UdpFlow, now: Nanos, delivered: &mut Vec<PacketId>) -> bool {
+    let mut moved = false;
+    while let Some(d) = flow.app_pending.front() {
+        match flow.app_end.send(d) {
+            Ok(_) => {
+                flow.record.app_written.update(d);
+                flow.app_pending.pop_front();
+                moved = true;
+            }
+            Err(_) => return moved,
+        }
+    }
+    if flow.app == AppKind::Stall {
+        return moved;
+    }
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match flow.app_end.recv(&mut buf) {
+            Ok(n) => {
+                flow.record.app_read.update(&buf[..n]);
+                if let Some(pid) = flow.to_app.pop_front() {
+                    delivered.push(pid);
+                    flow.read_since_write.push(pid);
+                }
+                moved = true;
+                if flow.app == AppKind::Echo {
+                    match flow.app_end.send(&buf[..n]) {
+                        Ok(_) => flow.record.app_written.update(&buf[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            flow.app_pending.push_back(buf[..n].to_vec())
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let _ = now;
+                return moved;
+            }
+            Err(_) => return moved,
+        }
+    }
+}
