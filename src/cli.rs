@@ -129,15 +129,22 @@ where
     }
 }
 
-/// clap's first line, without its "error: " prefix, plus what to do.
+/// clap's message on one line: its first paragraph (which can continue on indented lines, as in "required
+/// arguments were not provided:\n  --export <PATH>"), without the "error: " prefix, plus where to look.
 fn one_line(rendered: &str) -> String {
-    let first = rendered
+    let paragraph: Vec<&str> = rendered
         .lines()
-        .next()
-        .unwrap_or("invalid arguments")
-        .trim();
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    format!("{first} (see `pktpath --help`)")
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let text = paragraph.join(" ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    let text = if text.is_empty() {
+        "invalid arguments"
+    } else {
+        text
+    };
+    format!("{text} (see `pktpath --help`)")
 }
 
 #[cfg(test)]

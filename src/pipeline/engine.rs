@@ -511,16 +511,21 @@ impl Pipeline {
         let pending = std::mem::take(&mut self.egress_pending);
         let window = self.stack.egress(now);
         let (emitted, _logs) = window.all_emitted();
-        let trigger = match pending.iter().next() {
-            Some(&c) if pending.len() == 1 => Trigger::App(c),
-            _ => Trigger::Timer,
-        };
-        let trigger = if pending.is_empty() {
-            Trigger::Timer
-        } else {
-            trigger
-        };
-        self.emit(emitted, trigger, now);
+        // Everything sent here is the apps' doing: each frame goes to its own connection when its flow names
+        // one of them; frames with no flow (the ARP a connect needs) go to the first.
+        let first = pending.iter().next().copied().unwrap_or_default();
+        let ids = self.emit(emitted, Trigger::App(first), now);
+        for id in ids {
+            let p = self
+                .packets
+                .get_mut(&id)
+                .or_else(|| self.finished.iter_mut().rev().find(|p| p.id == id));
+            if let Some(p) = p {
+                if let Some(c) = p.flow.filter(|c| pending.contains(c)) {
+                    p.trigger = Trigger::App(c);
+                }
+            }
+        }
         for cid in pending {
             self.refresh_state(cid, now, None);
         }

@@ -3,6 +3,7 @@
 
 pub mod peer;
 pub mod report;
+pub mod script;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -100,6 +101,14 @@ pub struct SimRun {
 
 /// Build the pipeline and the peer for a spec; in outbound mode the app behind pktpath opens the connections.
 pub fn build(spec: &SimSpec) -> SimRun {
+    build_with(spec, |peer| Box::new(peer))
+}
+
+/// Like `build`, with the peer wrapped (for example in a `script::Recorder`) before the pipeline takes it.
+pub fn build_with(
+    spec: &SimSpec,
+    wrap: impl FnOnce(SimPeer) -> Box<dyn crate::pipeline::Wire>,
+) -> SimRun {
     let apps = spec.app_map();
     let port_app = apps.get(&spec.port).cloned();
     let peer_config = PeerConfig {
@@ -130,7 +139,7 @@ pub fn build(spec: &SimSpec) -> SimRun {
         config.tcp_apps.remove(&spec.port);
     }
     let clock = Box::new(VirtualClock::new(spec.hop_cost_ns));
-    let mut pipeline = Pipeline::new(config, clock, Box::new(peer));
+    let mut pipeline = Pipeline::new(config, clock, wrap(peer));
     if spec.outbound {
         for i in 0..spec.clients {
             let payload = seeded_bytes(spec.seed.wrapping_add(i as u64 + 1), spec.bytes);

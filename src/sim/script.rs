@@ -1,0 +1,92 @@
+//! Wires without a live peer: `ScriptedWire` plays a fixed list of timed frames (crafted by tests, or recorded
+//! from an earlier run) and keeps what the pipeline sent back; `Recorder` wraps any wire and keeps a copy of
+//! every frame that arrived through it, with its time, so a run can be replayed exactly.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use crate::pipeline::clock::Nanos;
+use crate::pipeline::engine::Wire;
+
+/// A frame on the wire at a time.
+pub type TimedFrame = (Nanos, Vec<u8>);
+
+#[derive(Debug, Default)]
+pub struct ScriptedWire {
+    script: VecDeque<TimedFrame>,
+    /// Frames the pipeline transmitted, with their times.
+    pub sent: Rc<RefCell<Vec<TimedFrame>>>,
+}
+
+impl ScriptedWire {
+    /// Frames must be in time order; out-of-order times are delivered as soon as they are reached.
+    pub fn new(frames: impl IntoIterator<Item = TimedFrame>) -> Self {
+        ScriptedWire {
+            script: frames.into_iter().collect(),
+            sent: Rc::default(),
+        }
+    }
+}
+
+impl Wire for ScriptedWire {
+    fn advance(&mut self, _now: Nanos) {}
+
+    fn receive(&mut self, now: Nanos) -> Option<Vec<u8>> {
+        if self.script.front().is_some_and(|(t, _)| *t <= now) {
+            return self.script.pop_front().map(|(_, f)| f);
+        }
+        None
+    }
+
+    fn transmit(&mut self, now: Nanos, frame: &[u8]) {
+        self.sent.borrow_mut().push((now, frame.to_vec()));
+    }
+
+    fn next_event(&self) -> Option<Nanos> {
+        self.script.front().map(|(t, _)| *t)
+    }
+
+    fn is_done(&self) -> bool {
+        self.script.is_empty()
+    }
+}
+
+/// Records every frame that arrives through the wrapped wire.
+pub struct Recorder<W: Wire> {
+    inner: W,
+    pub received: Rc<RefCell<Vec<TimedFrame>>>,
+}
+
+impl<W: Wire> Recorder<W> {
+    pub fn new(inner: W) -> Self {
+        Recorder {
+            inner,
+            received: Rc::default(),
+        }
+    }
+}
+
+impl<W: Wire> Wire for Recorder<W> {
+    fn advance(&mut self, now: Nanos) {
+        self.inner.advance(now)
+    }
+
+    fn receive(&mut self, now: Nanos) -> Option<Vec<u8>> {
+        let f = self.inner.receive(now)?;
+        self.received.borrow_mut().push((now, f.clone()));
+        Some(f)
+    }
+
+    fn transmit(&mut self, now: Nanos, frame: &[u8]) {
+        self.inner.transmit(now, frame)
+    }
+
+    fn next_event(&self) -> Option<Nanos> {
+        self.inner.next_event()
+    }
+
+    fn is_done(&self) -> bool {
+        self.inner.is_done()
+    }
+}

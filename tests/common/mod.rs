@@ -1,0 +1,121 @@
+//! Shared helpers for the integration tests: run the real binary, read exports, check the timeline contract.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub const STAGES: [&str; 6] = [
+    "wire",
+    "frame_buffer",
+    "stack",
+    "socket_buffer",
+    "conn_buffer",
+    "app",
+];
+pub const OUTCOMES: [&str; 5] = ["delivered", "consumed", "sent", "dropped", "in_flight"];
+
+pub fn pktpath(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pktpath"))
+        .args(args)
+        .output()
+        .expect("run pktpath")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Run `pktpath sim --headless` with `args`, exporting JSON to `path`; returns the summary and the document.
+pub fn sim_json(dir: &Path, name: &str, args: &[&str]) -> (String, Value) {
+    let path = dir.join(name);
+    let path_s = path.to_str().unwrap();
+    let mut all = vec!["sim", "--headless", "--export", path_s, "--format", "json"];
+    all.extend_from_slice(args);
+    let out = pktpath(&all);
+    assert!(
+        out.status.success(),
+        "pktpath {all:?} failed: {}",
+        stderr(&out)
+    );
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).expect("export is valid JSON");
+    (stdout(&out), doc)
+}
+
+pub fn packets(doc: &Value) -> &Vec<Value> {
+    doc["packets"].as_array().expect("packets array")
+}
+
+pub fn stage_index(s: &str) -> usize {
+    STAGES
+        .iter()
+        .position(|x| *x == s)
+        .unwrap_or_else(|| panic!("unknown stage {s}"))
+}
+
+/// The timeline contract of DESIGN.md §4 for one packet: known stages in path order, non-decreasing times,
+/// exactly one outcome whose stage is the last hop.
+pub fn check_packet(p: &Value) {
+    let dir = p["dir"].as_str().unwrap();
+    let hops = p["hops"].as_array().unwrap();
+    assert!(!hops.is_empty(), "packet without hops: {p}");
+    let mut last_pos = None;
+    let mut last_t = 0;
+    for h in hops {
+        let i = stage_index(h["stage"].as_str().unwrap());
+        let pos = if dir == "rx" { i } else { STAGES.len() - 1 - i };
+        if let Some(prev) = last_pos {
+            assert!(pos > prev, "hops out of path order in {p}");
+        }
+        last_pos = Some(pos);
+        let t = h["t_ns"].as_u64().unwrap();
+        assert!(t >= last_t, "t_ns decreases in {p}");
+        last_t = t;
+    }
+    let o = &p["outcome"];
+    assert!(
+        OUTCOMES.contains(&o["kind"].as_str().unwrap()),
+        "bad outcome {o}"
+    );
+    assert_eq!(
+        o["stage"],
+        hops.last().unwrap()["stage"],
+        "outcome stage is not the last hop in {p}"
+    );
+    if o["kind"] == "dropped" {
+        assert!(
+            o["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "drop without a reason: {p}"
+        );
+        assert!(o["code"].is_string(), "drop without a code: {p}");
+    }
+}
+
+pub fn hop_stages(p: &Value) -> Vec<&str> {
+    p["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["stage"].as_str().unwrap())
+        .collect()
+}
+
+/// TCP payload length from the summary's `len=N`.
+pub fn tcp_len(p: &Value) -> Option<usize> {
+    let s = p["summary"].as_str()?;
+    if !s.contains(" TCP ") {
+        return None;
+    }
+    s.rsplit("len=")
+        .next()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
