@@ -197,7 +197,7 @@ impl Pipeline {
             && self.tx_queue.is_empty()
             && self.egress_pending.is_empty()
             && self.conns.is_empty()
-            && self.udp.is_quiet()
+            && self.udp.is_quiet(&self.stack)
     }
 
     /// Perform the next single action.
@@ -520,10 +520,10 @@ impl Pipeline {
                 .packets
                 .get_mut(&id)
                 .or_else(|| self.finished.iter_mut().rev().find(|p| p.id == id));
-            if let Some(p) = p {
-                if let Some(c) = p.flow.filter(|c| pending.contains(c)) {
-                    p.trigger = Trigger::App(c);
-                }
+            if let Some(p) = p
+                && let Some(c) = p.flow.filter(|c| pending.contains(c))
+            {
+                p.trigger = Trigger::App(c);
             }
         }
         for cid in pending {

@@ -59,6 +59,8 @@ struct UdpFlow {
     read_since_write: Vec<PacketId>,
     /// Echo replies the app could not write yet.
     app_pending: VecDeque<Vec<u8>>,
+    /// Datagrams the app wrote that the connection has not read yet (they sit in the AF_UNIX socket).
+    from_app_unread: usize,
 }
 
 #[derive(Default)]
@@ -89,11 +91,19 @@ impl UdpService {
         svc
     }
 
-    /// UDP flows stay open for the whole run; quiet means nothing is queued in any of them.
-    pub fn is_quiet(&self) -> bool {
-        self.flows
+    /// UDP flows stay open for the whole run; quiet means no datagram waits anywhere: in a port's socket, in a
+    /// flow's queues, or in the AF_UNIX socket for the app to read.
+    pub fn is_quiet(&self, stack: &Stack) -> bool {
+        self.ports
             .values()
-            .all(|f| f.rx_buf.is_empty() && f.tx_buf.is_empty() && f.app_pending.is_empty())
+            .all(|p| !stack.sockets.get::<udp::Socket>(p.handle).can_recv())
+            && self.flows.values().all(|f| {
+                f.rx_buf.is_empty()
+                    && f.to_app.is_empty()
+                    && f.tx_buf.is_empty()
+                    && f.app_pending.is_empty()
+                    && f.from_app_unread == 0
+            })
     }
 
     pub fn records(&self) -> Vec<ConnectionRecord> {
@@ -201,6 +211,7 @@ impl Pipeline {
             tx_buf: VecDeque::new(),
             read_since_write: Vec::new(),
             app_pending: VecDeque::new(),
+            from_app_unread: 0,
         };
         flow.event(
             now,
@@ -240,6 +251,7 @@ impl Pipeline {
                 while flow.tx_buf.len() < FLOW_QUEUE {
                     match flow.conn_end.recv(&mut buf) {
                         Ok(n) => {
+                            flow.from_app_unread = flow.from_app_unread.saturating_sub(1);
                             let sources = std::mem::take(&mut flow.read_since_write);
                             flow.tx_buf.push_back(TxDatagram {
                                 data: buf[..n.min(MAX_UDP_PAYLOAD)].to_vec(),
@@ -332,6 +344,7 @@ fn run_datagram_app(flow: &mut UdpFlow, now: Nanos, delivered: &mut Vec<PacketId
     while let Some(d) = flow.app_pending.front() {
         match flow.app_end.send(d) {
             Ok(_) => {
+                flow.from_app_unread += 1;
                 flow.record.app_written.update(d);
                 flow.app_pending.pop_front();
                 moved = true;
@@ -354,7 +367,10 @@ fn run_datagram_app(flow: &mut UdpFlow, now: Nanos, delivered: &mut Vec<PacketId
                 moved = true;
                 if flow.app == AppKind::Echo {
                     match flow.app_end.send(&buf[..n]) {
-                        Ok(_) => flow.record.app_written.update(&buf[..n]),
+                        Ok(_) => {
+                            flow.from_app_unread += 1;
+                            flow.record.app_written.update(&buf[..n]);
+                        }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             flow.app_pending.push_back(buf[..n].to_vec())
                         }

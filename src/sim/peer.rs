@@ -115,7 +115,7 @@ impl SimPeer {
         let mut device = StepDevice::new();
         let mut iface_config =
             Config::new(HardwareAddress::Ethernet(EthernetAddress(config.peer_mac)));
-        iface_config.random_seed = config.seed ^ 0x5eed_0f_9ee4;
+        iface_config.random_seed = config.seed ^ 0x005e_ed0f_9ee4;
         let mut iface = Interface::new(iface_config, &mut device, to_smoltcp(0));
         iface.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::new(config.peer_ip.into(), 24));
