@@ -79,7 +79,22 @@ pub struct SimArgs {
     pub max_time: u64,
 }
 
+/// The peer holds every client's payload in memory; beyond this the run is refused as a usage error.
+pub const MAX_TOTAL_PAYLOAD: u64 = 1 << 30;
+
 impl SimArgs {
+    /// Checks that span several options; the message names the values and says what to do.
+    pub fn validate(&self) -> Result<(), String> {
+        let total = self.clients as u64 * self.bytes;
+        if total > MAX_TOTAL_PAYLOAD {
+            return Err(format!(
+                "--clients {} × --bytes {} is {total} bytes of payload, more than the 1 GiB the simulated peer holds; lower one of them",
+                self.clients, self.bytes
+            ));
+        }
+        Ok(())
+    }
+
     pub fn spec(&self) -> SimSpec {
         SimSpec {
             clients: self.clients as usize,

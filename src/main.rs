@@ -23,6 +23,10 @@ fn main() -> ExitCode {
 fn run(cli: cli::Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Sim(args) => {
+            if let Err(usage) = args.validate() {
+                eprintln!("pktpath: {usage}");
+                std::process::exit(2);
+            }
             let spec = args.spec();
             let export = args.export.clone().map(|p| (p, args.format));
             // The TUI arrives with its own issue; until then every sim run is headless.

@@ -440,3 +440,12 @@ fn unwritable_export_is_a_runtime_error() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("/nonexistent-dir/t.json"), "{err}");
 }
+
+#[test]
+fn oversized_payload_is_a_usage_error() {
+    let out = pktpath(&["sim", "--clients", "1000", "--bytes", "1073741824"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("--clients 1000 × --bytes 1073741824"), "{err}");
+}

@@ -119,6 +119,9 @@ pub struct Pipeline {
     pub(super) udp: UdpService,
     stats: Stats,
     egress_pending: BTreeSet<ConnId>,
+    /// Connections that may be able to move bytes: touched by a stack window, or still progressing. A
+    /// connection leaves the set after a round in which nothing moved; only the stack can change that.
+    ready: BTreeSet<ConnId>,
     service_cursor: ConnId,
     worker_cursor: usize,
     next_local_port: u16,
@@ -157,6 +160,7 @@ impl Pipeline {
             udp,
             stats: Stats::default(),
             egress_pending: BTreeSet::new(),
+            ready: BTreeSet::new(),
             service_cursor: 0,
             worker_cursor: 0,
             next_local_port: 49152,
@@ -344,6 +348,7 @@ impl Pipeline {
             let all: Vec<ConnId> = self.conns.keys().copied().collect();
             for id in all {
                 self.refresh_state(id, now, None);
+                self.ready.insert(id);
             }
             self.sweep(now);
             return Some(Action::Timers);
@@ -528,6 +533,7 @@ impl Pipeline {
         }
         for cid in pending {
             self.refresh_state(cid, now, None);
+            self.ready.insert(cid);
         }
         self.sweep(now);
     }
@@ -610,6 +616,7 @@ impl Pipeline {
         }
         if let Some(cid) = target_conn {
             self.refresh_state(cid, now, Some(id));
+            self.ready.insert(cid);
         }
 
         match verdict {
@@ -700,6 +707,7 @@ impl Pipeline {
             self.conn_by_handle.insert(handle, cid);
             self.conn_by_flow.insert((local, remote), cid);
             self.conns.insert(cid, conn);
+            self.ready.insert(cid);
             if let Some(p) = self.packets.get_mut(&by_packet) {
                 p.flow = Some(cid);
             }
@@ -746,6 +754,7 @@ impl Pipeline {
         self.conn_by_flow.insert((local, remote), cid);
         self.conns.insert(cid, conn);
         self.egress_pending.insert(cid);
+        self.ready.insert(cid);
         Some(cid)
     }
 
@@ -840,6 +849,7 @@ impl Pipeline {
             self.conn_by_flow
                 .remove(&(conn.record.local, conn.record.remote));
             self.egress_pending.remove(&cid);
+            self.ready.remove(&cid);
             if conn.state == tcp::State::TimeWait {
                 self.lingering.push(conn.handle);
             } else {
@@ -859,15 +869,18 @@ impl Pipeline {
 
     fn service_connections(&mut self, now: Nanos) -> Option<Action> {
         let order: Vec<ConnId> = self
-            .conns
+            .ready
             .range(self.service_cursor + 1..)
-            .chain(self.conns.range(..=self.service_cursor))
-            .map(|(&id, _)| id)
+            .chain(self.ready.range(..=self.service_cursor))
+            .copied()
             .collect();
         for cid in order {
             let mut p = Progress::default();
+            let Some(conn) = self.conns.get_mut(&cid) else {
+                self.ready.remove(&cid);
+                continue;
+            };
             {
-                let conn = self.conns.get_mut(&cid).expect("listed above");
                 let socket = self.stack.sockets.get_mut::<tcp::Socket>(conn.handle);
                 conn.pump_rx(socket, now, &mut p);
                 if !p.moved {
@@ -880,6 +893,7 @@ impl Pipeline {
                 conn.prune_acked(acked);
             }
             if !p.moved {
+                self.ready.remove(&cid);
                 continue;
             }
             self.service_cursor = cid;

@@ -145,7 +145,21 @@ impl Pipeline {
             let Ok((n, meta)) = received else { continue };
             let pid = meta.meta.id as PacketId;
             let remote = endpoint_addr(meta.endpoint);
-            let cid = self.udp_flow(port, remote, meta.local_address, now);
+            let cid = match self.udp_flow(port, remote, meta.local_address, now) {
+                Ok(cid) => cid,
+                Err(e) => {
+                    // No descriptors for the AF_UNIX pair: the datagram cannot reach an app.
+                    self.hop(pid, Stage::ConnBuffer, now);
+                    self.drop_packet(
+                        pid,
+                        Stage::ConnBuffer,
+                        super::reason::Reason::ConnectionClosed {
+                            detail: format!("cannot open the AF_UNIX pair for a new flow: {e}"),
+                        },
+                    );
+                    return Some(Action::StackRx);
+                }
+            };
             self.hop(pid, Stage::ConnBuffer, now);
             let flow = self.udp.flows.get_mut(&cid).expect("just found or made");
             if flow.rx_buf.len() >= FLOW_QUEUE {
@@ -179,14 +193,14 @@ impl Pipeline {
         remote: SocketAddr,
         local: Option<smoltcp::wire::IpAddress>,
         now: Nanos,
-    ) -> ConnId {
+    ) -> io::Result<ConnId> {
         if let Some(&cid) = self.udp.flow_by_key.get(&(port, remote)) {
-            return cid;
+            return Ok(cid);
         }
         let cid = self.alloc_conn_id();
         let local_ip = local.map(Into::into).unwrap_or(self.stack.ipv4().into());
         let app = self.udp.ports[&port].app.clone();
-        let (conn_end, app_end) = UnixDatagram::pair().expect("AF_UNIX datagram pair");
+        let (conn_end, app_end) = UnixDatagram::pair()?;
         let _ = conn_end.set_nonblocking(true);
         let _ = app_end.set_nonblocking(true);
         let mut flow = UdpFlow {
@@ -220,7 +234,7 @@ impl Pipeline {
         );
         self.udp.flow_by_key.insert((port, remote), cid);
         self.udp.flows.insert(cid, flow);
-        cid
+        Ok(cid)
     }
 
     /// Move datagrams one stage along in one flow; true if anything moved.
