@@ -68,7 +68,7 @@ pub struct SimArgs {
     /// Timeline format.
     #[arg(long, value_enum, default_value_t = Format::Json, requires = "export")]
     pub format: Format,
-    /// Virtual time one hop costs, in nanoseconds.
+    /// Virtual time one engine step costs, in nanoseconds (hops recorded in the same step share a time).
     #[arg(long, default_value_t = 1000, value_name = "NS", value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
     pub hop_cost_ns: u64,
     /// One-way delay of the simulated wire, in microseconds.

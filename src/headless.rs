@@ -147,21 +147,34 @@ pub fn peer_check(spec: &SimSpec, r: &SimResult) -> PeerCheck {
 
 pub fn summary(spec: &SimSpec, r: &SimResult, export: Option<&(PathBuf, Format)>) -> String {
     let mut s = String::new();
-    let apps: Vec<String> = spec
-        .app_map()
+    let mut app_map = spec.app_map();
+    if spec.outbound {
+        // In outbound mode nothing listens on the port: the app behind pktpath is the client.
+        app_map.remove(&spec.port);
+    }
+    let apps: Vec<String> = app_map
         .iter()
         .map(|(p, k)| format!("{p}={}", k.name()))
         .collect();
-    let dir = if spec.outbound { "outbound" } else { "inbound" };
+    let apps = if apps.is_empty() {
+        "none".to_string()
+    } else {
+        apps.join(",")
+    };
+    let port_serves_udp = spec
+        .app_map()
+        .get(&spec.port)
+        .is_some_and(|k| k.serves_udp());
+    let udp = if port_serves_udp { spec.udp } else { 0 };
+    let dir = if spec.outbound {
+        "outbound: the app connects to the peer"
+    } else {
+        "inbound"
+    };
     let _ = writeln!(
         s,
-        "pktpath sim ({dir}): {} TCP clients × {} bytes to port {}, {} UDP datagrams, apps {}, seed {}",
-        spec.clients,
-        spec.bytes,
-        spec.port,
-        spec.udp,
-        apps.join(","),
-        spec.seed
+        "pktpath sim ({dir}): {} TCP clients × {} bytes to port {}, {udp} UDP datagrams, apps {apps}, seed {}",
+        spec.clients, spec.bytes, spec.port, spec.seed
     );
     let st = &r.stats;
     let _ = writeln!(

@@ -361,9 +361,17 @@ impl Pipeline {
     fn new_packet(&mut self, dir: Dir, frame: Vec<u8>, trigger: Trigger) -> PacketId {
         let id = self.next_packet;
         self.next_packet += 1;
-        let summary = dissect::dissect(&frame).summary();
-        self.packets
-            .insert(id, PacketRecord::new(id, dir, frame, summary, trigger));
+        let info = dissect::dissect(&frame);
+        let mut record = PacketRecord::new(id, dir, Vec::new(), info.summary(), trigger);
+        // An rx frame of a known connection belongs to its flow from the wire on, so a drop before the stack
+        // (a full frame buffer) is still found under its connection.
+        if dir == Dir::Rx {
+            record.flow = info
+                .flow_key()
+                .and_then(|k| self.conn_by_flow.get(&(k.dst, k.src)).copied());
+        }
+        record.frame = frame;
+        self.packets.insert(id, record);
         id
     }
 
@@ -612,7 +620,7 @@ impl Pipeline {
         if let Some(p) = self.packets.get_mut(&id) {
             p.caused = immediate.iter().chain(&egress).copied().collect();
             p.stack_log = logs.iter().map(|l| l.render()).collect();
-            p.flow = target_conn;
+            p.flow = target_conn.or(p.flow);
         }
         if let Some(cid) = target_conn {
             self.refresh_state(cid, now, Some(id));
