@@ -1,19 +1,21 @@
 //! What tracing every hop costs: the same recorded frames through bare smoltcp and through the full traced
 //! pipeline, in one run, with the ratio printed (the goal is ≤ 1.3×). A benchmark, not a timed test:
-//! run it with `cargo bench --bench pipeline`; it only asserts that both sides did the same work.
+//! `cargo bench --bench pipeline`. It asserts only that both sides did the whole job.
 //!
 //! Why the comparison is fair:
-//! - Both sides see the same input: the frames a simulated run delivered to the pipeline, with the virtual time
-//!   each arrived. The peer is not re-run, so its stack costs nothing on either side.
-//! - Both sides use the same one-frame loop over the same `StepDevice`, the same interface configuration and
-//!   the same socket set (listeners on the echo port built by `Stack::new_tcp_socket`, so buffers and ACK
-//!   delay match, plus the UDP socket the pipeline binds there), and both echo every byte back.
-//! - The bare side runs with log capture off on this thread: smoltcp's log macros still reach the installed
-//!   logger, which returns at once, as they would in any program with a logger but no hook.
-//! - The traced side drops each finished packet record as it is drained: producing the trace is the cost
-//!   measured; serialising it (JSON) is not.
-//! - Construction, the clone of the input and teardown are outside the timed region; iterations alternate
-//!   bare, traced, bare, … so both sides share the machine's noise. Median and minimum are reported.
+//! - Same input: the frames a live simulated run delivered to the pipeline, each with its virtual arrival
+//!   time. The peer is not re-run, so its stack costs neither side anything.
+//! - Same loop: one frame at a time over the same `StepDevice` — due timers, ingress, egress until quiet, the
+//!   app, egress until quiet — with the same interface config and socket set (echo-port listeners from
+//!   `Stack::new_tcp_socket`, so buffers and ACK delay match, plus the UDP socket the pipeline binds there).
+//!   Both sides echo every byte. The bare side also gets the frames the pipeline's frame buffer drops, so if
+//!   anything it does more smoltcp work than the traced side, which only flatters the ratio.
+//! - Logging: capture is off on this thread for the bare run, so smoltcp's log macros reach the installed
+//!   logger and return at once, as in any program with a logger but no hook. The traced side captures.
+//! - The traced side drops each finished packet record as it drains it: producing the trace is what is
+//!   measured, serialising it (JSON) is not.
+//! - Construction, copying the input and teardown are outside the timed region. Iterations alternate bare,
+//!   traced, bare, … so both share the machine's noise; median and minimum are reported.
 //!
 //! `PKTPATH_BENCH_CLIENTS` and `PKTPATH_BENCH_BYTES` override the workload (8 clients × 256 KiB echoed).
 
@@ -21,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
+use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
 
 use pktpath::pipeline::capture;
@@ -32,30 +35,28 @@ use pktpath::sim::script::{Recorder, ScriptedWire, TimedFrame};
 use pktpath::sim::{self, SimSpec};
 
 const ITERATIONS: usize = 7;
+const BARE: &str = "bare smoltcp (one-frame loop, no hooks): ";
+const TRACED: &str = "traced pipeline (all hops, trace records):";
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
+    let value = std::env::var(name).ok();
+    value
         .and_then(|v| v.replace('_', "").parse().ok())
         .unwrap_or(default)
 }
 
 /// Step a pipeline to the end of its run, dropping finished packet records as they come; returns how many.
-fn run_to_end(pipeline: &mut Pipeline, deadline: Nanos) -> usize {
+fn run_to_end(pipeline: &mut Pipeline, deadline: Nanos) -> u64 {
     let mut records = 0;
     while !pipeline.run_until(deadline, 4096) {
         records += pipeline.drain_finished().count();
     }
     pipeline.finish();
-    records + pipeline.drain_finished().count()
+    (records + pipeline.drain_finished().count()) as u64
 }
 
-fn delivered(stats: &Stats) -> u64 {
-    stats.outcomes.get("delivered").copied().unwrap_or(0)
-}
-
-/// The live simulated run, recording every frame the pipeline received and when.
-fn record(spec: &SimSpec) -> (Vec<TimedFrame>, u64) {
+/// The live simulated run: every frame the pipeline received, with its time, and the run's counters.
+fn record(spec: &SimSpec) -> (Vec<TimedFrame>, Stats) {
     let mut received = None;
     let mut run = sim::build_with(spec, |peer| {
         let recorder = Recorder::new(peer);
@@ -63,36 +64,26 @@ fn record(spec: &SimSpec) -> (Vec<TimedFrame>, u64) {
         Box::new(recorder)
     });
     run_to_end(&mut run.pipeline, spec.max_time_ns);
-    let report = run.report.borrow();
-    assert!(
-        report.clients.len() == spec.clients && report.clients.iter().all(|c| c.completed),
-        "the recorded run must complete every client: {:?}",
-        report.clients
-    );
+    let clients = &run.report.borrow().clients;
+    let complete = clients.len() == spec.clients && clients.iter().all(|c| c.completed);
+    assert!(complete, "the recorded run must complete: {clients:?}");
     let frames = std::mem::take(&mut *received.expect("build_with wraps the peer").borrow_mut());
-    (frames, delivered(run.pipeline.stats()))
+    (frames, run.pipeline.stats().clone())
 }
 
-/// The traced side: the full pipeline over a wire that replays the recording. Returns the elapsed time.
-fn traced(spec: &SimSpec, recorded: &[TimedFrame], expect_delivered: u64) -> Duration {
-    let wire = ScriptedWire::new(recorded.to_vec());
-    let clock = VirtualClock::new(spec.hop_cost_ns);
-    let mut pipeline = Pipeline::new(spec.pipeline_config(), Box::new(clock), Box::new(wire));
+/// The traced side: the full pipeline over a wire replaying the recording. Deterministic with the same frames
+/// at the same virtual times, it must reproduce the recorded run's counters exactly.
+fn traced(spec: &SimSpec, recorded: &[TimedFrame], expect: &Stats) -> Duration {
+    let wire = Box::new(ScriptedWire::new(recorded.to_vec()));
+    let clock = Box::new(VirtualClock::new(spec.hop_cost_ns));
+    let mut pipeline = Pipeline::new(spec.pipeline_config(), clock, wire);
     let start = Instant::now();
     let records = run_to_end(&mut pipeline, spec.max_time_ns);
     let elapsed = start.elapsed();
     let stats = pipeline.stats();
     assert_eq!(stats.frames_in, recorded.len() as u64, "replay lost frames");
-    assert_eq!(
-        delivered(stats),
-        expect_delivered,
-        "replay diverged from the recording"
-    );
-    assert_eq!(
-        records as u64,
-        stats.frames_in + stats.frames_out,
-        "every packet gets a record"
-    );
+    assert_eq!(stats, expect, "the replay diverged from the recorded run");
+    assert_eq!(records, stats.frames_in + stats.frames_out, "a record each");
     elapsed
 }
 
@@ -103,68 +94,60 @@ struct Bare {
     sockets: SocketSet<'static>,
     tcp: Vec<SocketHandle>,
     buf: Vec<u8>,
-    /// Bytes echoed and frames emitted, to check the work matched.
+    /// Bytes echoed and frames emitted, to check the work was done.
     echoed: usize,
     emitted: usize,
 }
 
 impl Bare {
-    /// Built from the same `StackConfig` the pipeline gets, with a listener per client plus the two spares.
+    /// From the `StackConfig` the pipeline gets; a listener per client plus the pipeline's two spares.
     fn new(spec: &SimSpec) -> Self {
-        let config = spec.pipeline_config();
+        let config = spec.pipeline_config().stack;
         let mut device = StepDevice::new();
-        let mut iface_config =
-            Config::new(HardwareAddress::Ethernet(EthernetAddress(config.stack.mac)));
-        iface_config.random_seed = config.stack.random_seed;
+        let mut iface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(config.mac)));
+        iface_config.random_seed = config.random_seed;
         let mut iface = Interface::new(iface_config, &mut device, to_smoltcp(0));
         iface.update_ip_addrs(|addrs| {
-            let (v4, len) = config.stack.ipv4;
-            let _ = addrs.push(IpCidr::new(v4.into(), len));
-            if let Some((v6, len)) = config.stack.ipv6 {
+            let _ = addrs.push(IpCidr::new(config.ipv4.0.into(), config.ipv4.1));
+            if let Some((v6, len)) = config.ipv6 {
                 let _ = addrs.push(IpCidr::new(v6.into(), len));
             }
         });
         let mut sockets = SocketSet::new(vec![]);
-        let tcp = (0..spec.clients + 2)
-            .map(|_| {
-                let mut s = Stack::new_tcp_socket();
-                s.listen(spec.port).expect("fresh socket");
-                sockets.add(s)
-            })
-            .collect();
-        // The UDP socket the pipeline binds on an echo port (as `Stack::bind_udp` builds it); idle here.
-        let buffer = || {
-            udp::PacketBuffer::new(
-                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
-                vec![0; UDP_PAYLOAD_BUFFER],
-            )
+        let mut listener = |_| {
+            let mut s = Stack::new_tcp_socket();
+            s.listen(spec.port).expect("fresh socket");
+            sockets.add(s)
         };
-        let mut s = udp::Socket::new(buffer(), buffer());
-        s.bind(spec.port).expect("fresh socket");
-        sockets.add(s);
+        let tcp = (0..spec.clients + 2).map(&mut listener).collect();
+        // The UDP socket the pipeline binds on an echo port, as `Stack::bind_udp` builds it; idle here.
+        let meta = || vec![udp::PacketMetadata::EMPTY; UDP_PACKETS];
+        let rx = udp::PacketBuffer::new(meta(), vec![0; UDP_PAYLOAD_BUFFER]);
+        let tx = udp::PacketBuffer::new(meta(), vec![0; UDP_PAYLOAD_BUFFER]);
+        let mut udp = udp::Socket::new(rx, tx);
+        udp.bind(spec.port).expect("fresh socket");
+        sockets.add(udp);
+        let buf = vec![0; 64 * 1024];
         Bare {
             iface,
             device,
             sockets,
             tcp,
-            buf: vec![0; 64 * 1024],
+            buf,
             echoed: 0,
             emitted: 0,
         }
     }
 
-    fn drain_egress(&mut self, t: smoltcp::time::Instant) {
-        while self
-            .iface
-            .poll_egress(t, &mut self.device, &mut self.sockets)
-            != PollResult::None
-        {}
+    fn drain_egress(&mut self, t: SmolInstant) {
+        let (iface, device, sockets) = (&mut self.iface, &mut self.device, &mut self.sockets);
+        while iface.poll_egress(t, device, sockets) != PollResult::None {}
         self.emitted += self.device.take_emitted().len();
     }
 
-    /// The echo app, directly on the sockets: take what the send buffer has room for and send it back; close
-    /// once the peer has closed and every byte it sent was handed back (the FIN follows the data, as in the
-    /// pipeline's echo app).
+    /// The echo app, on the sockets directly: take what the send buffer has room for and send it back; once
+    /// the peer has closed and all it sent was handed back, close (the FIN follows the data, as in the
+    /// pipeline, whose echo app shuts down when it has written everything).
     fn echo(&mut self) {
         for &h in &self.tcp {
             let s = self.sockets.get_mut::<tcp::Socket>(h);
@@ -182,7 +165,7 @@ impl Bare {
         }
     }
 
-    /// The one-frame loop: due timers, one frame in, egress until quiet, the app, egress until quiet.
+    /// The one-frame loop over the whole recording. Returns the elapsed time.
     fn run(&mut self, frames: Vec<TimedFrame>) -> Duration {
         let start = Instant::now();
         for (t_ns, frame) in frames {
@@ -205,19 +188,19 @@ impl Bare {
     }
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// (median, min) of a set of timings.
-fn summary(times: &mut [Duration]) -> (Duration, Duration) {
+/// Print one side's line; returns its (median, min).
+fn report(label: &str, times: &mut [Duration], frames: usize) -> (f64, f64) {
     times.sort();
-    (times[times.len() / 2], times[0])
+    let (median, min) = (times[times.len() / 2], times[0]);
+    let rate = grouped(frames as f64 / median.as_secs_f64());
+    let (median, min) = (median.as_secs_f64() * 1e3, min.as_secs_f64() * 1e3);
+    println!("{label} median {median:.1} ms  min {min:.1} ms  {rate:>7} frames/s");
+    (median, min)
 }
 
-/// 123456.7 → "123_457".
+/// 823301.4 → "823_301".
 fn grouped(x: f64) -> String {
-    let digits = format!("{:.0}", x);
+    let digits = format!("{x:.0}");
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {
@@ -235,50 +218,34 @@ fn main() {
         udp: 0,
         ..SimSpec::default()
     };
-    let (recorded, expect_delivered) = record(&spec);
-    let n = recorded.len();
-    let build = if cfg!(debug_assertions) {
-        "debug build"
-    } else {
-        "release build"
-    };
+    let (recorded, expect) = record(&spec);
+    let (n, total) = (recorded.len(), spec.clients * spec.bytes);
+    let build = ["release", "debug"][usize::from(cfg!(debug_assertions))];
     println!(
-        "pktpath pipeline benchmark: {} clients × {} bytes, {n} recorded frames ({build})",
+        "pktpath pipeline benchmark: {} clients × {} bytes, {n} recorded frames ({build} build)",
         spec.clients, spec.bytes
     );
 
-    let (mut bare_times, mut traced_times) = (Vec::new(), Vec::new());
+    let (mut bare_times, mut traced_times, mut bare_out) = (Vec::new(), Vec::new(), 0);
     for _ in 0..ITERATIONS {
-        // The traced pipeline switches capture on in `Pipeline::new` and off in `finish`; make sure it is off.
+        // The pipeline turns capture on in `Pipeline::new` and off in `finish`; be sure it is off here.
         capture::end();
         let mut bare = Bare::new(&spec);
-        let input = recorded.clone();
-        bare_times.push(bare.run(input));
-        assert_eq!(
-            bare.echoed,
-            spec.clients * spec.bytes,
-            "bare smoltcp must echo every byte"
-        );
-        assert!(bare.emitted > 0);
+        bare_times.push(bare.run(recorded.clone()));
+        assert_eq!(bare.echoed, total, "bare smoltcp must echo every byte");
+        bare_out = bare.emitted;
         drop(bare);
-        traced_times.push(traced(&spec, &recorded, expect_delivered));
+        traced_times.push(traced(&spec, &recorded, &expect));
     }
 
-    let (bare_med, bare_min) = summary(&mut bare_times);
-    let (traced_med, traced_min) = summary(&mut traced_times);
-    let rate = |d: Duration| grouped(n as f64 / d.as_secs_f64());
-    println!(
-        "bare smoltcp (one-frame loop, no hooks):  median {:.1} ms  min {:.1} ms  {} frames/s",
-        ms(bare_med),
-        ms(bare_min),
-        rate(bare_med)
-    );
-    println!(
-        "traced pipeline (all hops, trace records): median {:.1} ms  min {:.1} ms  {} frames/s",
-        ms(traced_med),
-        ms(traced_min),
-        rate(traced_med)
-    );
-    let (r_med, r_min) = (ms(traced_med) / ms(bare_med), ms(traced_min) / ms(bare_min));
+    let bare = report(BARE, &mut bare_times, n);
+    let traced = report(TRACED, &mut traced_times, n);
+    let (r_med, r_min) = (traced.0 / bare.0, traced.1 / bare.1);
     println!("ratio traced/bare: {r_med:.2}× median, {r_min:.2}× min (goal ≤ 1.3×)");
+    println!(
+        "check: both sides echoed {total} bytes; frames out: bare {bare_out}, traced {}",
+        expect.frames_out
+    );
+    let (outcomes, drops) = (&expect.outcomes, &expect.drops);
+    println!("traced outcomes: {outcomes:?}, drops: {drops:?}");
 }
