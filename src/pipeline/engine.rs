@@ -643,20 +643,15 @@ impl Pipeline {
                 {
                     p.stack_log.push(format!("pktpath: {note}"));
                 }
-                match (effect.tcp_accepted, target_conn) {
-                    (Some((start, n)), Some(cid)) => {
-                        let end = start + n;
-                        if let Some(p) = self.packets.get_mut(&id) {
-                            p.stream = Some((start, end));
-                        }
-                        if let Some(conn) = self.conns.get_mut(&cid) {
-                            conn.at_socket.push(RxSpan { packet: id, end });
-                        }
+                // TCP payload waits for the connection to copy it out; a UDP datagram's packet id travels in
+                // smoltcp's packet-meta id, so it needs no bookkeeping here.
+                if let (Some((start, n)), Some(cid)) = (effect.tcp_accepted, target_conn) {
+                    let end = start + n;
+                    if let Some(p) = self.packets.get_mut(&id) {
+                        p.stream = Some((start, end));
                     }
-                    _ => {
-                        if let Some(fk) = info.flow_key() {
-                            self.udp.queued(id, fk);
-                        }
+                    if let Some(conn) = self.conns.get_mut(&cid) {
+                        conn.at_socket.push(RxSpan { packet: id, end });
                     }
                 }
             }
@@ -675,7 +670,6 @@ impl Pipeline {
             let (Some(local), Some(remote)) = (s.local_endpoint(), s.remote_endpoint()) else {
                 continue;
             };
-            let state = s.state();
             let (local, remote) = (endpoint_addr(local), endpoint_addr(remote));
             let kind = self
                 .tcp_apps
@@ -711,7 +705,6 @@ impl Pipeline {
                     kind.name()
                 ),
             );
-            let _ = state;
             self.conn_by_handle.insert(handle, cid);
             self.conn_by_flow.insert((local, remote), cid);
             self.conns.insert(cid, conn);

@@ -13,7 +13,6 @@ use smoltcp::socket::udp;
 
 use super::apps::AppKind;
 use super::clock::Nanos;
-use super::dissect::FlowKey;
 use super::engine::{Action, Pipeline, endpoint_addr};
 use super::stack::{MAX_UDP_PAYLOAD, Stack};
 use super::stage::{OutcomeKind, Stage};
@@ -114,11 +113,6 @@ impl UdpService {
     pub fn tx_origin(&mut self, token: u32) -> Option<(ConnId, Vec<Hop>, Vec<PacketId>)> {
         let o = self.origins.remove(&token)?;
         Some((o.conn, o.hops, o.sources))
-    }
-
-    /// An rx packet whose datagram is now queued in a port's socket.
-    pub fn queued(&mut self, _id: PacketId, _key: FlowKey) {
-        // The datagram's identity travels in its packet-meta id; nothing to remember here.
     }
 }
 
@@ -257,7 +251,7 @@ impl Pipeline {
             }
             // the app
             if !moved {
-                moved |= run_datagram_app(flow, now, &mut delivered);
+                moved |= run_datagram_app(flow, &mut delivered);
             }
             // AF_UNIX → conn tx buffer → socket
             if !moved {
@@ -353,7 +347,7 @@ impl Pipeline {
 }
 
 /// Run a datagram app on its end; returns whether it did anything. Read datagrams are reported as delivered.
-fn run_datagram_app(flow: &mut UdpFlow, now: Nanos, delivered: &mut Vec<PacketId>) -> bool {
+fn run_datagram_app(flow: &mut UdpFlow, delivered: &mut Vec<PacketId>) -> bool {
     let mut moved = false;
     while let Some(d) = flow.app_pending.front() {
         match flow.app_end.send(d) {
@@ -392,10 +386,7 @@ fn run_datagram_app(flow: &mut UdpFlow, now: Nanos, delivered: &mut Vec<PacketId
                     }
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let _ = now;
-                return moved;
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return moved,
             Err(_) => return moved,
         }
     }
