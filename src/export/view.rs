@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::pipeline::OutcomeKind;
+use crate::pipeline::capture::LogLine;
 use crate::pipeline::trace::{ConnectionRecord, PacketRecord, Role, Stats, Trigger};
 
 pub const FORMAT: &str = "pktpath-timeline";
@@ -48,7 +49,7 @@ pub struct PacketView<'a> {
     pub id: u64,
     pub dir: &'static str,
     pub len: usize,
-    pub summary: &'a str,
+    pub summary: String,
     pub flow: Option<u64>,
     pub trigger: TriggerView,
     pub hops: Vec<HopView>,
@@ -60,7 +61,7 @@ pub struct PacketView<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub state_changes: Vec<StateChangeView<'a>>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    pub stack_log: &'a [String],
+    pub stack_log: Vec<String>,
 }
 
 impl<'a> PacketView<'a> {
@@ -109,7 +110,7 @@ impl<'a> PacketView<'a> {
             id: p.id,
             dir: p.dir.name(),
             len: p.frame.len(),
-            summary: &p.summary,
+            summary: p.summary(),
             flow: p.flow,
             trigger,
             hops: p
@@ -133,7 +134,7 @@ impl<'a> PacketView<'a> {
                     to: &s.to,
                 })
                 .collect(),
-            stack_log: &p.stack_log,
+            stack_log: p.stack_log.iter().map(LogLine::render).collect(),
         }
     }
 }
@@ -141,7 +142,7 @@ impl<'a> PacketView<'a> {
 #[derive(Serialize)]
 pub struct DigestView {
     pub bytes: u64,
-    pub fnv1a64: String,
+    pub crc32: String,
 }
 
 #[derive(Serialize)]
@@ -168,7 +169,7 @@ impl<'a> ConnectionView<'a> {
     pub fn of(c: &'a ConnectionRecord) -> Self {
         let digest = |d: &crate::pipeline::trace::StreamDigest| DigestView {
             bytes: d.bytes,
-            fnv1a64: format!("{:016x}", d.fnv1a),
+            crc32: format!("{:08x}", d.crc32),
         };
         ConnectionView {
             id: c.id,

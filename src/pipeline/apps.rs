@@ -111,6 +111,14 @@ impl fmt::Display for AppSpec {
 
 const CHUNK: usize = 16 * 1024;
 
+/// An app's read buffer, allocated on first use and kept: a round reads into it without zeroing 16 KiB anew.
+fn read_buffer(buf: &mut Vec<u8>) -> &mut [u8] {
+    if buf.len() < CHUNK {
+        buf.resize(CHUNK, 0);
+    }
+    buf
+}
+
 fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
 }
@@ -131,6 +139,7 @@ fn flush(io: &mut dyn AppIo, pending: &mut Vec<u8>) -> bool {
 
 #[derive(Default)]
 pub struct Echo {
+    buf: Vec<u8>,
     pending: Vec<u8>,
     eof: bool,
     shut: bool,
@@ -142,12 +151,19 @@ impl App for Echo {
             return;
         }
         if !self.eof {
-            let mut buf = vec![0u8; CHUNK];
-            match io.read(&mut buf) {
+            let buf = read_buffer(&mut self.buf);
+            match io.read(buf) {
                 Ok(0) => self.eof = true,
                 Ok(n) => {
-                    self.pending.extend_from_slice(&buf[..n]);
-                    flush(io, &mut self.pending);
+                    // Write straight from the read buffer; only what the socket refuses waits in `pending`.
+                    let mut sent = 0;
+                    while sent < n {
+                        match io.write(&buf[sent..n]) {
+                            Ok(0) | Err(_) => break,
+                            Ok(k) => sent += k,
+                        }
+                    }
+                    self.pending.extend_from_slice(&buf[sent..n]);
                 }
                 Err(e) if would_block(&e) => {}
                 Err(_) => self.eof = true,
@@ -162,6 +178,7 @@ impl App for Echo {
 
 #[derive(Default)]
 pub struct Discard {
+    buf: Vec<u8>,
     shut: bool,
 }
 
@@ -170,8 +187,7 @@ impl App for Discard {
         if self.shut {
             return;
         }
-        let mut buf = vec![0u8; CHUNK];
-        match io.read(&mut buf) {
+        match io.read(read_buffer(&mut self.buf)) {
             Ok(0) => {
                 io.shutdown_write();
                 self.shut = true;
@@ -194,6 +210,7 @@ const HTTP_MAX_HEAD: usize = 16 * 1024;
 
 #[derive(Default)]
 pub struct Http {
+    buf: Vec<u8>,
     head: Vec<u8>,
     response: Option<Vec<u8>>,
     shut: bool,
@@ -232,8 +249,8 @@ impl App for Http {
             io.shutdown_write();
             self.shut = true;
         }
-        let mut buf = vec![0u8; CHUNK];
-        match io.read(&mut buf) {
+        let buf = read_buffer(&mut self.buf);
+        match io.read(buf) {
             Ok(0) => {
                 if self.response.is_none() {
                     self.response = Some(Self::respond(&self.head));
@@ -270,6 +287,7 @@ impl App for Stall {
 /// The app behind an outbound connection in `sim --outbound`: it writes its payload, closes its sending side,
 /// and reads the reply until the server closes.
 pub struct Client {
+    buf: Vec<u8>,
     payload: Vec<u8>,
     sent: usize,
     shut: bool,
@@ -279,6 +297,7 @@ pub struct Client {
 impl Client {
     pub fn new(payload: Vec<u8>) -> Self {
         Client {
+            buf: Vec::new(),
             payload,
             sent: 0,
             shut: false,
@@ -300,8 +319,7 @@ impl App for Client {
             self.shut = true;
         }
         if !self.eof {
-            let mut buf = vec![0u8; CHUNK];
-            match io.read(&mut buf) {
+            match io.read(read_buffer(&mut self.buf)) {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
                 Err(e) if would_block(&e) => {}

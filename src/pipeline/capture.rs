@@ -6,6 +6,7 @@
 //! different threads (tests run in parallel) never see each other's lines. Capture is off on a thread until
 //! `begin()` is called, so other stacks on the same thread (the simulated peer) stay silent and cost nothing.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::sync::Once;
 
@@ -13,15 +14,37 @@ use std::sync::Once;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
     pub level: log::Level,
-    /// The smoltcp module, e.g. `smoltcp::socket::tcp`.
-    pub target: String,
+    /// The smoltcp module, e.g. `smoltcp::socket::tcp`; borrowed from the binary whenever the macro's target
+    /// is its module path, which is every smoltcp line, so capturing one costs a single allocation.
+    pub target: Cow<'static, str>,
     pub message: String,
 }
 
+/// The target of pktpath's own notes among a packet's log lines.
+const NOTE_TARGET: &str = "pktpath";
+
 impl LogLine {
-    /// `debug smoltcp::socket::tcp: state=LISTEN=>SYN-RECEIVED`
+    /// A note pktpath adds to a packet's log lines, rendered as `pktpath: MESSAGE`.
+    pub fn note(message: String) -> Self {
+        LogLine {
+            level: log::Level::Info,
+            target: Cow::Borrowed(NOTE_TARGET),
+            message,
+        }
+    }
+
+    /// `debug smoltcp::socket::tcp: state=LISTEN=>SYN-RECEIVED`, or `pktpath: …` for a note.
     pub fn render(&self) -> String {
-        let level = self.level.as_str().to_ascii_lowercase();
+        if self.target == NOTE_TARGET {
+            return format!("{NOTE_TARGET}: {}", self.message);
+        }
+        let level = match self.level {
+            log::Level::Error => "error",
+            log::Level::Warn => "warn",
+            log::Level::Info => "info",
+            log::Level::Debug => "debug",
+            log::Level::Trace => "trace",
+        };
         format!("{level} {}: {}", self.target, self.message)
     }
 }
@@ -50,10 +73,14 @@ impl log::Log for ThreadLocalLogger {
         if message.starts_with("rtte:") {
             return;
         }
+        let target = match record.module_path_static() {
+            Some(module) if module == record.target() => Cow::Borrowed(module),
+            _ => Cow::Owned(record.target().to_string()),
+        };
         LINES.with(|l| {
             l.borrow_mut().push(LogLine {
                 level: record.level(),
-                target: record.target().to_string(),
+                target,
                 message,
             })
         });
@@ -113,6 +140,7 @@ mod tests {
             lines[0].render(),
             "trace smoltcp::socket::tcp: state=LISTEN=>SYN-RECEIVED"
         );
+        assert_eq!(LogLine::note("why".into()).render(), "pktpath: why");
         muted(|| log::debug!(target: "smoltcp::iface", "muted"));
         assert!(take().is_empty());
         let other = std::thread::spawn(take).join().unwrap();

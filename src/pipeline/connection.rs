@@ -204,29 +204,38 @@ impl TcpConn {
 
     /// Socket rx buffer → our rx buffer → the AF_UNIX socket.
     pub fn pump_rx(&mut self, socket: &mut tcp::Socket, now: Nanos, p: &mut Progress) {
-        let room = CONN_BUFFER - self.rx_buf.len();
-        if room > 0 && socket.can_recv() {
-            let mut chunk = vec![0u8; room];
-            if let Ok(n) = socket.recv_slice(&mut chunk)
-                && n > 0
-            {
-                self.rx_buf.extend(&chunk[..n]);
-                self.rx_taken += n as u64;
-                p.moved = true;
-                // Room opened in the socket's rx buffer: the stack may owe the peer a window update.
-                p.egress_needed = true;
-                let taken = self.rx_taken;
-                let mut still = Vec::new();
-                for span in self.at_socket.drain(..) {
-                    if span.end <= taken {
-                        p.to_conn.push(span.packet);
-                        self.at_conn.push(span);
-                    } else {
-                        still.push(span);
-                    }
-                }
-                self.at_socket = still;
+        let mut room = CONN_BUFFER - self.rx_buf.len();
+        let mut n = 0;
+        // Copied straight out of the socket's ring; two rounds when the readable bytes wrap around it.
+        while room > 0 && socket.can_recv() {
+            let rx_buf = &mut self.rx_buf;
+            let took = socket
+                .recv(|ring| {
+                    let k = ring.len().min(room);
+                    rx_buf.extend(&ring[..k]);
+                    (k, k)
+                })
+                .unwrap_or(0);
+            if took == 0 {
+                break;
             }
+            n += took;
+            room -= took;
+        }
+        if n > 0 {
+            self.rx_taken += n as u64;
+            p.moved = true;
+            // Room opened in the socket's rx buffer: the stack may owe the peer a window update.
+            p.egress_needed = true;
+            let (taken, at_conn) = (self.rx_taken, &mut self.at_conn);
+            self.at_socket.retain(|span| {
+                let copied = span.end <= taken;
+                if copied {
+                    p.to_conn.push(span.packet);
+                    at_conn.push(*span);
+                }
+                !copied
+            });
         }
         while !self.rx_buf.is_empty() {
             let (front, _) = self.rx_buf.as_slices();
@@ -290,17 +299,15 @@ impl TcpConn {
                 );
             }
             self.rx_app_read += read as u64;
-            let done = self.rx_app_read;
-            let mut still = Vec::new();
-            for span in self.at_conn.drain(..) {
-                if span.end <= done {
+            let (done, read_since_write) = (self.rx_app_read, &mut self.read_since_write);
+            self.at_conn.retain(|span| {
+                let read = span.end <= done;
+                if read {
                     p.to_app.push(span.packet);
-                    self.read_since_write.push(span.packet);
-                } else {
-                    still.push(span);
+                    read_since_write.push(span.packet);
                 }
-            }
-            self.at_conn = still;
+                !read
+            });
             p.moved = true;
         } else if blocked && self.waiting_since.is_none() && !self.peer_eof_forwarded {
             self.waiting_since = Some(now);
@@ -328,11 +335,18 @@ impl TcpConn {
     }
 
     /// The AF_UNIX socket → our tx buffer → the socket's tx buffer, one MSS per `send_slice`.
-    pub fn pump_tx(&mut self, socket: &mut tcp::Socket, now: Nanos, p: &mut Progress) {
-        let room = CONN_BUFFER - self.tx_buf.len();
+    /// `scratch` is the engine's read buffer (at least `CONN_BUFFER` bytes), shared by every connection.
+    pub fn pump_tx(
+        &mut self,
+        socket: &mut tcp::Socket,
+        now: Nanos,
+        p: &mut Progress,
+        scratch: &mut [u8],
+    ) {
+        let room = (CONN_BUFFER - self.tx_buf.len()).min(scratch.len());
         if room > 0 && !self.app_eof {
-            let mut chunk = vec![0u8; room];
-            match self.conn_end.read(&mut chunk) {
+            let chunk = &mut scratch[..room];
+            match self.conn_end.read(chunk) {
                 Ok(0) => {
                     self.app_eof = true;
                     self.event(now, ConnEventKind::AppEof, "app closed its sending side");

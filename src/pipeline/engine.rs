@@ -10,8 +10,9 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 
 use super::apps::{App, AppKind};
+use super::capture::LogLine;
 use super::clock::{Clock, Nanos};
-use super::connection::{Progress, RxSpan, TcpConn};
+use super::connection::{CONN_BUFFER, Progress, RxSpan, TcpConn};
 use super::device::Emitted;
 use super::dissect::{self, FlowKey, Proto, Transport};
 use super::frame_buffer::FrameBuffer;
@@ -126,6 +127,8 @@ pub struct Pipeline {
     worker_cursor: usize,
     next_local_port: u16,
     report: Option<StepReport>,
+    /// One read buffer for every connection's AF_UNIX reads, so no round allocates or zeroes one.
+    scratch: Vec<u8>,
 }
 
 impl Pipeline {
@@ -165,6 +168,7 @@ impl Pipeline {
             worker_cursor: 0,
             next_local_port: 49152,
             report: None,
+            scratch: vec![0; CONN_BUFFER],
         }
     }
 
@@ -362,7 +366,7 @@ impl Pipeline {
         let id = self.next_packet;
         self.next_packet += 1;
         let info = dissect::dissect(&frame);
-        let mut record = PacketRecord::new(id, dir, Vec::new(), info.summary(), trigger);
+        let mut record = PacketRecord::new(id, dir, Vec::new(), trigger);
         // An rx frame of a known connection belongs to its flow from the wire on, so a drop before the stack
         // (a full frame buffer) is still found under its connection.
         if dir == Dir::Rx {
@@ -619,7 +623,7 @@ impl Pipeline {
 
         if let Some(p) = self.packets.get_mut(&id) {
             p.caused = immediate.iter().chain(&egress).copied().collect();
-            p.stack_log = logs.iter().map(|l| l.render()).collect();
+            p.stack_log = logs;
             p.flow = target_conn.or(p.flow);
         }
         if let Some(cid) = target_conn {
@@ -641,7 +645,7 @@ impl Pipeline {
                 if let Some(p) = self.packets.get_mut(&id)
                     && let Some(note) = note
                 {
-                    p.stack_log.push(format!("pktpath: {note}"));
+                    p.stack_log.push(LogLine::note(note));
                 }
                 // TCP payload waits for the connection to copy it out; a UDP datagram's packet id travels in
                 // smoltcp's packet-meta id, so it needs no bookkeeping here.
@@ -888,7 +892,7 @@ impl Pipeline {
                     conn.run_app(now, &mut p);
                 }
                 if !p.moved {
-                    conn.pump_tx(socket, now, &mut p);
+                    conn.pump_tx(socket, now, &mut p, &mut self.scratch);
                 }
                 let acked = conn.tx_sock_sent - socket.send_queue() as u64;
                 conn.prune_acked(acked);

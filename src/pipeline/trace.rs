@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use super::capture::LogLine;
 use super::clock::Nanos;
+use super::dissect::dissect;
 use super::reason::Reason;
 use super::stage::{Dir, OutcomeKind, Stage};
 
@@ -52,7 +54,6 @@ pub struct PacketRecord {
     pub id: PacketId,
     pub dir: Dir,
     pub frame: Vec<u8>,
-    pub summary: String,
     pub flow: Option<ConnId>,
     pub trigger: Trigger,
     pub hops: Vec<Hop>,
@@ -61,20 +62,19 @@ pub struct PacketRecord {
     pub caused: Vec<PacketId>,
     /// For a tx packet: the rx packets whose reading by the app led to the bytes it carries.
     pub payload_of: Vec<PacketId>,
-    /// smoltcp's own log lines from this packet's processing window.
-    pub stack_log: Vec<String>,
+    /// smoltcp's own log lines from this packet's processing window, and pktpath's notes on it.
+    pub stack_log: Vec<LogLine>,
     pub state_changes: Vec<StateChange>,
     /// Stream offsets `[start, end)` of the payload bytes the packet carries (TCP) once known.
     pub stream: Option<(u64, u64)>,
 }
 
 impl PacketRecord {
-    pub fn new(id: PacketId, dir: Dir, frame: Vec<u8>, summary: String, trigger: Trigger) -> Self {
+    pub fn new(id: PacketId, dir: Dir, frame: Vec<u8>, trigger: Trigger) -> Self {
         PacketRecord {
             id,
             dir,
             frame,
-            summary,
             flow: None,
             trigger,
             hops: Vec::new(),
@@ -85,6 +85,12 @@ impl PacketRecord {
             state_changes: Vec::new(),
             stream: None,
         }
+    }
+
+    /// The one-line description of the frame (`TCP 10.0.0.2:49152 → 10.0.0.1:7 [S] …`). Made on demand from
+    /// the frame: the hot path never formats text a viewer may not ask for.
+    pub fn summary(&self) -> String {
+        dissect(&self.frame).summary()
     }
 
     pub fn last_stage(&self) -> Option<Stage> {
@@ -162,28 +168,19 @@ pub struct ConnEvent {
     pub detail: String,
 }
 
-/// Count and FNV-1a digest of a byte stream, so two sides can be compared exactly without keeping the bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Count and CRC-32 (IEEE, as zlib and `crc32` compute it) of a byte stream, so two sides can be compared
+/// exactly without keeping the bytes. CRC-32 because it runs at memory speed on every app read and write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamDigest {
     pub bytes: u64,
-    pub fnv1a: u64,
-}
-
-impl Default for StreamDigest {
-    fn default() -> Self {
-        StreamDigest {
-            bytes: 0,
-            fnv1a: 0xcbf2_9ce4_8422_2325,
-        }
-    }
+    pub crc32: u32,
 }
 
 impl StreamDigest {
     pub fn update(&mut self, data: &[u8]) {
-        for &b in data {
-            self.fnv1a ^= b as u64;
-            self.fnv1a = self.fnv1a.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        let mut hasher = crc32fast::Hasher::new_with_initial(self.crc32);
+        hasher.update(data);
+        self.crc32 = hasher.finalize();
         self.bytes += data.len() as u64;
     }
 
@@ -287,6 +284,19 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_digest_is_the_standard_crc32_however_the_stream_is_cut() {
+        // The check value of CRC-32/ISO-HDLC (zlib's crc32) for "123456789".
+        assert_eq!(StreamDigest::of(b"123456789").crc32, 0xcbf4_3926);
+        let mut pieces = StreamDigest::default();
+        for piece in [&b"1234"[..], b"", b"56789"] {
+            pieces.update(piece);
+        }
+        assert_eq!(pieces, StreamDigest::of(b"123456789"));
+        assert_eq!(pieces.bytes, 9);
+        assert_eq!(StreamDigest::default().crc32, 0);
+    }
 
     #[test]
     fn histogram_is_exact_for_three_digit_values_and_bounded_otherwise() {

@@ -23,6 +23,8 @@ use super::trace::{
 
 /// Datagrams a flow holds in each direction before it stops taking more.
 const FLOW_QUEUE: usize = 64;
+/// Large enough for any datagram an app can write to its AF_UNIX end, so none is cut short on reading.
+const DATAGRAM_READ: usize = 65536;
 
 struct UdpPort {
     handle: SocketHandle,
@@ -69,12 +71,15 @@ pub struct UdpService {
     flow_by_key: BTreeMap<(u16, SocketAddr), ConnId>,
     origins: BTreeMap<u32, TxOrigin>,
     next_token: u32,
+    /// One receive buffer for every flow's AF_UNIX reads (a datagram is read whole or not at all).
+    scratch: Vec<u8>,
 }
 
 impl UdpService {
     pub fn new(stack: &mut Stack, apps: &BTreeMap<u16, AppKind>) -> Self {
         let mut svc = UdpService {
             next_token: 1,
+            scratch: vec![0; DATAGRAM_READ],
             ..Default::default()
         };
         for (&port, app) in apps {
@@ -128,15 +133,16 @@ impl Pipeline {
         let ports: Vec<u16> = self.udp.ports.keys().copied().collect();
         for port in ports {
             let handle = self.udp.ports[&port].handle;
-            let mut buf = vec![0u8; 65536];
             let received = {
                 let s = self.stack.sockets.get_mut::<udp::Socket>(handle);
                 if !s.can_recv() {
                     continue;
                 }
-                s.recv_slice(&mut buf)
+                s.recv().map(|(data, meta)| (data.to_vec(), meta))
             };
-            let Ok((n, meta)) = received else { continue };
+            let Ok((datagram, meta)) = received else {
+                continue;
+            };
             let pid = meta.meta.id as PacketId;
             let remote = endpoint_addr(meta.endpoint);
             let cid = match self.udp_flow(port, remote, meta.local_address, now) {
@@ -165,7 +171,7 @@ impl Pipeline {
                     },
                 );
             } else {
-                flow.rx_buf.push_back((pid, buf[..n].to_vec()));
+                flow.rx_buf.push_back((pid, datagram));
                 if let Some(p) = self.packets_mut(pid) {
                     p.flow = Some(cid);
                 }
@@ -237,7 +243,8 @@ impl Pipeline {
         let mut moved = false;
         let mut egress = false;
         {
-            let flow = self.udp.flows.get_mut(&cid).expect("listed");
+            let svc = &mut self.udp;
+            let (flow, buf) = (svc.flows.get_mut(&cid).expect("listed"), &mut svc.scratch);
             // conn buffer → AF_UNIX
             while let Some((pid, data)) = flow.rx_buf.front() {
                 match flow.conn_end.send(data) {
@@ -251,13 +258,12 @@ impl Pipeline {
             }
             // the app
             if !moved {
-                moved |= run_datagram_app(flow, &mut delivered);
+                moved |= run_datagram_app(flow, &mut delivered, buf);
             }
             // AF_UNIX → conn tx buffer → socket
             if !moved {
-                let mut buf = vec![0u8; 65536];
                 while flow.tx_buf.len() < FLOW_QUEUE {
-                    match flow.conn_end.recv(&mut buf) {
+                    match flow.conn_end.recv(buf) {
                         Ok(n) => {
                             flow.from_app_unread = flow.from_app_unread.saturating_sub(1);
                             let sources = std::mem::take(&mut flow.read_since_write);
@@ -347,7 +353,7 @@ impl Pipeline {
 }
 
 /// Run a datagram app on its end; returns whether it did anything. Read datagrams are reported as delivered.
-fn run_datagram_app(flow: &mut UdpFlow, delivered: &mut Vec<PacketId>) -> bool {
+fn run_datagram_app(flow: &mut UdpFlow, delivered: &mut Vec<PacketId>, buf: &mut [u8]) -> bool {
     let mut moved = false;
     while let Some(d) = flow.app_pending.front() {
         match flow.app_end.send(d) {
@@ -363,9 +369,8 @@ fn run_datagram_app(flow: &mut UdpFlow, delivered: &mut Vec<PacketId>) -> bool {
     if flow.app == AppKind::Stall {
         return moved;
     }
-    let mut buf = vec![0u8; 65536];
     loop {
-        match flow.app_end.recv(&mut buf) {
+        match flow.app_end.recv(buf) {
             Ok(n) => {
                 flow.record.app_read.update(&buf[..n]);
                 if let Some(pid) = flow.to_app.pop_front() {
