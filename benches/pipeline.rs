@@ -19,6 +19,9 @@
 //!
 //! `PKTPATH_BENCH_CLIENTS` and `PKTPATH_BENCH_BYTES` override the workload (8 clients × 256 KiB echoed).
 
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
@@ -35,8 +38,9 @@ use pktpath::sim::script::{Recorder, ScriptedWire, TimedFrame};
 use pktpath::sim::{self, SimSpec};
 
 const ITERATIONS: usize = 7;
-const BARE: &str = "bare smoltcp (one-frame loop, no hooks): ";
-const TRACED: &str = "traced pipeline (all hops, trace records):";
+const BARE_ALONE: &str = "smoltcp alone (one-frame loop, in-process echo):";
+const BARE_PAIRS: &str = "bare smoltcp + AF_UNIX echo apps (no hooks):    ";
+const TRACED: &str = "traced pipeline (all hops, trace records):      ";
 
 fn env_or(name: &str, default: usize) -> usize {
     let value = std::env::var(name).ok();
@@ -87,12 +91,55 @@ fn traced(spec: &SimSpec, recorded: &[TimedFrame], expect: &Stats) -> Duration {
     elapsed
 }
 
-/// The bare side: smoltcp, the step device and the sockets, nothing else.
+/// How the bare side's echo reaches the bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum EchoPath {
+    /// The echo reads and writes the smoltcp socket in-process: smoltcp alone.
+    InProcess,
+    /// Each connection's bytes cross a real AF_UNIX pair to an echo app and back, as the pipeline's do
+    /// (DESIGN.md's path has one per connection): the same system calls, none of the hooks.
+    UnixPair,
+}
+
+/// One connection's AF_UNIX pair on the bare side: the stack's end and the app's.
+struct Pair {
+    stack_end: UnixStream,
+    app_end: UnixStream,
+    /// Bytes the app read but the socket pair has not taken back yet.
+    app_pending: Vec<u8>,
+    app_shut: bool,
+    stack_eof: bool,
+    /// Something was written toward the app (or the stack) that it has not read yet: only then is a read
+    /// worth a system call, so the baseline makes none that would only say "would block".
+    for_app: bool,
+    for_stack: bool,
+}
+
+impl Pair {
+    fn new() -> Self {
+        let (stack_end, app_end) = UnixStream::pair().expect("AF_UNIX pair");
+        stack_end.set_nonblocking(true).expect("non-blocking");
+        app_end.set_nonblocking(true).expect("non-blocking");
+        Pair {
+            stack_end,
+            app_end,
+            app_pending: Vec::new(),
+            app_shut: false,
+            stack_eof: false,
+            for_app: false,
+            for_stack: false,
+        }
+    }
+}
+
+/// The bare side: smoltcp, the step device and the sockets, and the echo; nothing else.
 struct Bare {
     iface: Interface,
     device: StepDevice,
     sockets: SocketSet<'static>,
     tcp: Vec<SocketHandle>,
+    path: EchoPath,
+    pairs: Vec<Option<Pair>>,
     buf: Vec<u8>,
     /// Bytes echoed and frames emitted, to check the work was done.
     echoed: usize,
@@ -101,7 +148,7 @@ struct Bare {
 
 impl Bare {
     /// From the `StackConfig` the pipeline gets; a listener per client plus the pipeline's two spares.
-    fn new(spec: &SimSpec) -> Self {
+    fn new(spec: &SimSpec, path: EchoPath) -> Self {
         let config = spec.pipeline_config().stack;
         let mut device = StepDevice::new();
         let mut iface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(config.mac)));
@@ -119,7 +166,7 @@ impl Bare {
             s.listen(spec.port).expect("fresh socket");
             sockets.add(s)
         };
-        let tcp = (0..spec.clients + 2).map(&mut listener).collect();
+        let tcp: Vec<SocketHandle> = (0..spec.clients + 2).map(&mut listener).collect();
         // The UDP socket the pipeline binds on an echo port, as `Stack::bind_udp` builds it; idle here.
         let meta = || vec![udp::PacketMetadata::EMPTY; UDP_PACKETS];
         let rx = udp::PacketBuffer::new(meta(), vec![0; UDP_PAYLOAD_BUFFER]);
@@ -132,7 +179,9 @@ impl Bare {
             iface,
             device,
             sockets,
+            pairs: tcp.iter().map(|_| None).collect(),
             tcp,
+            path,
             buf,
             echoed: 0,
             emitted: 0,
@@ -165,6 +214,81 @@ impl Bare {
         }
     }
 
+    /// The echo app behind an AF_UNIX pair per connection: socket → pair → app → pair → socket, each step
+    /// as far as the buffers allow, then the close once the app has shut its side and everything was sent.
+    fn echo_over_pairs(&mut self) {
+        for (&h, pair) in self.tcp.iter().zip(&mut self.pairs) {
+            let s = self.sockets.get_mut::<tcp::Socket>(h);
+            if pair.is_none() && s.is_active() {
+                *pair = Some(Pair::new());
+            }
+            let Some(pair) = pair else { continue };
+            // Socket → the stack's end.
+            while s.can_recv() {
+                let stack_end = &pair.stack_end;
+                let moved = s
+                    .recv(|ring| match (&*stack_end).write(ring) {
+                        Ok(n) => (n, n),
+                        Err(_) => (0, 0),
+                    })
+                    .unwrap_or(0);
+                if moved == 0 {
+                    break;
+                }
+                pair.for_app = true;
+            }
+            // The peer's FIN arrived and every byte before it went to the app: pass the end of stream on.
+            let peer_closed = matches!(
+                s.state(),
+                tcp::State::CloseWait | tcp::State::LastAck | tcp::State::Closing | tcp::State::TimeWait
+            );
+            if peer_closed && s.recv_queue() == 0 && !pair.stack_eof {
+                let _ = pair.stack_end.shutdown(Shutdown::Write);
+                pair.stack_eof = true;
+                pair.for_app = true;
+            }
+            // The app: read, write back what it read.
+            if !pair.app_pending.is_empty()
+                && let Ok(n) = (&pair.app_end).write(&pair.app_pending)
+            {
+                pair.app_pending.drain(..n);
+                pair.for_stack = true;
+            }
+            while pair.for_app && pair.app_pending.is_empty() && !pair.app_shut {
+                match (&pair.app_end).read(&mut self.buf) {
+                    Ok(0) => {
+                        let _ = pair.app_end.shutdown(Shutdown::Write);
+                        pair.app_shut = true;
+                        pair.for_stack = true;
+                    }
+                    Ok(n) => {
+                        let sent = (&pair.app_end).write(&self.buf[..n]).unwrap_or(0);
+                        pair.app_pending.extend_from_slice(&self.buf[sent..n]);
+                        pair.for_stack = true;
+                    }
+                    Err(_) => pair.for_app = false,
+                }
+            }
+            // The stack's end → socket.
+            while pair.for_stack && s.can_send() {
+                let room = (s.send_capacity() - s.send_queue()).min(self.buf.len());
+                if room == 0 {
+                    break;
+                }
+                match (&pair.stack_end).read(&mut self.buf[..room]) {
+                    Ok(0) => {
+                        if s.state() == tcp::State::CloseWait {
+                            s.close();
+                        }
+                        break;
+                    }
+                    Ok(n) => self.echoed += s.send_slice(&self.buf[..n]).unwrap_or(0),
+                    Err(_) => pair.for_stack = false,
+                }
+            }
+        }
+    }
+
     /// The one-frame loop over the whole recording. Returns the elapsed time.
     fn run(&mut self, frames: Vec<TimedFrame>) -> Duration {
         let start = Instant::now();
@@ -181,7 +305,10 @@ impl Bare {
             self.iface
                 .poll_ingress_single(t, &mut self.device, &mut self.sockets);
             self.drain_egress(t);
-            self.echo();
+            match self.path {
+                EchoPath::InProcess => self.echo(),
+                EchoPath::UnixPair => self.echo_over_pairs(),
+            }
             self.drain_egress(t);
         }
         start.elapsed()
@@ -226,24 +353,37 @@ fn main() {
         spec.clients, spec.bytes
     );
 
-    let (mut bare_times, mut traced_times, mut bare_out) = (Vec::new(), Vec::new(), 0);
+    let (mut alone_times, mut pair_times, mut traced_times) = (Vec::new(), Vec::new(), Vec::new());
+    let mut bare_out = 0;
     for _ in 0..ITERATIONS {
         // The pipeline turns capture on in `Pipeline::new` and off in `finish`; be sure it is off here.
         capture::end();
-        let mut bare = Bare::new(&spec);
-        bare_times.push(bare.run(recorded.clone()));
-        assert_eq!(bare.echoed, total, "bare smoltcp must echo every byte");
-        bare_out = bare.emitted;
-        drop(bare);
+        for (path, times) in [
+            (EchoPath::InProcess, &mut alone_times),
+            (EchoPath::UnixPair, &mut pair_times),
+        ] {
+            let mut bare = Bare::new(&spec, path);
+            times.push(bare.run(recorded.clone()));
+            assert_eq!(bare.echoed, total, "bare smoltcp must echo every byte");
+            bare_out = bare.emitted;
+        }
         traced_times.push(traced(&spec, &recorded, &expect));
     }
 
-    let bare = report(BARE, &mut bare_times, n);
+    let alone = report(BARE_ALONE, &mut alone_times, n);
+    let pair = report(BARE_PAIRS, &mut pair_times, n);
     let traced = report(TRACED, &mut traced_times, n);
-    let (r_med, r_min) = (traced.0 / bare.0, traced.1 / bare.1);
-    println!("ratio traced/bare: {r_med:.2}× median, {r_min:.2}× min (goal ≤ 1.3×)");
+    let ratio = |base: (f64, f64)| (traced.0 / base.0, traced.1 / base.1);
+    let (r_med, r_min) = ratio(pair);
     println!(
-        "check: both sides echoed {total} bytes; frames out: bare {bare_out}, traced {}",
+        "ratio traced / bare with AF_UNIX apps: {r_med:.2}× median, {r_min:.2}× min (goal ≤ 1.3×: the cost of the hooks)"
+    );
+    let (r_med, r_min) = ratio(alone);
+    println!(
+        "ratio traced / smoltcp alone:          {r_med:.2}× median, {r_min:.2}× min (includes the AF_UNIX hop the design requires)"
+    );
+    println!(
+        "check: every side echoed {total} bytes; frames out: bare {bare_out}, traced {}",
         expect.frames_out
     );
     let (outcomes, drops) = (&expect.outcomes, &expect.drops);
