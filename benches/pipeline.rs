@@ -78,7 +78,7 @@ fn record(spec: &SimSpec) -> (Vec<TimedFrame>, Stats) {
 /// The traced side: the full pipeline over a wire replaying the recording. Deterministic with the same frames
 /// at the same virtual times, it must reproduce the recorded run's counters exactly.
 fn traced(spec: &SimSpec, recorded: &[TimedFrame], expect: &Stats) -> Duration {
-    let wire = Box::new(ScriptedWire::new(recorded.to_vec()));
+    let wire = Box::new(ScriptedWire::counting_output(recorded.to_vec()));
     let clock = Box::new(VirtualClock::new(spec.hop_cost_ns));
     let mut pipeline = Pipeline::new(spec.pipeline_config(), clock, wire);
     let start = Instant::now();

@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
+use std::fmt;
 use std::sync::Once;
 
 /// One line smoltcp logged, with where it came from.
@@ -52,6 +53,7 @@ impl LogLine {
 thread_local! {
     static ENABLED: Cell<bool> = const { Cell::new(false) };
     static LINES: RefCell<Vec<LogLine>> = const { RefCell::new(Vec::new()) };
+    static FORMAT: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 struct ThreadLocalLogger;
@@ -65,14 +67,15 @@ impl log::Log for ThreadLocalLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let message = match record.args().as_str() {
-            Some(s) => s.to_string(),
-            None => record.args().to_string(),
-        };
-        // RTT-estimator lines are noise for a path debugger (library-facts §1.7): keep them out of packet logs.
-        if message.starts_with("rtte:") {
-            return;
-        }
+        // Formatted into a reused buffer first: the RTT-estimator lines, noise for a path debugger
+        // (library-facts §1.7), are dropped without ever allocating.
+        let message = FORMAT.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.clear();
+            let _ = fmt::write(&mut *buf, *record.args());
+            (!buf.starts_with("rtte:")).then(|| buf.as_str().to_owned())
+        });
+        let Some(message) = message else { return };
         let target = match record.module_path_static() {
             Some(module) if module == record.target() => Cow::Borrowed(module),
             _ => Cow::Owned(record.target().to_string()),

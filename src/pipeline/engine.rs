@@ -16,6 +16,7 @@ use super::connection::{CONN_BUFFER, Progress, RxSpan, TcpConn};
 use super::device::Emitted;
 use super::dissect::{self, FlowKey, Proto, Transport};
 use super::frame_buffer::FrameBuffer;
+use super::packet_table::PacketTable;
 use super::reason::Reason;
 use super::stack::{Stack, StackConfig};
 use super::stage::{Dir, OutcomeKind, Stage};
@@ -105,7 +106,7 @@ pub struct Pipeline {
     rx_queue: FrameBuffer<PacketId>,
     tx_queue: FrameBuffer<PacketId>,
     wire_slot: Option<PacketId>,
-    packets: BTreeMap<PacketId, PacketRecord>,
+    packets: PacketTable,
     finished: VecDeque<PacketRecord>,
     next_packet: PacketId,
     next_conn: ConnId,
@@ -149,7 +150,7 @@ impl Pipeline {
             wire,
             stack,
             wire_slot: None,
-            packets: BTreeMap::new(),
+            packets: PacketTable::default(),
             finished: VecDeque::new(),
             next_packet: 1,
             next_conn: 1,
@@ -208,27 +209,38 @@ impl Pipeline {
             && self.udp.is_quiet(&self.stack)
     }
 
-    /// Perform the next single action.
+    /// Perform the next single action, and report what it did hop by hop.
     pub fn step(&mut self) -> Step {
-        let now = self.clock.now();
-        self.wire.advance(now);
         self.report = Some(StepReport {
-            t_ns: now,
+            t_ns: self.clock.now(),
             action: Action::WireIn,
             hops: Vec::new(),
             finished: Vec::new(),
         });
-        let acted = self.act(now);
-        let mut report = self.report.take().expect("report set above");
-        match acted {
-            Some(action) => {
+        match self.advance() {
+            Ok(action) => {
+                let mut report = self.report.take().expect("report set above");
                 report.action = action;
-                self.clock.charge_hop();
                 Step::Progress(report)
             }
-            None => Step::Idle {
-                next: self.next_wakeup(now),
-            },
+            Err(next) => {
+                self.report = None;
+                Step::Idle { next }
+            }
+        }
+    }
+
+    /// Perform the next single action; the step report is filled in only when `step` asked for one. Err says
+    /// nothing could act now, with when something next can.
+    fn advance(&mut self) -> Result<Action, Option<Nanos>> {
+        let now = self.clock.now();
+        self.wire.advance(now);
+        match self.act(now) {
+            Some(action) => {
+                self.clock.charge_hop();
+                Ok(action)
+            }
+            None => Err(self.next_wakeup(now)),
         }
     }
 
@@ -239,15 +251,15 @@ impl Pipeline {
             if self.wire.is_done() && self.is_quiet() {
                 return true;
             }
-            match self.step() {
-                Step::Progress(_) => {
+            match self.advance() {
+                Ok(_) => {
                     if self.clock.now() > deadline {
                         return true;
                     }
                 }
                 _ if self.wire.is_done() && self.is_quiet() => return true,
-                Step::Idle { next: Some(t) } if t <= deadline => self.clock.wait_until(t),
-                Step::Idle { .. } => return true,
+                Err(Some(t)) if t <= deadline => self.clock.wait_until(t),
+                Err(_) => return true,
             }
         }
         false
@@ -255,7 +267,7 @@ impl Pipeline {
 
     /// End the run: every packet still on its way gets `in_flight`; open connections are recorded as they are.
     pub fn finish(&mut self) -> Vec<ConnectionRecord> {
-        let ids: Vec<PacketId> = self.packets.keys().copied().collect();
+        let ids = self.packets.ids();
         let now = self.clock.now();
         for id in ids {
             let stage = self.packets[&id].last_stage().unwrap_or(Stage::Wire);
@@ -365,12 +377,11 @@ impl Pipeline {
     fn new_packet(&mut self, dir: Dir, frame: Vec<u8>, trigger: Trigger) -> PacketId {
         let id = self.next_packet;
         self.next_packet += 1;
-        let info = dissect::dissect(&frame);
         let mut record = PacketRecord::new(id, dir, Vec::new(), trigger);
         // An rx frame of a known connection belongs to its flow from the wire on, so a drop before the stack
-        // (a full frame buffer) is still found under its connection.
+        // (a full frame buffer) is still found under its connection. (A tx frame's flow is set by `emit`.)
         if dir == Dir::Rx {
-            record.flow = info
+            record.flow = dissect::dissect(&frame)
                 .flow_key()
                 .and_then(|k| self.conn_by_flow.get(&(k.dst, k.src)).copied());
         }

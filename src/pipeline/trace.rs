@@ -77,7 +77,8 @@ impl PacketRecord {
             frame,
             flow: None,
             trigger,
-            hops: Vec::new(),
+            // Room for the longest path (six stages each way) without growing.
+            hops: Vec::with_capacity(6),
             outcome: None,
             caused: Vec::new(),
             payload_of: Vec::new(),

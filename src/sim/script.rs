@@ -15,8 +15,11 @@ pub type TimedFrame = (Nanos, Vec<u8>);
 #[derive(Debug, Default)]
 pub struct ScriptedWire {
     script: VecDeque<TimedFrame>,
-    /// Frames the pipeline transmitted, with their times.
+    /// Frames the pipeline transmitted, with their times (unless built to count them only).
     pub sent: Rc<RefCell<Vec<TimedFrame>>>,
+    keep_sent: bool,
+    /// How many frames the pipeline transmitted.
+    pub sent_count: u64,
 }
 
 impl ScriptedWire {
@@ -25,6 +28,16 @@ impl ScriptedWire {
         ScriptedWire {
             script: frames.into_iter().collect(),
             sent: Rc::default(),
+            keep_sent: true,
+            sent_count: 0,
+        }
+    }
+
+    /// A wire that counts what the pipeline sends and forgets it, as a network would (for benchmarks).
+    pub fn counting_output(frames: impl IntoIterator<Item = TimedFrame>) -> Self {
+        ScriptedWire {
+            keep_sent: false,
+            ..Self::new(frames)
         }
     }
 }
@@ -40,7 +53,10 @@ impl Wire for ScriptedWire {
     }
 
     fn transmit(&mut self, now: Nanos, frame: &[u8]) {
-        self.sent.borrow_mut().push((now, frame.to_vec()));
+        self.sent_count += 1;
+        if self.keep_sent {
+            self.sent.borrow_mut().push((now, frame.to_vec()));
+        }
     }
 
     fn next_event(&self) -> Option<Nanos> {
