@@ -240,7 +240,10 @@ impl Bare {
             // The peer's FIN arrived and every byte before it went to the app: pass the end of stream on.
             let peer_closed = matches!(
                 s.state(),
-                tcp::State::CloseWait | tcp::State::LastAck | tcp::State::Closing | tcp::State::TimeWait
+                tcp::State::CloseWait
+                    | tcp::State::LastAck
+                    | tcp::State::Closing
+                    | tcp::State::TimeWait
             );
             if peer_closed && s.recv_queue() == 0 && !pair.stack_eof {
                 let _ = pair.stack_end.shutdown(Shutdown::Write);
