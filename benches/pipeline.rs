@@ -8,8 +8,12 @@
 //! - Same loop: one frame at a time over the same `StepDevice` — due timers, ingress, egress until quiet, the
 //!   app, egress until quiet — with the same interface config and socket set (echo-port listeners from
 //!   `Stack::new_tcp_socket`, so buffers and ACK delay match, plus the UDP socket the pipeline binds there).
-//!   Both sides echo every byte. The bare side also gets the frames the pipeline's frame buffer drops, so if
-//!   anything it does more smoltcp work than the traced side, which only flatters the ratio.
+//!   Both sides echo every byte. The bare side has no frame buffer, so it gets exactly the frames the
+//!   pipeline's frame buffer admitted in the recorded run: smoltcp sees the same frames on both sides.
+//! - Same apps: the pipeline's path has a real AF_UNIX pair per connection between stack and app (DESIGN.md),
+//!   so the baseline the goal is measured against does too, with an echo app behind it that reads only when
+//!   something was written (no system call that could only say "would block"). smoltcp alone, with the echo
+//!   in-process, is measured and printed beside it, for the cost of the path as a whole.
 //! - Logging: capture is off on this thread for the bare run, so smoltcp's log macros reach the installed
 //!   logger and return at once, as in any program with a logger but no hook. The traced side captures.
 //! - The traced side drops each finished packet record as it drains it: producing the trace is what is
@@ -33,7 +37,7 @@ use pktpath::pipeline::capture;
 use pktpath::pipeline::clock::{Nanos, VirtualClock, to_smoltcp};
 use pktpath::pipeline::device::StepDevice;
 use pktpath::pipeline::stack::{Stack, UDP_PACKETS, UDP_PAYLOAD_BUFFER};
-use pktpath::pipeline::{Pipeline, Stats};
+use pktpath::pipeline::{Dir, OutcomeKind, PacketRecord, Pipeline, Stage, Stats};
 use pktpath::sim::script::{Recorder, ScriptedWire, TimedFrame};
 use pktpath::sim::{self, SimSpec};
 
@@ -51,28 +55,58 @@ fn env_or(name: &str, default: usize) -> usize {
 
 /// Step a pipeline to the end of its run, dropping finished packet records as they come; returns how many.
 fn run_to_end(pipeline: &mut Pipeline, deadline: Nanos) -> u64 {
-    let mut records = 0;
-    while !pipeline.run_until(deadline, 4096) {
-        records += pipeline.drain_finished().count();
-    }
-    pipeline.finish();
-    (records + pipeline.drain_finished().count()) as u64
+    run_to_end_with(pipeline, deadline, |_| {})
 }
 
-/// The live simulated run: every frame the pipeline received, with its time, and the run's counters.
-fn record(spec: &SimSpec) -> (Vec<TimedFrame>, Stats) {
+/// The same, showing each finished record to `look` before dropping it.
+fn run_to_end_with(
+    pipeline: &mut Pipeline,
+    deadline: Nanos,
+    mut look: impl FnMut(&PacketRecord),
+) -> u64 {
+    let mut records = 0;
+    loop {
+        let over = pipeline.run_until(deadline, 4096);
+        if over {
+            pipeline.finish();
+        }
+        for p in pipeline.drain_finished() {
+            look(&p);
+            records += 1;
+        }
+        if over {
+            return records;
+        }
+    }
+}
+
+/// The live simulated run: every frame the pipeline received, with its time; which of them its frame buffer
+/// admitted (the rest it dropped there, before smoltcp); and the run's counters.
+fn record(spec: &SimSpec) -> (Vec<TimedFrame>, Vec<bool>, Stats) {
     let mut received = None;
     let mut run = sim::build_with(spec, |peer| {
         let recorder = Recorder::new(peer);
         received = Some(recorder.received.clone());
         Box::new(recorder)
     });
-    run_to_end(&mut run.pipeline, spec.max_time_ns);
+    // Rx packet ids are handed out in arrival order, so sorted rx ids line up with the received frames.
+    let mut rx_fates = Vec::new();
+    run_to_end_with(&mut run.pipeline, spec.max_time_ns, |p| {
+        if p.dir == Dir::Rx {
+            let refused = p
+                .outcome
+                .as_ref()
+                .is_some_and(|o| o.kind == OutcomeKind::Dropped && o.stage == Stage::FrameBuffer);
+            rx_fates.push((p.id, !refused));
+        }
+    });
+    rx_fates.sort();
+    let admitted = rx_fates.into_iter().map(|(_, admitted)| admitted).collect();
     let clients = &run.report.borrow().clients;
     let complete = clients.len() == spec.clients && clients.iter().all(|c| c.completed);
     assert!(complete, "the recorded run must complete: {clients:?}");
     let frames = std::mem::take(&mut *received.expect("build_with wraps the peer").borrow_mut());
-    (frames, run.pipeline.stats().clone())
+    (frames, admitted, run.pipeline.stats().clone())
 }
 
 /// The traced side: the full pipeline over a wire replaying the recording. Deterministic with the same frames
@@ -348,7 +382,19 @@ fn main() {
         udp: 0,
         ..SimSpec::default()
     };
-    let (recorded, expect) = record(&spec);
+    let (recorded, admitted, expect) = record(&spec);
+    assert_eq!(
+        admitted.len(),
+        recorded.len(),
+        "a fate for every received frame"
+    );
+    // The bare side has no frame buffer: it gets exactly the frames the pipeline's buffer let through.
+    let admitted_frames: Vec<TimedFrame> = recorded
+        .iter()
+        .zip(&admitted)
+        .filter(|(_, ok)| **ok)
+        .map(|(f, _)| f.clone())
+        .collect();
     let (n, total) = (recorded.len(), spec.clients * spec.bytes);
     let build = ["release", "debug"][usize::from(cfg!(debug_assertions))];
     println!(
@@ -366,7 +412,7 @@ fn main() {
             (EchoPath::UnixPair, &mut pair_times),
         ] {
             let mut bare = Bare::new(&spec, path);
-            times.push(bare.run(recorded.clone()));
+            times.push(bare.run(admitted_frames.clone()));
             assert_eq!(bare.echoed, total, "bare smoltcp must echo every byte");
             bare_out = bare.emitted;
         }
