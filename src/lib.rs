@@ -5,4 +5,5 @@ pub mod cli;
 pub mod export;
 pub mod headless;
 pub mod pipeline;
+pub mod replay;
 pub mod sim;

@@ -1,0 +1,2 @@
+//! Replay of recorded captures through the pipeline (DESIGN.md §3): reading pcap/pcapng, choosing who the
+//! stack is, emulating the other hosts at the wire, and diffing what smoltcp sent against what was recorded.
