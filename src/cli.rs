@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::export::Format;
-use crate::pipeline::AppSpec;
+use crate::pipeline::{AppKind, AppSpec};
 use crate::sim::SimSpec;
 
 #[derive(Parser, Debug)]
@@ -85,6 +85,11 @@ pub const MAX_TOTAL_PAYLOAD: u64 = 1 << 30;
 impl SimArgs {
     /// Checks that span several options; the message names the values and says what to do.
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(spec) = self.apps.iter().find(|a| a.kind == AppKind::Recorded) {
+            return Err(format!(
+                "--app {spec}: the recorded app plays a capture's byte stream; use it with `pktpath replay FILE`"
+            ));
+        }
         let total = self.clients as u64 * self.bytes;
         if total > MAX_TOTAL_PAYLOAD {
             return Err(format!(

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::str::FromStr;
 
 /// Non-blocking I/O on the app's end of the AF_UNIX socket. Reads and writes return `WouldBlock` when they
@@ -32,6 +33,9 @@ pub enum AppKind {
     Http,
     /// Accepts and never reads: shows what full buffers and a zero window look like.
     Stall,
+    /// Replay: answers each connection with the recorded peer's byte stream, from the pipeline's app source;
+    /// a connection the capture does not hold is refused.
+    Recorded,
 }
 
 impl AppKind {
@@ -41,6 +45,7 @@ impl AppKind {
             AppKind::Discard => "discard",
             AppKind::Http => "http",
             AppKind::Stall => "stall",
+            AppKind::Recorded => "recorded",
         }
     }
 
@@ -48,14 +53,22 @@ impl AppKind {
         !matches!(self, AppKind::Http)
     }
 
-    pub fn instantiate(&self) -> Box<dyn App> {
-        match self {
+    /// A fresh instance; `None` for `Recorded`, whose instances come from an `AppSource` that knows the flow.
+    pub fn instantiate(&self) -> Option<Box<dyn App>> {
+        Some(match self {
             AppKind::Echo => Box::new(Echo::default()),
             AppKind::Discard => Box::new(Discard::default()),
             AppKind::Http => Box::new(Http::default()),
             AppKind::Stall => Box::new(Stall),
-        }
+            AppKind::Recorded => return None,
+        })
     }
+}
+
+/// Makes the apps that need to know which connection they serve (replay's `recorded`).
+pub trait AppSource {
+    /// The app for a connection the stack accepted from `remote` on `local`, or `None` to refuse it.
+    fn accepted(&mut self, local: SocketAddr, remote: SocketAddr) -> Option<Box<dyn App>>;
 }
 
 /// `--app [PORT=]SPEC`: an app and, optionally, the port it serves.
@@ -94,6 +107,7 @@ impl FromStr for AppSpec {
             "discard" => AppKind::Discard,
             "http" => AppKind::Http,
             "stall" => AppKind::Stall,
+            "recorded" => AppKind::Recorded,
             other => return Err(AppSpecError::UnknownApp(other.to_string())),
         };
         Ok(AppSpec { port, kind })

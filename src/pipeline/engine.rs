@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 
-use super::apps::{App, AppKind};
+use super::apps::{App, AppKind, AppSource};
 use super::capture::LogLine;
 use super::clock::{Clock, Nanos};
 use super::connection::{CONN_BUFFER, Progress, RxSpan, TcpConn};
@@ -28,11 +28,46 @@ use super::udp::UdpService;
 use super::verdict::{self, Reply, SocketEffect, Verdict};
 
 /// The far side of the wire: a simulated peer, a capture being replayed, or a TAP device.
+/// What becomes of a frame that arrived at the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    /// Into the frame buffer and on to the stack.
+    Inject,
+    /// Shown at the wire and finished there, not injected: a replayed capture's own record of what the stack
+    /// sent (kept to diff against what it sends now).
+    Recorded,
+    /// Could not be injected, for this reason (a truncated or unreadable record).
+    Refused(Reason),
+}
+
+/// A frame arriving at the wire, with what the wire knows about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    pub frame: Vec<u8>,
+    pub fate: Fate,
+    /// Shown among the packet's log lines, e.g. "synthetic: ARP request made by the replay".
+    pub note: Option<String>,
+}
+
+impl Arrival {
+    pub fn inject(frame: Vec<u8>) -> Self {
+        Arrival {
+            frame,
+            fate: Fate::Inject,
+            note: None,
+        }
+    }
+}
+
 pub trait Wire {
     /// Let the far side run everything due at or before `now`.
     fn advance(&mut self, now: Nanos);
     /// The next frame that has arrived by `now`.
     fn receive(&mut self, now: Nanos) -> Option<Vec<u8>>;
+    /// The next arrival by `now`, with its fate and notes; by default every received frame is injected.
+    fn arrive(&mut self, now: Nanos) -> Option<Arrival> {
+        self.receive(now).map(Arrival::inject)
+    }
     /// A frame the pipeline put on the wire at `now`.
     fn transmit(&mut self, now: Nanos, frame: &[u8]);
     /// When the far side next has something to do.
@@ -130,6 +165,8 @@ pub struct Pipeline {
     report: Option<StepReport>,
     /// One read buffer for every connection's AF_UNIX reads, so no round allocates or zeroes one.
     scratch: Vec<u8>,
+    /// Makes the apps that must know their connection (replay's `recorded`).
+    app_source: Option<Box<dyn AppSource>>,
 }
 
 impl Pipeline {
@@ -170,7 +207,13 @@ impl Pipeline {
             next_local_port: 49152,
             report: None,
             scratch: vec![0; CONN_BUFFER],
+            app_source: None,
         }
+    }
+
+    /// Where apps of kind `recorded` come from.
+    pub fn set_app_source(&mut self, source: Box<dyn AppSource>) {
+        self.app_source = Some(source);
     }
 
     pub fn now(&self) -> Nanos {
@@ -333,11 +376,21 @@ impl Pipeline {
             self.enqueue_rx(id, now);
             return Some(Action::FrameBufferIn);
         }
-        let frame = self.wire.receive(now)?;
+        let arrival = self.wire.arrive(now)?;
         self.stats.frames_in += 1;
-        let id = self.new_packet(Dir::Rx, frame, Trigger::Wire);
+        let id = self.new_packet(Dir::Rx, arrival.frame, Trigger::Wire);
         self.hop(id, Stage::Wire, now);
-        self.wire_slot = Some(id);
+        if let (Some(note), Some(p)) = (arrival.note, self.packets.get_mut(&id)) {
+            p.stack_log.push(LogLine::note(note));
+        }
+        match arrival.fate {
+            Fate::Inject => self.wire_slot = Some(id),
+            Fate::Recorded => {
+                let note = "recorded response of the stack: kept for the diff, not injected";
+                self.conclude(id, OutcomeKind::Consumed, Stage::Wire, None, Some(note.into()));
+            }
+            Fate::Refused(reason) => self.drop_packet(id, Stage::Wire, reason),
+        }
         Some(Action::WireIn)
     }
 
@@ -691,6 +744,15 @@ impl Pipeline {
                 .get(&port)
                 .cloned()
                 .unwrap_or(AppKind::Discard);
+            let app = kind.instantiate().or_else(|| {
+                let source = self.app_source.as_mut()?;
+                source.accepted(local, remote)
+            });
+            let Some(app) = app else {
+                // Nothing to play for this connection (a recorded app with no recorded flow): refuse it.
+                self.stack.sockets.get_mut::<tcp::Socket>(handle).abort();
+                continue;
+            };
             let cid = self.next_conn;
             self.next_conn += 1;
             let Ok(mut conn) = TcpConn::new(
@@ -700,7 +762,7 @@ impl Pipeline {
                 remote,
                 Role::Accepted,
                 kind.name(),
-                kind.instantiate(),
+                app,
                 tcp::State::Listen,
             ) else {
                 // No file descriptors left for the AF_UNIX pair: refuse the connection visibly.

@@ -18,7 +18,7 @@ pub mod verdict;
 
 pub use apps::{AppKind, AppSpec};
 pub use clock::{Clock, Nanos, VirtualClock};
-pub use engine::{Action, Pipeline, PipelineConfig, Step, StepReport, Wire};
+pub use engine::{Action, Arrival, Fate, Pipeline, PipelineConfig, Step, StepReport, Wire};
 pub use reason::Reason;
 pub use stage::{Dir, OutcomeKind, Stage};
 pub use trace::{ConnectionRecord, PacketRecord, Stats};

@@ -38,6 +38,10 @@ pub enum Reason {
     Ignored { detail: String },
     /// The connection went away (reset, aborted, app closed) before the payload reached the app.
     ConnectionClosed { detail: String },
+    /// Replay: the capture holds fewer bytes than the frame had on the wire, so it is not injected as if whole.
+    Truncated { captured: usize, on_wire: u32 },
+    /// Replay: the capture's record cannot become an Ethernet frame (an unsupported link type, a cut header).
+    NotInjectable { detail: String },
     /// The frame left no trace at all in the stack: no log line, no reply, no state change, no bytes.
     Unexplained,
 }
@@ -60,6 +64,8 @@ impl Reason {
             Reason::UnknownEtherType { .. } => "unknown_ethertype",
             Reason::Ignored { .. } => "ignored",
             Reason::ConnectionClosed { .. } => "connection_closed",
+            Reason::Truncated { .. } => "truncated",
+            Reason::NotInjectable { .. } => "not_injectable",
             Reason::Unexplained => "unexplained",
         }
     }
@@ -103,6 +109,11 @@ impl fmt::Display for Reason {
                 reply_note(f, "ICMP protocol unreachable", reply)
             }
             Reason::NotForUs { detail } => write!(f, "not addressed to the stack: {detail}"),
+            Reason::Truncated { captured, on_wire } => write!(
+                f,
+                "captured {captured} of its {on_wire} bytes (snaplen); a partial frame is not injected"
+            ),
+            Reason::NotInjectable { detail } => write!(f, "cannot be injected: {detail}"),
             Reason::SocketBufferFull { detail } => write!(f, "socket rx buffer full: {detail}"),
             Reason::TcpRejected { detail } => write!(f, "refused by the TCP socket: {detail}"),
             Reason::UnknownEtherType { ethertype } => {
