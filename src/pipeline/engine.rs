@@ -387,7 +387,13 @@ impl Pipeline {
             Fate::Inject => self.wire_slot = Some(id),
             Fate::Recorded => {
                 let note = "recorded response of the stack: kept for the diff, not injected";
-                self.conclude(id, OutcomeKind::Consumed, Stage::Wire, None, Some(note.into()));
+                self.conclude(
+                    id,
+                    OutcomeKind::Consumed,
+                    Stage::Wire,
+                    None,
+                    Some(note.into()),
+                );
             }
             Fate::Refused(reason) => self.drop_packet(id, Stage::Wire, reason),
         }

@@ -1,2 +1,9 @@
 //! Replay of recorded captures through the pipeline (DESIGN.md §3): reading pcap/pcapng, choosing who the
 //! stack is, emulating the other hosts at the wire, and diffing what smoltcp sent against what was recorded.
+
+pub mod capture;
+pub mod recorded_app;
+pub mod role;
+pub mod script;
+pub mod segment;
+pub mod wire;

@@ -1,0 +1,113 @@
+//! The `recorded` app: serves one replayed connection by writing back the recorded server's byte stream, each
+//! part only once the client bytes the server had received before sending it have been read, so the replay
+//! keeps the recorded turns (request, then response). It closes when the recorded server closed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use crate::pipeline::apps::{App, AppIo, AppSource};
+
+use super::script::Scripts;
+
+const READ_CHUNK: usize = 16 * 1024;
+
+pub struct RecordedApp {
+    scripts: Scripts,
+    key: (SocketAddr, SocketAddr),
+    buf: Vec<u8>,
+    read: u64,
+    written: u64,
+    peer_eof: bool,
+    shut: bool,
+}
+
+impl RecordedApp {
+    pub fn new(scripts: Scripts, local: SocketAddr, remote: SocketAddr) -> Self {
+        RecordedApp {
+            scripts,
+            key: (local, remote),
+            buf: vec![0; READ_CHUNK],
+            read: 0,
+            written: 0,
+            peer_eof: false,
+            shut: false,
+        }
+    }
+
+    /// Write what the script allows now; false when the socket would take no more.
+    fn write_turns(&mut self, io: &mut dyn AppIo) -> bool {
+        loop {
+            let scripts = self.scripts.borrow();
+            let Some(script) = scripts.get(&self.key) else {
+                return true;
+            };
+            let data = match script.next_at(self.written, self.read) {
+                Some(data) => data,
+                None => match script.gap_end(self.written) {
+                    // The capture lost these bytes: keep the stream's length with zeros rather than stall.
+                    Some(end) if end > self.written => {
+                        &ZEROS[..(end - self.written).min(ZEROS.len() as u64) as usize]
+                    }
+                    _ => return true,
+                },
+            };
+            match io.write(data) {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => self.written += n as u64,
+            }
+        }
+    }
+}
+
+/// What stands in for bytes the capture did not hold.
+static ZEROS: [u8; 4096] = [0; 4096];
+
+impl App for RecordedApp {
+    fn service(&mut self, io: &mut dyn AppIo) {
+        while !self.peer_eof {
+            match io.read(&mut self.buf) {
+                Ok(0) => self.peer_eof = true,
+                Ok(n) => self.read += n as u64,
+                Err(_) => break,
+            }
+        }
+        if self.shut || !self.write_turns(io) {
+            return;
+        }
+        let scripts = self.scripts.borrow();
+        let Some(script) = scripts.get(&self.key) else {
+            return;
+        };
+        let close = match script.fin {
+            Some((at, after)) => self.written >= at && self.read >= after,
+            // No FIN recorded (the capture ended first, or the server reset): close once the client did.
+            None => self.peer_eof && script.complete && self.written >= script.covered_until(0),
+        };
+        if close {
+            drop(scripts);
+            io.shutdown_write();
+            self.shut = true;
+        }
+    }
+}
+
+/// Hands each accepted connection its recorded app, if the capture holds that flow.
+pub struct RecordedSource {
+    pub scripts: Scripts,
+    /// Flows a recorded app was made for, so the wire can tell which ones were played.
+    pub played: BTreeMap<(SocketAddr, SocketAddr), u32>,
+}
+
+impl AppSource for RecordedSource {
+    fn accepted(&mut self, local: SocketAddr, remote: SocketAddr) -> Option<Box<dyn App>> {
+        if !self.scripts.borrow().contains_key(&(local, remote)) {
+            return None;
+        }
+        *self.played.entry((local, remote)).or_default() += 1;
+        Some(Box::new(RecordedApp::new(
+            self.scripts.clone(),
+            local,
+            remote,
+        )))
+    }
+}

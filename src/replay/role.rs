@@ -1,0 +1,160 @@
+//! Who the stack is in a capture: `--as IP`, else the host that receives the most SYNs, else the most frequent
+//! destination; its MAC and its other addresses (the same MAC) from the capture; the MACs of the hosts it talks
+//! to; and the ports it serves, so the replay listens where the recorded server did.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::capture::CapturedFrame;
+use super::segment;
+
+/// What one pass over the capture learned.
+#[derive(Debug, Default, Clone)]
+pub struct Survey {
+    syns_to: BTreeMap<IpAddr, u64>,
+    frames_to: BTreeMap<IpAddr, u64>,
+    /// Source MAC seen for each IP address.
+    pub macs: BTreeMap<IpAddr, [u8; 6]>,
+    /// TCP ports each host received a SYN on; UDP ports each host received datagrams on.
+    tcp_ports: BTreeMap<IpAddr, BTreeSet<u16>>,
+    udp_ports: BTreeMap<IpAddr, BTreeSet<u16>>,
+    pub frames: u64,
+    pub first_t_ns: Option<u64>,
+    pub last_t_ns: u64,
+}
+
+impl Survey {
+    pub fn add(&mut self, f: &CapturedFrame) {
+        self.frames += 1;
+        self.first_t_ns.get_or_insert(f.t_ns);
+        self.last_t_ns = self.last_t_ns.max(f.t_ns);
+        if f.problem.is_some() {
+            return;
+        }
+        let Some(l) = segment::parse(&f.frame, f.orig_len as usize) else {
+            return;
+        };
+        let src_mac: [u8; 6] = f.frame[6..12]
+            .try_into()
+            .expect("parsed frames hold a header");
+        self.macs.entry(l.src).or_insert(src_mac);
+        *self.frames_to.entry(l.dst).or_default() += 1;
+        if let Some(t) = l.tcp
+            && t.syn
+            && !t.ack_flag
+        {
+            *self.syns_to.entry(l.dst).or_default() += 1;
+            self.tcp_ports.entry(l.dst).or_default().insert(t.dst_port);
+        }
+        if let Some((_, dport)) = l.udp {
+            self.udp_ports.entry(l.dst).or_default().insert(dport);
+        }
+    }
+
+    /// The stack's address: the one asked for, else the most SYNs received, else the most frames received
+    /// (ties go to the lowest address, so the choice is deterministic).
+    pub fn choose(&self, asked: Option<IpAddr>) -> Option<IpAddr> {
+        if asked.is_some() {
+            return asked;
+        }
+        let best = |m: &BTreeMap<IpAddr, u64>| {
+            m.iter()
+                .filter(|(ip, _)| is_host(ip))
+                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                .map(|(ip, _)| *ip)
+        };
+        best(&self.syns_to).or_else(|| best(&self.frames_to))
+    }
+
+    /// Everything the replay needs to know about the stack it plays.
+    pub fn identity(&self, ip: IpAddr) -> Identity {
+        let mac = self.macs.get(&ip).copied();
+        // The same host's address in the other family: the address whose frames came from the same MAC.
+        let sibling = |want_v4: bool| {
+            self.macs
+                .iter()
+                .find(|(a, m)| Some(**m) == mac && a.is_ipv4() == want_v4 && is_host(a))
+                .map(|(a, _)| *a)
+        };
+        let (ipv4, ipv6) = match ip {
+            IpAddr::V4(v4) => (Some(v4), sibling(false).and_then(as_v6)),
+            IpAddr::V6(v6) => (sibling(true).and_then(as_v4), Some(v6)),
+        };
+        let mut tcp_ports = BTreeSet::new();
+        let mut udp_ports = BTreeSet::new();
+        for a in [ipv4.map(IpAddr::V4), ipv6.map(IpAddr::V6)]
+            .into_iter()
+            .flatten()
+        {
+            tcp_ports.extend(self.tcp_ports.get(&a).into_iter().flatten());
+            udp_ports.extend(self.udp_ports.get(&a).into_iter().flatten());
+        }
+        let peers_v4: Vec<Ipv4Addr> = self.macs.keys().filter_map(|a| as_v4(*a)).collect();
+        Identity {
+            ip,
+            // A stack seen only as a destination keeps a made-up, locally administered MAC.
+            mac: mac.unwrap_or([0x02, 0, 0, 0, 0, 0x01]),
+            mac_seen: mac.is_some(),
+            ipv4,
+            ipv6,
+            prefix_v4: ipv4.map_or(24, |a| common_prefix_v4(a, &peers_v4)),
+            tcp_ports,
+            udp_ports,
+        }
+    }
+}
+
+fn as_v4(a: IpAddr) -> Option<Ipv4Addr> {
+    match a {
+        IpAddr::V4(v) => Some(v),
+        IpAddr::V6(_) => None,
+    }
+}
+
+fn as_v6(a: IpAddr) -> Option<Ipv6Addr> {
+    match a {
+        IpAddr::V6(v) => Some(v),
+        IpAddr::V4(_) => None,
+    }
+}
+
+/// An address a stack can own (not broadcast, multicast or unspecified).
+fn is_host(a: &IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v) => !(v.is_broadcast() || v.is_multicast() || v.is_unspecified()),
+        IpAddr::V6(v) => !(v.is_multicast() || v.is_unspecified()),
+    }
+}
+
+/// The longest prefix that puts every peer on the stack's link (smoltcp sends only to neighbours or via a
+/// route, and a replay has no router to offer), at most /30 and at least /1.
+fn common_prefix_v4(stack: Ipv4Addr, peers: &[Ipv4Addr]) -> u8 {
+    let s = u32::from(stack);
+    let mut prefix = 30u32;
+    for p in peers.iter().filter(|p| is_host(&IpAddr::V4(**p))) {
+        let diff = s ^ u32::from(*p);
+        prefix = prefix.min(diff.leading_zeros());
+    }
+    prefix.clamp(1, 30) as u8
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub ip: IpAddr,
+    pub mac: [u8; 6],
+    pub mac_seen: bool,
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Addr>,
+    pub prefix_v4: u8,
+    pub tcp_ports: BTreeSet<u16>,
+    pub udp_ports: BTreeSet<u16>,
+}
+
+impl Identity {
+    pub fn owns(&self, a: IpAddr) -> bool {
+        match a {
+            IpAddr::V4(v) => self.ipv4 == Some(v),
+            IpAddr::V6(v) => self.ipv6 == Some(v),
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The recorded byte stream of each TCP flow the stack serves, as the replay reads it from the capture: what the
+//! recorded server sent, at which stream offset, and how many client bytes it had received before sending it.
+//! The wire fills these from the recorded responses; the `recorded` app plays them back in the same turns.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+/// Bytes the recorded server sent, starting at a stream offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    pub data: Vec<u8>,
+    /// Client bytes the server had received (its ack) when it sent these: the app waits for as many.
+    pub after_client_bytes: u64,
+    /// Bytes of `data` the capture did not hold (snaplen) and that are zeros here.
+    pub missing: usize,
+}
+
+/// One flow's recorded server side.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FlowScript {
+    /// By stream offset; overlapping retransmissions are kept once.
+    pub chunks: BTreeMap<u64, Chunk>,
+    /// The server's FIN: its stream offset and the client bytes it had received by then.
+    pub fin: Option<(u64, u64)>,
+    /// The server reset the connection instead of closing it.
+    pub reset: bool,
+    /// Set once the wire has read the whole capture: a gap in `chunks` will then never be filled.
+    pub complete: bool,
+}
+
+impl FlowScript {
+    /// Record a segment the server sent: `offset` in its stream, the client bytes its ack covered.
+    pub fn add(&mut self, offset: u64, data: &[u8], on_wire: usize, after_client_bytes: u64) {
+        if on_wire == 0 {
+            return;
+        }
+        let end = offset + on_wire as u64;
+        // Keep only what no earlier chunk covers (a retransmission repeats bytes already held).
+        let covered = self.covered_until(offset);
+        if covered >= end {
+            return;
+        }
+        let start = covered.max(offset);
+        let skip = (start - offset) as usize;
+        let mut bytes: Vec<u8> = data.get(skip..).unwrap_or_default().to_vec();
+        let want = (end - start) as usize;
+        let missing = want.saturating_sub(bytes.len());
+        bytes.resize(want, 0);
+        bytes.truncate(want);
+        self.chunks.insert(
+            start,
+            Chunk {
+                data: bytes,
+                after_client_bytes,
+                missing,
+            },
+        );
+    }
+
+    /// The end of the contiguous bytes held from `offset` on (or `offset` itself when none cover it).
+    pub fn covered_until(&self, offset: u64) -> u64 {
+        let mut at = offset;
+        for (&start, chunk) in self.chunks.range(..=at).rev().take(1) {
+            at = at.max(start + chunk.data.len() as u64);
+        }
+        for (&start, chunk) in self.chunks.range(at..) {
+            if start > at {
+                break;
+            }
+            at = start + chunk.data.len() as u64;
+        }
+        at
+    }
+
+    /// The bytes at `offset` the server may send once `client_bytes` client bytes were read, if any are held.
+    pub fn next_at(&self, offset: u64, client_bytes: u64) -> Option<&[u8]> {
+        let (&start, chunk) = self.chunks.range(..=offset).next_back()?;
+        let end = start + chunk.data.len() as u64;
+        if offset >= end || chunk.after_client_bytes > client_bytes {
+            return None;
+        }
+        Some(&chunk.data[(offset - start) as usize..])
+    }
+
+    /// Where the next held chunk after a gap at `offset` starts, once the capture is read to its end.
+    pub fn gap_end(&self, offset: u64) -> Option<u64> {
+        if !self.complete {
+            return None;
+        }
+        self.chunks.range(offset..).next().map(|(&s, _)| s)
+    }
+
+    pub fn missing_bytes(&self) -> usize {
+        self.chunks.values().map(|c| c.missing).sum()
+    }
+}
+
+/// Every flow's script, keyed by (the stack's address, the client's address); shared by the wire that
+/// fills them and the apps that play them.
+pub type Scripts = Rc<RefCell<BTreeMap<(SocketAddr, SocketAddr), FlowScript>>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_each_byte_once_and_plays_it_in_turn() {
+        let mut s = FlowScript::default();
+        s.add(0, b"HTTP/1.1 200", 12, 40);
+        s.add(0, b"HTTP/1.1 200", 12, 40); // retransmission
+        s.add(6, b"1 200 OK", 8, 40); // overlaps the end
+        assert_eq!(s.chunks.len(), 2);
+        assert_eq!(s.covered_until(0), 14);
+        assert_eq!(s.next_at(0, 39), None, "waits for the client's 40 bytes");
+        assert_eq!(s.next_at(0, 40), Some(&b"HTTP/1.1 200"[..]));
+        assert_eq!(s.next_at(12, 40), Some(&b"OK"[..]));
+        assert_eq!(s.next_at(14, 40), None);
+        s.add(20, b"ab", 5, 40); // truncated: 3 bytes missing
+        assert_eq!(s.missing_bytes(), 3);
+        assert_eq!(s.next_at(20, 40), Some(&b"ab\0\0\0"[..]));
+        assert_eq!(s.gap_end(14), None, "the capture may still fill the gap");
+        s.complete = true;
+        assert_eq!(s.gap_end(14), Some(20));
+    }
+}

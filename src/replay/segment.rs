@@ -1,0 +1,222 @@
+//! Just enough of an Ethernet frame's IP and TCP layers to replay it: where the TCP header and payload are,
+//! and in-place rewriting of what refers to the other side's sequence space (ack, SACK edges, timestamp echo),
+//! with the checksum recomputed.
+
+use std::net::{IpAddr, SocketAddr};
+
+use smoltcp::wire::{
+    EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
+};
+
+/// Where a frame's layers are, and its TCP header fields when it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layers {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub protocol: u8,
+    /// Offset of the transport header in the frame.
+    pub l4: usize,
+    /// End of the IP payload in the frame (Ethernet padding excluded).
+    pub end: usize,
+    pub tcp: Option<Tcp>,
+    /// UDP source and destination ports.
+    pub udp: Option<(u16, u16)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tcp {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub syn: bool,
+    pub ack_flag: bool,
+    pub fin: bool,
+    pub rst: bool,
+    pub window: u16,
+    /// Payload offset in the frame and length on the wire (which may exceed what the frame holds).
+    pub payload_at: usize,
+    pub payload_len: usize,
+}
+
+impl Tcp {
+    /// Sequence space the segment occupies: payload plus one each for SYN and FIN.
+    pub fn seq_len(&self) -> u32 {
+        self.payload_len as u32 + u32::from(self.syn) + u32::from(self.fin)
+    }
+}
+
+impl Layers {
+    pub fn src_addr(&self) -> Option<SocketAddr> {
+        self.ports().map(|(s, _)| SocketAddr::new(self.src, s))
+    }
+
+    pub fn dst_addr(&self) -> Option<SocketAddr> {
+        self.ports().map(|(_, d)| SocketAddr::new(self.dst, d))
+    }
+
+    fn ports(&self) -> Option<(u16, u16)> {
+        self.tcp.map(|t| (t.src_port, t.dst_port)).or(self.udp)
+    }
+}
+
+/// The IP and TCP/UDP layers of an Ethernet frame, if it carries IP. `on_wire` is the frame's length as it was
+/// on the wire, so a truncated capture still gives true payload lengths.
+pub fn parse(frame: &[u8], on_wire: usize) -> Option<Layers> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let (src, dst, protocol, l3, l4, ip_total) = match eth.ethertype() {
+        EthernetProtocol::Ipv4 => {
+            let ip = Ipv4Packet::new_unchecked(eth.payload());
+            if eth.payload().len() < 20 || ip.version() != 4 {
+                return None;
+            }
+            let hl = ip.header_len() as usize;
+            let src = IpAddr::V4(ip.src_addr());
+            let dst = IpAddr::V4(ip.dst_addr());
+            (
+                src,
+                dst,
+                u8::from(ip.next_header()),
+                14,
+                14 + hl,
+                ip.total_len() as usize,
+            )
+        }
+        EthernetProtocol::Ipv6 => {
+            let ip = Ipv6Packet::new_unchecked(eth.payload());
+            if eth.payload().len() < 40 {
+                return None;
+            }
+            let src = IpAddr::V6(ip.src_addr());
+            let dst = IpAddr::V6(ip.dst_addr());
+            let total = 40 + ip.payload_len() as usize;
+            (src, dst, u8::from(ip.next_header()), 14, 14 + 40, total)
+        }
+        _ => return None,
+    };
+    let end = (l3 + ip_total).min(on_wire.max(frame.len()));
+    let mut layers = Layers {
+        src,
+        dst,
+        protocol,
+        l4,
+        end,
+        tcp: None,
+        udp: None,
+    };
+    let held = &frame[l4.min(frame.len())..];
+    match IpProtocol::from(protocol) {
+        IpProtocol::Tcp if held.len() >= 20 => {
+            let t = TcpPacket::new_unchecked(held);
+            let hl = usize::from(t.header_len());
+            let payload_at = l4 + hl;
+            layers.tcp = Some(Tcp {
+                src_port: t.src_port(),
+                dst_port: t.dst_port(),
+                seq: t.seq_number().0 as u32,
+                ack: t.ack_number().0 as u32,
+                syn: t.syn(),
+                ack_flag: t.ack(),
+                fin: t.fin(),
+                rst: t.rst(),
+                window: t.window_len(),
+                payload_at,
+                payload_len: (l3 + ip_total).saturating_sub(payload_at),
+            });
+        }
+        IpProtocol::Udp if held.len() >= 8 => {
+            layers.udp = Some((
+                u16::from_be_bytes([held[0], held[1]]),
+                u16::from_be_bytes([held[2], held[3]]),
+            ));
+        }
+        _ => {}
+    }
+    Some(layers)
+}
+
+/// The payload bytes the frame holds (possibly fewer than `payload_len` in a truncated capture).
+pub fn payload<'a>(frame: &'a [u8], tcp: &Tcp) -> &'a [u8] {
+    let start = tcp.payload_at.min(frame.len());
+    let end = (tcp.payload_at + tcp.payload_len).min(frame.len());
+    &frame[start..end]
+}
+
+/// Rewrite a TCP frame's references to the other side's sequence space: `ack` (and SACK edges) through
+/// `map_ack`, the timestamp echo to `tsecr` when given; then recompute the TCP checksum.
+pub fn rewrite_acks(
+    frame: &mut [u8],
+    layers: &Layers,
+    map_ack: impl Fn(u32) -> u32,
+    tsecr: Option<u32>,
+) {
+    let Some(tcp) = layers.tcp else { return };
+    let l4 = layers.l4;
+    let end = layers.end.min(frame.len());
+    if tcp.ack_flag {
+        let ack = map_ack(tcp.ack);
+        frame[l4 + 8..l4 + 12].copy_from_slice(&ack.to_be_bytes());
+    }
+    // Options: kind 5 (SACK: pairs of edges in the other side's space), kind 8 (timestamps: TSval, TSecr).
+    let mut i = l4 + 20;
+    let opts_end = tcp.payload_at.min(end);
+    while i < opts_end {
+        match frame[i] {
+            0 => break,
+            1 => i += 1,
+            kind => {
+                let Some(&len) = frame.get(i + 1) else { break };
+                let len = usize::from(len);
+                if len < 2 || i + len > opts_end {
+                    break;
+                }
+                if kind == 5 {
+                    let mut e = i + 2;
+                    while e + 4 <= i + len {
+                        let v = u32::from_be_bytes([
+                            frame[e],
+                            frame[e + 1],
+                            frame[e + 2],
+                            frame[e + 3],
+                        ]);
+                        frame[e..e + 4].copy_from_slice(&map_ack(v).to_be_bytes());
+                        e += 4;
+                    }
+                } else if kind == 8
+                    && len == 10
+                    && let Some(echo) = tsecr
+                {
+                    frame[i + 6..i + 10].copy_from_slice(&echo.to_be_bytes());
+                }
+                i += len;
+            }
+        }
+    }
+    let (src, dst): (IpAddress, IpAddress) = (layers.src.into(), layers.dst.into());
+    let mut packet = TcpPacket::new_unchecked(&mut frame[l4..end]);
+    packet.fill_checksum(&src, &dst);
+}
+
+/// The TSval of a TCP frame's timestamp option, if it has one.
+pub fn tsval(frame: &[u8], layers: &Layers) -> Option<u32> {
+    let tcp = layers.tcp?;
+    let mut i = layers.l4 + 20;
+    let opts_end = tcp.payload_at.min(frame.len());
+    while i < opts_end {
+        match frame[i] {
+            0 => return None,
+            1 => i += 1,
+            kind => {
+                let len = usize::from(*frame.get(i + 1)?);
+                if len < 2 || i + len > opts_end {
+                    return None;
+                }
+                if kind == 8 && len == 10 {
+                    return Some(u32::from_be_bytes(frame[i + 2..i + 6].try_into().ok()?));
+                }
+                i += len;
+            }
+        }
+    }
+    None
+}
