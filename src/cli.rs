@@ -26,6 +26,73 @@ pub struct Cli {
 pub enum Command {
     /// Drive the path with a simulated peer: a second smoltcp stack across an in-memory wire.
     Sim(SimArgs),
+    /// Replay a pcap or pcapng capture through the path: the stack plays one host, the wire the others.
+    Replay(ReplayArgs),
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 && x <= 1e6 => Ok(x),
+        _ => Err(format!(
+            "--speed {s}: give a factor above 0 and at most 1000000 (1 = as recorded), or use --max-speed"
+        )),
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The capture to replay (pcap or pcapng, recognised by its content).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The host the stack plays. Default: the host receiving the most SYNs, else the most frequent destination.
+    #[arg(long = "as", value_name = "IP")]
+    pub as_ip: Option<std::net::IpAddr>,
+    /// App behind the stack, `[PORT=]SPEC` (recorded, echo, discard, http, stall); repeatable.
+    /// A bare SPEC serves every port. Default: recorded, which answers with the recorded server's bytes.
+    #[arg(long = "app", value_name = "[PORT=]SPEC", value_parser = parse_app)]
+    pub apps: Vec<AppSpec>,
+    /// Play at this multiple of the recorded pace.
+    #[arg(long, default_value_t = 1.0, value_name = "X", value_parser = parse_speed, conflicts_with = "max_speed")]
+    pub speed: f64,
+    /// Play as fast as the stack takes it (recorded gaps are not kept).
+    #[arg(long)]
+    pub max_speed: bool,
+    /// Capacity of the guarded frame buffer (and of the tx queue), in frames.
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub frame_buffer: u32,
+    /// Seed for the stack's ISNs; same capture and seed, same timeline.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
+    /// Run without the TUI and print a summary.
+    #[arg(long)]
+    pub headless: bool,
+    /// Write the stage timeline to this file.
+    #[arg(long, value_name = "PATH")]
+    pub export: Option<PathBuf>,
+    /// Timeline format.
+    #[arg(long, value_enum, default_value_t = Format::Json, requires = "export")]
+    pub format: Format,
+    /// Virtual time one engine step costs, in nanoseconds.
+    #[arg(long, default_value_t = 1000, value_name = "NS", value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
+    pub hop_cost_ns: u64,
+    /// Virtual time the stack gets after the last frame to finish (FIN handshakes, retransmissions), seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub tail: u64,
+}
+
+impl ReplayArgs {
+    pub fn spec(&self) -> crate::replay::run::ReplaySpec {
+        crate::replay::run::ReplaySpec {
+            source: crate::replay::run::Source::File(self.file.clone()),
+            as_ip: self.as_ip,
+            apps: self.apps.clone(),
+            speed: (!self.max_speed).then_some(self.speed),
+            frame_buffer: self.frame_buffer as usize,
+            seed: self.seed,
+            hop_cost_ns: self.hop_cost_ns,
+            tail_ns: self.tail * 1_000_000_000,
+        }
+    }
 }
 
 fn parse_app(s: &str) -> Result<AppSpec, String> {

@@ -176,46 +176,7 @@ pub fn summary(spec: &SimSpec, r: &SimResult, export: Option<&(PathBuf, Format)>
         "pktpath sim ({dir}): {} TCP clients × {} bytes to port {}, {udp} UDP datagrams, apps {apps}, seed {}",
         spec.clients, spec.bytes, spec.port, spec.seed
     );
-    let st = &r.stats;
-    let _ = writeln!(
-        s,
-        "virtual time {}, {} packets traced",
-        fmt_ns(r.end_ns),
-        r.packets
-    );
-    let _ = writeln!(s, "frames: {} in, {} out", st.frames_in, st.frames_out);
-    let outcomes: Vec<String> = OutcomeKind::ALL
-        .iter()
-        .map(|k| {
-            format!(
-                "{} {}",
-                k.name(),
-                st.outcomes.get(k.name()).copied().unwrap_or(0)
-            )
-        })
-        .collect();
-    let _ = writeln!(s, "outcomes: {}", outcomes.join(", "));
-    if st.drops.is_empty() {
-        let _ = writeln!(s, "drops: none");
-    } else {
-        let _ = writeln!(s, "drops:");
-        for ((stage, code), n) in &st.drops {
-            let _ = writeln!(s, "  {:<14} {:<22} {n}", stage.name(), code);
-        }
-    }
-    let _ = writeln!(s, "hop latency (p50 / p99):");
-    for ((d, from, to), h) in &st.hop_latency {
-        let _ = writeln!(
-            s,
-            "  {} {:>13} → {:<13} {:>9} / {:<9} ({} hops)",
-            d.name(),
-            from.name(),
-            to.name(),
-            fmt_ns(h.percentile(50.0).unwrap_or(0)),
-            fmt_ns(h.percentile(99.0).unwrap_or(0)),
-            h.count()
-        );
-    }
+    stats_summary(&mut s, &r.stats, r.end_ns, r.packets);
     let c = peer_check(spec, r);
     let _ = write!(
         s,
@@ -256,6 +217,49 @@ pub fn summary(spec: &SimSpec, r: &SimResult, export: Option<&(PathBuf, Format)>
         );
     }
     s
+}
+
+/// The run's counters: virtual time, frames, outcomes, drops by reason, per-hop latency.
+pub fn stats_summary(s: &mut String, st: &Stats, end_ns: u64, packets: u64) {
+    let _ = writeln!(
+        s,
+        "virtual time {}, {} packets traced",
+        fmt_ns(end_ns),
+        packets
+    );
+    let _ = writeln!(s, "frames: {} in, {} out", st.frames_in, st.frames_out);
+    let outcomes: Vec<String> = OutcomeKind::ALL
+        .iter()
+        .map(|k| {
+            format!(
+                "{} {}",
+                k.name(),
+                st.outcomes.get(k.name()).copied().unwrap_or(0)
+            )
+        })
+        .collect();
+    let _ = writeln!(s, "outcomes: {}", outcomes.join(", "));
+    if st.drops.is_empty() {
+        let _ = writeln!(s, "drops: none");
+    } else {
+        let _ = writeln!(s, "drops:");
+        for ((stage, code), n) in &st.drops {
+            let _ = writeln!(s, "  {:<14} {:<22} {n}", stage.name(), code);
+        }
+    }
+    let _ = writeln!(s, "hop latency (p50 / p99):");
+    for ((d, from, to), h) in &st.hop_latency {
+        let _ = writeln!(
+            s,
+            "  {} {:>13} → {:<13} {:>9} / {:<9} ({} hops)",
+            d.name(),
+            from.name(),
+            to.name(),
+            fmt_ns(h.percentile(50.0).unwrap_or(0)),
+            fmt_ns(h.percentile(99.0).unwrap_or(0)),
+            h.count()
+        );
+    }
 }
 
 pub fn print(out: &mut impl Write, text: &str) -> std::io::Result<()> {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use pktpath::cli::{self, Command};
 use pktpath::headless;
+use pktpath::replay::run as replay;
 
 fn main() -> ExitCode {
     let cli = match cli::parse() {
@@ -32,6 +33,14 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
             // The TUI arrives with its own issue; until then every sim run is headless.
             let result = headless::run_sim(&spec, export.clone())?;
             let text = headless::summary(&spec, &result, export.as_ref());
+            headless::print(&mut std::io::stdout().lock(), &text)?;
+            Ok(())
+        }
+        Command::Replay(args) => {
+            let spec = args.spec();
+            let export = args.export.clone().map(|p| (p, args.format));
+            let result = replay::run(&spec, export.clone())?;
+            let text = replay::summary(&spec, &result, export.as_ref());
             headless::print(&mut std::io::stdout().lock(), &text)?;
             Ok(())
         }

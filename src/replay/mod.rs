@@ -2,8 +2,10 @@
 //! stack is, emulating the other hosts at the wire, and diffing what smoltcp sent against what was recorded.
 
 pub mod capture;
+pub mod diff;
 pub mod recorded_app;
 pub mod role;
+pub mod run;
 pub mod script;
 pub mod segment;
 pub mod wire;

@@ -4,8 +4,10 @@
 //! discovery are answered with the capture's MACs. A frame never acknowledges bytes the stack has not sent:
 //! it waits, bounded, and says so.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
@@ -89,6 +91,19 @@ pub struct Sent {
     pub first_window: Option<u16>,
 }
 
+/// What the wire learned over the run, shared with whoever set the replay up.
+#[derive(Debug, Default, Clone)]
+pub struct WireReport {
+    /// Recorded and live segments of the stack, per flow, for the diff.
+    pub recorded: BTreeMap<FlowId, Sent>,
+    pub live: BTreeMap<FlowId, Sent>,
+    /// Frames that waited for the stack, and the longest wait.
+    pub waits: u64,
+    pub longest_wait_ns: Nanos,
+    /// Synthetic frames the replay made (ARP, neighbour discovery).
+    pub synthetic: u64,
+}
+
 pub struct ReplayWire {
     source: Box<dyn Iterator<Item = CapturedFrame>>,
     exhausted: bool,
@@ -103,12 +118,7 @@ pub struct ReplayWire {
     seq: BTreeMap<FlowId, SeqState>,
     primed: BTreeSet<IpAddr>,
     scripts: Scripts,
-    /// Recorded and live segments of the stack, per flow, for the diff.
-    pub recorded: BTreeMap<FlowId, Sent>,
-    pub live: BTreeMap<FlowId, Sent>,
-    /// Frames that waited for the stack, and the longest wait.
-    pub waits: u64,
-    pub longest_wait_ns: Nanos,
+    report: Rc<RefCell<WireReport>>,
 }
 
 impl ReplayWire {
@@ -118,6 +128,7 @@ impl ReplayWire {
         macs: BTreeMap<IpAddr, [u8; 6]>,
         speed: Option<f64>,
         scripts: Scripts,
+        report: Rc<RefCell<WireReport>>,
     ) -> Self {
         ReplayWire {
             source,
@@ -132,10 +143,7 @@ impl ReplayWire {
             seq: BTreeMap::new(),
             primed: BTreeSet::new(),
             scripts,
-            recorded: BTreeMap::new(),
-            live: BTreeMap::new(),
-            waits: 0,
-            longest_wait_ns: 0,
+            report,
         }
     }
 
@@ -254,7 +262,8 @@ impl ReplayWire {
             script.reset = true;
         }
         drop(scripts);
-        record_segment(self.recorded.entry(flow).or_default(), &t, data, !t.syn);
+        let mut report = self.report.borrow_mut();
+        record_segment(report.recorded.entry(flow).or_default(), &t, data, !t.syn);
     }
 
     /// Make the stack know a peer's MAC before its first frame: the ARP request (or neighbour solicitation)
@@ -283,6 +292,7 @@ impl ReplayWire {
     /// held back while its next frame acknowledges bytes the stack has not sent.
     fn next_arrival(&mut self, now: Nanos) -> Option<Arrival> {
         if let Some(a) = self.synthetic.pop_front() {
+            self.report.borrow_mut().synthetic += 1;
             return Some(a);
         }
         let mut blocked: BTreeSet<FlowId> = BTreeSet::new();
@@ -317,6 +327,7 @@ impl ReplayWire {
                 let peer = l.src;
                 self.primed.insert(peer);
                 if let Some(a) = self.prime(peer) {
+                    self.report.borrow_mut().synthetic += 1;
                     return Some(a);
                 }
             }
@@ -325,8 +336,9 @@ impl ReplayWire {
                 && let Some(since) = p.held_since
             {
                 let waited = now - since;
-                self.waits += 1;
-                self.longest_wait_ns = self.longest_wait_ns.max(waited);
+                let mut report = self.report.borrow_mut();
+                report.waits += 1;
+                report.longest_wait_ns = report.longest_wait_ns.max(waited);
                 note = Some(format!(
                     "waited {} µs for the stack to send the bytes this frame acknowledges",
                     waited / 1000
@@ -392,7 +404,8 @@ impl ReplayWire {
             state.live_tsval = Some(ts);
         }
         let data = segment::payload(frame, &t);
-        record_segment(self.live.entry(flow).or_default(), &t, data, !t.syn);
+        let mut report = self.report.borrow_mut();
+        record_segment(report.live.entry(flow).or_default(), &t, data, !t.syn);
     }
 
     fn answer_arp(&self, frame: &[u8]) -> Option<Arrival> {

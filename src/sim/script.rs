@@ -68,10 +68,12 @@ impl Wire for ScriptedWire {
     }
 }
 
-/// Records every frame that arrives through the wrapped wire.
+/// Records every frame that arrives through the wrapped wire, and everything on the wire in both directions.
 pub struct Recorder<W: Wire> {
     inner: W,
     pub received: Rc<RefCell<Vec<TimedFrame>>>,
+    /// Both directions in the order they crossed the wire (a capture of it): (time, toward the pipeline, frame).
+    pub both: Rc<RefCell<Vec<(Nanos, bool, Vec<u8>)>>>,
 }
 
 impl<W: Wire> Recorder<W> {
@@ -79,6 +81,7 @@ impl<W: Wire> Recorder<W> {
         Recorder {
             inner,
             received: Rc::default(),
+            both: Rc::default(),
         }
     }
 }
@@ -91,10 +94,12 @@ impl<W: Wire> Wire for Recorder<W> {
     fn receive(&mut self, now: Nanos) -> Option<Vec<u8>> {
         let f = self.inner.receive(now)?;
         self.received.borrow_mut().push((now, f.clone()));
+        self.both.borrow_mut().push((now, true, f.clone()));
         Some(f)
     }
 
     fn transmit(&mut self, now: Nanos, frame: &[u8]) {
+        self.both.borrow_mut().push((now, false, frame.to_vec()));
         self.inner.transmit(now, frame)
     }
 
