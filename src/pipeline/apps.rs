@@ -69,6 +69,26 @@ impl AppKind {
 pub trait AppSource {
     /// The app for a connection the stack accepted from `remote` on `local`, or `None` to refuse it.
     fn accepted(&mut self, local: SocketAddr, remote: SocketAddr) -> Option<Box<dyn App>>;
+    /// The app for a connection the stack opens from `local` to `remote` (a replayed client), if any.
+    fn connecting(&mut self, _local: SocketAddr, _remote: SocketAddr) -> Option<Box<dyn App>> {
+        None
+    }
+    /// The app answering the datagrams of a UDP flow from `remote` to `local`, if the source has one.
+    fn datagrams(
+        &mut self,
+        _local: SocketAddr,
+        _remote: SocketAddr,
+    ) -> Option<Box<dyn DatagramApp>> {
+        None
+    }
+}
+
+/// A datagram application that needs to know its flow: told of each datagram it read, it hands back the
+/// datagrams it would send now.
+pub trait DatagramApp {
+    fn received(&mut self, datagram: &[u8]);
+    /// The next datagram to send, if one is due.
+    fn next_reply(&mut self) -> Option<Vec<u8>>;
 }
 
 /// `--app [PORT=]SPEC`: an app and, optionally, the port it serves.

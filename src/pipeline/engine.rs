@@ -38,6 +38,9 @@ pub enum Fate {
     Recorded,
     /// Could not be injected, for this reason (a truncated or unreadable record).
     Refused(Reason),
+    /// A replayed capture's record of the stack opening a connection: finished at the wire like `Recorded`,
+    /// and the app behind the stack connects now, from the recorded port, as the recorded client did.
+    Connect { local_port: u16, remote: SocketAddr },
 }
 
 /// A frame arriving at the wire, with what the wire knows about it.
@@ -166,7 +169,7 @@ pub struct Pipeline {
     /// One read buffer for every connection's AF_UNIX reads, so no round allocates or zeroes one.
     scratch: Vec<u8>,
     /// Makes the apps that must know their connection (replay's `recorded`).
-    app_source: Option<Box<dyn AppSource>>,
+    pub(super) app_source: Option<Box<dyn AppSource>>,
 }
 
 impl Pipeline {
@@ -378,6 +381,14 @@ impl Pipeline {
         }
         let arrival = self.wire.arrive(now)?;
         self.stats.frames_in += 1;
+        // A recorded frame of the stack marks when its app wrote: wake that flow's app (a replayed one plays
+        // its next turn once the capture has reached it).
+        if arrival.fate == Fate::Recorded
+            && let Some(key) = dissect::dissect(&arrival.frame).flow_key()
+            && let Some(&cid) = self.conn_by_flow.get(&(key.src, key.dst))
+        {
+            self.ready.insert(cid);
+        }
         let id = self.new_packet(Dir::Rx, arrival.frame, Trigger::Wire);
         self.hop(id, Stage::Wire, now);
         if let (Some(note), Some(p)) = (arrival.note, self.packets.get_mut(&id)) {
@@ -396,6 +407,23 @@ impl Pipeline {
                 );
             }
             Fate::Refused(reason) => self.drop_packet(id, Stage::Wire, reason),
+            Fate::Connect { local_port, remote } => {
+                let note = "recorded SYN of the stack: not injected; its app connects now instead";
+                self.conclude(
+                    id,
+                    OutcomeKind::Consumed,
+                    Stage::Wire,
+                    None,
+                    Some(note.into()),
+                );
+                if self.connect_recorded(local_port, remote).is_none()
+                    && let Some(p) = self.packets.get_mut(&id)
+                {
+                    p.stack_log.push(LogLine::note(format!(
+                        "no app could connect from port {local_port} to {remote}"
+                    )));
+                }
+            }
         }
         Some(Action::WireIn)
     }
@@ -805,17 +833,41 @@ impl Pipeline {
         app_name: &str,
         app: Box<dyn App>,
     ) -> Option<ConnId> {
-        let now = self.clock.now();
         let local_port = self.next_local_port;
         self.next_local_port = self.next_local_port.checked_add(1).unwrap_or(49152);
+        let mut app = Some(app);
+        self.connect_from(local_port, remote, app_name, &mut |_| app.take())
+    }
+
+    /// A replayed client: connect from the recorded port with the app the app source has for that flow.
+    fn connect_recorded(&mut self, local_port: u16, remote: SocketAddr) -> Option<ConnId> {
+        let mut source = self.app_source.take()?;
+        let name = AppKind::Recorded.name();
+        let cid = self.connect_from(local_port, remote, name, &mut |local| {
+            source.connecting(local, remote)
+        });
+        self.app_source = Some(source);
+        cid
+    }
+
+    /// Connect from `local_port` to `remote`, with the app `make_app` gives for the connection's addresses.
+    fn connect_from(
+        &mut self,
+        local_port: u16,
+        remote: SocketAddr,
+        app_name: &str,
+        make_app: &mut dyn FnMut(SocketAddr) -> Option<Box<dyn App>>,
+    ) -> Option<ConnId> {
+        let now = self.clock.now();
         let mut socket = Stack::new_tcp_socket();
         let remote_ep = smoltcp::wire::IpEndpoint::new(remote.ip().into(), remote.port());
         socket
             .connect(self.stack.iface.context(), remote_ep, local_port)
             .ok()?;
         let local_ip = socket.local_endpoint().map(|e| endpoint_addr(e).ip());
-        let handle = self.stack.sockets.add(socket);
         let local = SocketAddr::new(local_ip.unwrap_or(self.stack.ipv4().into()), local_port);
+        let app = make_app(local)?;
+        let handle = self.stack.sockets.add(socket);
         let cid = self.next_conn;
         self.next_conn += 1;
         let mut conn = TcpConn::new(

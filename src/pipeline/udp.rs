@@ -11,7 +11,7 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::phy::PacketMeta;
 use smoltcp::socket::udp;
 
-use super::apps::AppKind;
+use super::apps::{AppKind, DatagramApp};
 use super::clock::Nanos;
 use super::engine::{Action, Pipeline, endpoint_addr};
 use super::stack::{MAX_UDP_PAYLOAD, Stack};
@@ -52,6 +52,8 @@ struct UdpFlow {
     conn_end: UnixDatagram,
     app_end: UnixDatagram,
     app: AppKind,
+    /// The app's flow-aware side, for apps that answer from what they know of the flow (replay's `recorded`).
+    replier: Option<Box<dyn DatagramApp>>,
     /// In the connection's buffer, not yet handed to the AF_UNIX socket.
     rx_buf: VecDeque<(PacketId, Vec<u8>)>,
     /// Handed to the AF_UNIX socket, in order, not yet read by the app.
@@ -200,6 +202,11 @@ impl Pipeline {
         let cid = self.alloc_conn_id();
         let local_ip = local.map(Into::into).unwrap_or(self.stack.ipv4().into());
         let app = self.udp.ports[&port].app.clone();
+        let local = SocketAddr::new(local_ip, port);
+        let replier = match (&app, self.app_source.as_mut()) {
+            (AppKind::Recorded, Some(source)) => source.datagrams(local, remote),
+            _ => None,
+        };
         let (conn_end, app_end) = UnixDatagram::pair()?;
         let _ = conn_end.set_nonblocking(true);
         let _ = app_end.set_nonblocking(true);
@@ -209,7 +216,7 @@ impl Pipeline {
             record: ConnectionRecord {
                 id: cid,
                 proto: ConnProto::Udp,
-                local: SocketAddr::new(local_ip, port),
+                local,
                 remote,
                 role: Role::Accepted,
                 app: app.name().to_string(),
@@ -220,6 +227,7 @@ impl Pipeline {
             conn_end,
             app_end,
             app,
+            replier,
             rx_buf: VecDeque::new(),
             to_app: VecDeque::new(),
             tx_buf: VecDeque::new(),
@@ -369,30 +377,34 @@ fn run_datagram_app(flow: &mut UdpFlow, delivered: &mut Vec<PacketId>, buf: &mut
     if flow.app == AppKind::Stall {
         return moved;
     }
-    loop {
-        match flow.app_end.recv(buf) {
-            Ok(n) => {
-                flow.record.app_read.update(&buf[..n]);
-                if let Some(pid) = flow.to_app.pop_front() {
-                    delivered.push(pid);
-                    flow.read_since_write.push(pid);
+    while let Ok(n) = flow.app_end.recv(buf) {
+        flow.record.app_read.update(&buf[..n]);
+        if let Some(pid) = flow.to_app.pop_front() {
+            delivered.push(pid);
+            flow.read_since_write.push(pid);
+        }
+        moved = true;
+        if let Some(replier) = flow.replier.as_mut() {
+            replier.received(&buf[..n]);
+        }
+        if flow.app == AppKind::Echo {
+            match flow.app_end.send(&buf[..n]) {
+                Ok(_) => {
+                    flow.from_app_unread += 1;
+                    flow.record.app_written.update(&buf[..n]);
                 }
-                moved = true;
-                if flow.app == AppKind::Echo {
-                    match flow.app_end.send(&buf[..n]) {
-                        Ok(_) => {
-                            flow.from_app_unread += 1;
-                            flow.record.app_written.update(&buf[..n]);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            flow.app_pending.push_back(buf[..n].to_vec())
-                        }
-                        Err(_) => {}
-                    }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    flow.app_pending.push_back(buf[..n].to_vec())
                 }
+                Err(_) => {}
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return moved,
-            Err(_) => return moved,
         }
     }
+    if let Some(replier) = flow.replier.as_mut() {
+        while let Some(reply) = replier.next_reply() {
+            flow.app_pending.push_back(reply);
+            moved = true;
+        }
+    }
+    moved
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use crate::pipeline::apps::{App, AppIo, AppSource};
+use crate::pipeline::apps::{App, AppIo, AppSource, DatagramApp};
 
 use super::script::Scripts;
 
@@ -97,6 +97,31 @@ impl App for RecordedApp {
     }
 }
 
+/// Answers a UDP flow with the recorded server's datagrams, each once the client datagrams it followed in
+/// the capture have been read.
+pub struct RecordedDatagrams {
+    scripts: Scripts,
+    key: (SocketAddr, SocketAddr),
+    received: u64,
+    sent: usize,
+}
+
+impl DatagramApp for RecordedDatagrams {
+    fn received(&mut self, _datagram: &[u8]) {
+        self.received += 1;
+    }
+
+    fn next_reply(&mut self) -> Option<Vec<u8>> {
+        let scripts = self.scripts.borrow();
+        let next = scripts.get(&self.key)?.datagrams.get(self.sent)?;
+        if next.after_peer_datagrams > self.received {
+            return None;
+        }
+        self.sent += 1;
+        Some(next.data.clone())
+    }
+}
+
 /// Hands each accepted connection its recorded app, if the capture holds that flow.
 pub struct RecordedSource {
     pub scripts: Scripts,
@@ -115,5 +140,22 @@ impl AppSource for RecordedSource {
             local,
             remote,
         )))
+    }
+
+    fn connecting(&mut self, local: SocketAddr, remote: SocketAddr) -> Option<Box<dyn App>> {
+        self.accepted(local, remote)
+    }
+
+    fn datagrams(&mut self, local: SocketAddr, remote: SocketAddr) -> Option<Box<dyn DatagramApp>> {
+        if !self.scripts.borrow().contains_key(&(local, remote)) {
+            return None;
+        }
+        *self.played.entry((local, remote)).or_default() += 1;
+        Some(Box::new(RecordedDatagrams {
+            scripts: self.scripts.clone(),
+            key: (local, remote),
+            received: 0,
+            sent: 0,
+        }))
     }
 }

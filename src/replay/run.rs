@@ -10,7 +10,6 @@ use std::rc::Rc;
 
 use anyhow::{Context, bail};
 use serde_json::json;
-use smoltcp::wire::{Ipv4Address, Ipv6Address};
 
 use crate::export::{self, Format, Header};
 use crate::pipeline::clock::{Nanos, VirtualClock};
@@ -139,10 +138,13 @@ pub struct ReplayResult {
     pub played_flows: usize,
 }
 
+/// Where reading ended: records read, and why it stopped early if it did.
+type StopRecord = Rc<RefCell<Option<(u64, Option<String>)>>>;
+
 /// Passes the reader's frames on and keeps, once it ends, where and why reading stopped.
 struct Tracked {
     reader: Box<dyn Records>,
-    stopped: Rc<RefCell<Option<(u64, Option<String>)>>>,
+    stopped: StopRecord,
 }
 
 impl Iterator for Tracked {
@@ -167,8 +169,8 @@ fn stack_config(id: &Identity, seed: u64) -> StackConfig {
     };
     StackConfig {
         mac: id.mac,
-        ipv4: (Ipv4Address::from(v4), prefix),
-        ipv6: id.ipv6.map(|a| (Ipv6Address::from(a), 64)),
+        ipv4: (v4, prefix),
+        ipv6: id.ipv6.map(|a| (a, 64)),
         random_seed: seed,
         ..StackConfig::default()
     }

@@ -1,6 +1,8 @@
 //! The recorded byte stream of each TCP flow the stack serves, as the replay reads it from the capture: what the
 //! recorded server sent, at which stream offset, and how many client bytes it had received before sending it.
 //! The wire fills these from the recorded responses; the `recorded` app plays them back in the same turns.
+//! A UDP flow's script is its recorded datagrams instead, each played once as many client datagrams arrived
+//! as had before it. (A TCP and a UDP flow between the same two address:port pairs would share a script.)
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -28,6 +30,18 @@ pub struct FlowScript {
     pub reset: bool,
     /// Set once the wire has read the whole capture: a gap in `chunks` will then never be filled.
     pub complete: bool,
+    /// A UDP flow: the datagrams the recorded server sent, in order, each with how many of the client's
+    /// datagrams it had received before.
+    pub datagrams: Vec<Datagram>,
+    /// A UDP flow: the client's datagrams read from the capture so far.
+    pub peer_datagrams: u64,
+}
+
+/// One datagram the recorded server sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    pub after_peer_datagrams: u64,
+    pub data: Vec<u8>,
 }
 
 impl FlowScript {

@@ -142,6 +142,13 @@ pub fn payload<'a>(frame: &'a [u8], tcp: &Tcp) -> &'a [u8] {
     &frame[start..end]
 }
 
+/// A UDP datagram's payload, as far as the frame holds it.
+pub fn udp_payload<'a>(frame: &'a [u8], layers: &Layers) -> &'a [u8] {
+    let end = layers.end.min(frame.len());
+    let start = (layers.l4 + 8).min(end);
+    &frame[start..end]
+}
+
 /// Rewrite a TCP frame's references to the other side's sequence space: `ack` (and SACK edges) through
 /// `map_ack`, the timestamp echo to `tsecr` when given; then recompute the TCP checksum.
 pub fn rewrite_acks(

@@ -22,7 +22,7 @@ use crate::pipeline::reason::Reason;
 
 use super::capture::CapturedFrame;
 use super::role::Identity;
-use super::script::Scripts;
+use super::script::{Datagram, Scripts};
 use super::segment::{self, Layers};
 
 /// How long an injected frame may wait for the stack to send what it acknowledges before it goes anyway.
@@ -67,6 +67,8 @@ impl SeqState {
 enum Kind {
     ToStack,
     FromStack,
+    /// The stack's recorded SYN opening a connection: its app connects at this point of the replay.
+    Connect,
     /// Between other hosts: injected all the same, as a NIC would see it.
     Other,
     Refused(Reason),
@@ -211,23 +213,33 @@ impl ReplayWire {
             }),
             k => k,
         };
+        let mut kind = kind;
         if let (Some(l), Some(flow)) = (&layers, flow)
             && let Some(t) = l.tcp
         {
             let state = self.seq.entry(flow).or_default();
             match kind {
                 Kind::FromStack => {
+                    if t.syn && !t.ack_flag && state.recorded_isn.is_none() {
+                        // The recorded stack was this flow's client: the replayed one connects here.
+                        kind = Kind::Connect;
+                        self.scripts.borrow_mut().entry(flow).or_default();
+                    }
                     if t.syn {
                         state.recorded_isn = Some(t.seq);
                     }
                     self.learn_recorded(flow, &frame, l);
                 }
-                Kind::ToStack if t.syn && !t.ack_flag => {
+                Kind::ToStack if t.syn => {
                     state.peer_isn = Some(t.seq);
                     self.scripts.borrow_mut().entry(flow).or_default();
                 }
                 _ => {}
             }
+        } else if let (Some(l), Some(flow), Some(_)) =
+            (&layers, flow, layers.as_ref().and_then(|l| l.udp))
+        {
+            self.learn_datagram(flow, &kind, &frame, l);
         }
         self.pending.push_back(Pending {
             due,
@@ -239,14 +251,37 @@ impl ReplayWire {
         });
     }
 
+    /// A UDP datagram: the client's are counted, the stack's kept to be played back in their turn.
+    fn learn_datagram(&mut self, flow: FlowId, kind: &Kind, frame: &CapturedFrame, l: &Layers) {
+        let mut scripts = self.scripts.borrow_mut();
+        match kind {
+            Kind::ToStack => scripts.entry(flow).or_default().peer_datagrams += 1,
+            Kind::FromStack => {
+                let script = scripts.entry(flow).or_default();
+                let data = segment::udp_payload(&frame.frame, l).to_vec();
+                script.datagrams.push(Datagram {
+                    after_peer_datagrams: script.peer_datagrams,
+                    data,
+                });
+            }
+            _ => {}
+        }
+    }
+
     /// A recorded segment of the stack: what its app wrote, for the script, and for the diff.
     fn learn_recorded(&mut self, flow: FlowId, frame: &CapturedFrame, l: &Layers) {
         let Some(t) = l.tcp else { return };
+        let data = segment::payload(&frame.frame, &t);
+        record_segment(
+            self.report.borrow_mut().recorded.entry(flow).or_default(),
+            &t,
+            data,
+            !t.syn,
+        );
         let state = &self.seq[&flow];
         let (Some(isn), Some(peer_isn)) = (state.recorded_isn, state.peer_isn) else {
             return;
         };
-        let data = segment::payload(&frame.frame, &t);
         let offset = u64::from(t.seq.wrapping_sub(isn).wrapping_sub(1));
         let after = u64::from(t.ack.wrapping_sub(peer_isn).wrapping_sub(1));
         let after = if t.ack_flag { after } else { 0 };
@@ -261,9 +296,6 @@ impl ReplayWire {
         if t.rst {
             script.reset = true;
         }
-        drop(scripts);
-        let mut report = self.report.borrow_mut();
-        record_segment(report.recorded.entry(flow).or_default(), &t, data, !t.syn);
     }
 
     /// Make the stack know a peer's MAC before its first frame: the ARP request (or neighbour solicitation)
@@ -361,12 +393,26 @@ impl ReplayWire {
         if !p.frame.vlan.is_empty() {
             notes.push(format!("802.1Q tags {:?} removed", p.frame.vlan));
         }
+        let to_stack = matches!(p.kind, Kind::ToStack);
         let fate = match p.kind {
             Kind::Refused(reason) => Fate::Refused(reason),
             Kind::FromStack => Fate::Recorded,
+            Kind::Connect => match p.flow {
+                Some((stack, peer)) => Fate::Connect {
+                    local_port: stack.port(),
+                    remote: peer,
+                },
+                None => Fate::Recorded,
+            },
             Kind::ToStack | Kind::Other => Fate::Inject,
         };
         let mut frame = p.frame.frame;
+        // A frame to the stack goes to the stack's MAC, whatever the capture held there (cooked captures
+        // record no destination MAC, and raw-IP ones none at all).
+        if to_stack && frame.len() >= 6 && frame[0] & 1 == 0 && frame[..6] != self.identity.mac {
+            frame[..6].copy_from_slice(&self.identity.mac);
+            notes.push("destination MAC set to the stack's".into());
+        }
         if fate == Fate::Inject
             && let (Some(flow), Some(l)) = (p.flow, &p.layers)
             && l.tcp.is_some()

@@ -68,12 +68,15 @@ impl Wire for ScriptedWire {
     }
 }
 
+/// One frame on the wire: (time, toward the pipeline, bytes).
+pub type WireFrame = (Nanos, bool, Vec<u8>);
+
 /// Records every frame that arrives through the wrapped wire, and everything on the wire in both directions.
 pub struct Recorder<W: Wire> {
     inner: W,
     pub received: Rc<RefCell<Vec<TimedFrame>>>,
     /// Both directions in the order they crossed the wire (a capture of it): (time, toward the pipeline, frame).
-    pub both: Rc<RefCell<Vec<(Nanos, bool, Vec<u8>)>>>,
+    pub both: Rc<RefCell<Vec<WireFrame>>>,
 }
 
 impl<W: Wire> Recorder<W> {
