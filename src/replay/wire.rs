@@ -21,6 +21,7 @@ use crate::pipeline::engine::{Arrival, Fate, Wire};
 use crate::pipeline::reason::Reason;
 
 use super::capture::CapturedFrame;
+use super::diff::{FlowCompare, Side};
 use super::role::Identity;
 use super::script::{Datagram, Scripts};
 use super::segment::{self, Layers};
@@ -85,20 +86,11 @@ struct Pending {
     held_since: Option<Nanos>,
 }
 
-/// What the replay saw the stack send, per flow, for the diff.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Sent {
-    pub flags: Vec<&'static str>,
-    pub payload: Vec<u8>,
-    pub first_window: Option<u16>,
-}
-
 /// What the wire learned over the run, shared with whoever set the replay up.
 #[derive(Debug, Default, Clone)]
 pub struct WireReport {
-    /// Recorded and live segments of the stack, per flow, for the diff.
-    pub recorded: BTreeMap<FlowId, Sent>,
-    pub live: BTreeMap<FlowId, Sent>,
+    /// Recorded and live segments of the stack, per flow, compared as they come.
+    pub flows: BTreeMap<FlowId, FlowCompare>,
     /// Frames that waited for the stack, and the longest wait.
     pub waits: u64,
     pub longest_wait_ns: Nanos,
@@ -272,12 +264,13 @@ impl ReplayWire {
     fn learn_recorded(&mut self, flow: FlowId, frame: &CapturedFrame, l: &Layers) {
         let Some(t) = l.tcp else { return };
         let data = segment::payload(&frame.frame, &t);
-        record_segment(
-            self.report.borrow_mut().recorded.entry(flow).or_default(),
-            &t,
-            data,
-            !t.syn,
-        );
+        let mut report = self.report.borrow_mut();
+        report
+            .flows
+            .entry(flow)
+            .or_default()
+            .segment(Side::Recorded, &t, data);
+        drop(report);
         let state = &self.seq[&flow];
         let (Some(isn), Some(peer_isn)) = (state.recorded_isn, state.peer_isn) else {
             return;
@@ -451,7 +444,11 @@ impl ReplayWire {
         }
         let data = segment::payload(frame, &t);
         let mut report = self.report.borrow_mut();
-        record_segment(report.live.entry(flow).or_default(), &t, data, !t.syn);
+        report
+            .flows
+            .entry(flow)
+            .or_default()
+            .segment(Side::Live, &t, data);
     }
 
     fn answer_arp(&self, frame: &[u8]) -> Option<Arrival> {
@@ -533,25 +530,6 @@ impl ReplayWire {
                 "synthetic: the replay answers the stack's neighbour solicitation with {peer}'s MAC from the capture"
             )),
         })
-    }
-}
-
-fn record_segment(sent: &mut Sent, t: &segment::Tcp, data: &[u8], carries_data: bool) {
-    let word = match (t.syn, t.ack_flag, t.fin, t.rst) {
-        (true, true, _, _) => Some("SYN-ACK"),
-        (true, false, _, _) => Some("SYN"),
-        (_, _, _, true) => Some("RST"),
-        (_, _, true, _) => Some("FIN"),
-        _ => None,
-    };
-    if let Some(w) = word {
-        sent.flags.push(w);
-    }
-    if t.syn && sent.first_window.is_none() {
-        sent.first_window = Some(t.window);
-    }
-    if carries_data {
-        sent.payload.extend_from_slice(data);
     }
 }
 

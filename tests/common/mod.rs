@@ -119,3 +119,8 @@ pub fn tcp_len(p: &Value) -> Option<usize> {
         .parse()
         .ok()
 }
+
+/// A JSON export read back.
+pub fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).expect("export is valid JSON")
+}
