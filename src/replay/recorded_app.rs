@@ -57,9 +57,16 @@ impl RecordedApp {
                     _ => return true,
                 },
             };
-            match io.write(data) {
+            let wrote = io.write(data);
+            drop(scripts);
+            match wrote {
                 Ok(0) | Err(_) => return false,
-                Ok(n) => self.written += n as u64,
+                Ok(n) => {
+                    self.written += n as u64;
+                    if let Some(script) = self.scripts.borrow_mut().get_mut(&self.key) {
+                        script.played_until(self.written);
+                    }
+                }
             }
         }
     }
@@ -87,7 +94,11 @@ impl App for RecordedApp {
         let close = match script.fin {
             Some((at, after)) => self.written >= at && self.received() >= after,
             // No FIN recorded (the capture ended first, or the server reset): close once the client did.
-            None => self.peer_eof && script.complete && self.written >= script.covered_until(0),
+            None => {
+                self.peer_eof
+                    && script.complete
+                    && self.written >= script.covered_until(script.played)
+            }
         };
         if close {
             drop(scripts);

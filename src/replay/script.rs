@@ -35,6 +35,8 @@ pub struct FlowScript {
     pub datagrams: Vec<Datagram>,
     /// A UDP flow: the client's datagrams read from the capture so far.
     pub peer_datagrams: u64,
+    /// Stream bytes the app has already written: their chunks are dropped, and retransmissions of them ignored.
+    pub played: u64,
 }
 
 /// One datagram the recorded server sent.
@@ -51,8 +53,8 @@ impl FlowScript {
             return;
         }
         let end = offset + on_wire as u64;
-        // Keep only what no earlier chunk covers (a retransmission repeats bytes already held).
-        let covered = self.covered_until(offset);
+        // Keep only what no earlier chunk covers (a retransmission repeats bytes already held or played).
+        let covered = self.covered_until(offset.max(self.played));
         if covered >= end {
             return;
         }
@@ -106,6 +108,18 @@ impl FlowScript {
         self.chunks.range(offset..).next().map(|(&s, _)| s)
     }
 
+    /// The app has written the stream up to `upto`: forget the chunks wholly before it, so a long flow's
+    /// script holds only what is still to be played.
+    pub fn played_until(&mut self, upto: u64) {
+        self.played = self.played.max(upto);
+        while let Some(entry) = self.chunks.first_entry() {
+            if *entry.key() + entry.get().data.len() as u64 > self.played {
+                break;
+            }
+            entry.remove();
+        }
+    }
+
     pub fn missing_bytes(&self) -> usize {
         self.chunks.values().map(|c| c.missing).sum()
     }
@@ -137,5 +151,19 @@ mod tests {
         assert_eq!(s.gap_end(14), None, "the capture may still fill the gap");
         s.complete = true;
         assert_eq!(s.gap_end(14), Some(20));
+    }
+
+    #[test]
+    fn played_bytes_are_forgotten_and_not_taken_again() {
+        let mut s = FlowScript::default();
+        s.add(0, b"abcd", 4, 1);
+        s.add(4, b"efgh", 4, 1);
+        s.played_until(6);
+        assert_eq!(s.chunks.len(), 1, "the first chunk is gone");
+        assert_eq!(s.next_at(6, 1), Some(&b"gh"[..]));
+        s.add(0, b"abcd", 4, 1); // a late retransmission of played bytes
+        assert_eq!(s.chunks.len(), 1);
+        s.played_until(8);
+        assert!(s.chunks.is_empty());
     }
 }
