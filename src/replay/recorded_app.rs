@@ -34,6 +34,12 @@ impl RecordedApp {
         }
     }
 
+    /// The client's sequence space received so far, as the recorded server's ack counted it: the bytes read,
+    /// plus one for the client's FIN once the app has seen it (an ack after a FIN covers the FIN too).
+    fn received(&self) -> u64 {
+        self.read + u64::from(self.peer_eof)
+    }
+
     /// Write what the script allows now; false when the socket would take no more.
     fn write_turns(&mut self, io: &mut dyn AppIo) -> bool {
         loop {
@@ -41,7 +47,7 @@ impl RecordedApp {
             let Some(script) = scripts.get(&self.key) else {
                 return true;
             };
-            let data = match script.next_at(self.written, self.read) {
+            let data = match script.next_at(self.written, self.received()) {
                 Some(data) => data,
                 None => match script.gap_end(self.written) {
                     // The capture lost these bytes: keep the stream's length with zeros rather than stall.
@@ -79,7 +85,7 @@ impl App for RecordedApp {
             return;
         };
         let close = match script.fin {
-            Some((at, after)) => self.written >= at && self.read >= after,
+            Some((at, after)) => self.written >= at && self.received() >= after,
             // No FIN recorded (the capture ended first, or the server reset): close once the client did.
             None => self.peer_eof && script.complete && self.written >= script.covered_until(0),
         };

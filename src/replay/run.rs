@@ -10,7 +10,6 @@ use std::rc::Rc;
 
 use anyhow::{Context, bail};
 use serde_json::json;
-use smoltcp::wire::{Ipv4Address, Ipv6Address};
 
 use crate::export::{self, Format, Header};
 use crate::pipeline::clock::{Nanos, VirtualClock};
@@ -27,6 +26,8 @@ use super::wire::{ReplayWire, WireReport};
 
 /// Steps between two drains of finished packets into the export.
 const DRAIN_EVERY: u64 = 4096;
+/// How far past the played span and tail a run may go while the wire still holds frames waiting for the stack.
+const MAX_OVERRUN_NS: Nanos = 600_000_000_000;
 
 /// Where the frames come from: a file, bytes built into the binary (the demo), or frames already in memory
 /// (a capture of a simulated run's wire).
@@ -137,10 +138,13 @@ pub struct ReplayResult {
     pub played_flows: usize,
 }
 
+/// Records read and, if reading stopped early, why; set once the reader ends.
+type StopSlot = Rc<RefCell<Option<(u64, Option<String>)>>>;
+
 /// Passes the reader's frames on and keeps, once it ends, where and why reading stopped.
 struct Tracked {
     reader: Box<dyn Records>,
-    stopped: Rc<RefCell<Option<(u64, Option<String>)>>>,
+    stopped: StopSlot,
 }
 
 impl Iterator for Tracked {
@@ -165,8 +169,8 @@ fn stack_config(id: &Identity, seed: u64) -> StackConfig {
     };
     StackConfig {
         mac: id.mac,
-        ipv4: (Ipv4Address::from(v4), prefix),
-        ipv6: id.ipv6.map(|a| (Ipv6Address::from(a), 64)),
+        ipv4: (v4, prefix),
+        ipv6: id.ipv6.map(|a| (a, 64)),
         random_seed: seed,
         ..StackConfig::default()
     }
@@ -287,13 +291,15 @@ pub fn run(spec: &ReplaySpec, export: Option<(PathBuf, Format)>) -> anyhow::Resu
         None => 0,
     };
     let mut deadline = played_span.saturating_add(spec.tail_ns);
+    // However long the waits for the stack, the run ends: a fixed bound, not one that moves with the deadline.
+    let hard_limit = deadline.saturating_add(MAX_OVERRUN_NS);
     loop {
         let over = pipeline.run_until(deadline, DRAIN_EVERY);
         write_finished(&mut pipeline)?;
         if over {
             // Waits for the stack can push the capture past its recorded span: play it all before the tail.
-            if !pipeline.wire().is_done() && pipeline.now() <= deadline + 600_000_000_000 {
-                deadline = pipeline.now().max(deadline) + spec.tail_ns;
+            if !pipeline.wire().is_done() && deadline < hard_limit {
+                deadline = (pipeline.now().max(deadline) + spec.tail_ns).min(hard_limit);
                 continue;
             }
             break;

@@ -599,8 +599,12 @@ impl Wire for ReplayWire {
         if !self.synthetic.is_empty() {
             return Some(0);
         }
+        // Only the head of each flow can go next: frames queued behind a held one wait with it, and counting
+        // their (past) due times would wake the engine again and again at the same instant.
+        let mut heads: BTreeSet<FlowId> = BTreeSet::new();
         self.pending
             .iter()
+            .filter(|p| p.flow.is_none_or(|f| heads.insert(f)))
             .map(|p| match p.held_since {
                 Some(since) => since + ACK_WAIT_LIMIT_NS,
                 None => p.due,

@@ -73,8 +73,11 @@ pub struct Recorder<W: Wire> {
     inner: W,
     pub received: Rc<RefCell<Vec<TimedFrame>>>,
     /// Both directions in the order they crossed the wire (a capture of it): (time, toward the pipeline, frame).
-    pub both: Rc<RefCell<Vec<(Nanos, bool, Vec<u8>)>>>,
+    pub both: Rc<RefCell<Vec<WireEvent>>>,
 }
+
+/// One frame on the recorded wire: (time, toward the pipeline, frame).
+pub type WireEvent = (Nanos, bool, Vec<u8>);
 
 impl<W: Wire> Recorder<W> {
     pub fn new(inner: W) -> Self {
