@@ -288,3 +288,6 @@ fn mac(b: &[u8]) -> [u8; 6] {
 fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
+
+#[cfg(test)]
+mod tests;
