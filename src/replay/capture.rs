@@ -75,8 +75,10 @@ pub const MAX_CAPLEN: u32 = 262_144 + 65_536;
 /// Largest pcapng block held in memory. Wireshark refuses blocks over 16 MiB as well; larger ones here are
 /// damage, and the cap keeps a replay within its memory budget.
 pub const MAX_BLOCK: usize = 16 * 1024 * 1024;
-/// The parse buffer's size: room for any packet record, so growth is only for big non-packet blocks.
-const BUFFER: usize = 512 * 1024;
+/// The parse buffer's initial size (pcap-parser advises at least 64 KiB); it grows, doubling, for jumbo or
+/// offloaded packets and big non-packet blocks. Unit tests use a tiny one so that growth and refills are
+/// exercised by small files (and because the buffer is zero-filled byte by byte in debug builds).
+const BUFFER: usize = if cfg!(test) { 4096 } else { 64 * 1024 };
 /// Refills in a row that delivered no bytes without reaching end of file before giving up.
 const MAX_STALLS: u32 = 8;
 
@@ -168,8 +170,10 @@ impl CaptureReader {
             Some(need) if have >= need => {
                 return Err(format!("damaged block: its {need} bytes do not parse"));
             }
-            Some(need) if need >= self.capacity => {
-                self.capacity = need + 4096;
+            // Grow only once the buffer is full of this block, doubling: a damaged length near the end of
+            // a file then costs no allocation, and copying stays linear.
+            Some(need) if need >= self.capacity && have >= self.capacity => {
+                self.capacity = (self.capacity * 2).min(need + 4096);
                 self.inner.grow(self.capacity);
             }
             _ => {}
