@@ -65,8 +65,15 @@ pub enum CaptureError {
     },
     #[error("bad {format} header: {why}")]
     BadHeader { format: &'static str, why: String },
+    /// Not a `source`: the message already says it, and anyhow's `{:#}` would print it twice.
     #[error("cannot read: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for CaptureError {
+    fn from(e: std::io::Error) -> Self {
+        CaptureError::Io(e)
+    }
 }
 
 /// Largest captured length accepted for one packet (libpcap's 262144 maximum snaplen plus headroom for
