@@ -3,9 +3,12 @@
 
 pub mod capture;
 pub mod diff;
+pub mod link;
 pub mod recorded_app;
 pub mod role;
 pub mod run;
 pub mod script;
 pub mod segment;
+#[doc(hidden)]
+pub mod testgen;
 pub mod wire;

@@ -1,0 +1,185 @@
+//! Untrusted captures through the real binary: every unreadable kind gives one line naming the file and the
+//! problem, exit 1, at once; a damaged record ends reading but not the run.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Run `pktpath replay FILE --headless` and check the unreadable-file contract; returns the error line.
+fn refused(path: &Path) -> String {
+    let started = Instant::now();
+    let out = pktpath(&[
+        "replay",
+        path.to_str().unwrap(),
+        "--headless",
+        "--max-speed",
+    ]);
+    let took = started.elapsed();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line, got: {err}");
+    assert!(
+        err.contains(path.to_str().unwrap()),
+        "the error names the file: {err}"
+    );
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert!(stdout(&out).is_empty());
+    err
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// A pcap global header: little-endian, microseconds, snaplen 65535, Ethernet.
+fn pcap_header() -> Vec<u8> {
+    let mut h = Vec::new();
+    h.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    h.extend_from_slice(&2u16.to_le_bytes());
+    h.extend_from_slice(&4u16.to_le_bytes());
+    h.extend_from_slice(&0i32.to_le_bytes());
+    h.extend_from_slice(&0u32.to_le_bytes());
+    h.extend_from_slice(&65535u32.to_le_bytes());
+    h.extend_from_slice(&1u32.to_le_bytes());
+    h
+}
+
+fn record(t_us: u32, frame: &[u8]) -> Vec<u8> {
+    let mut r = Vec::new();
+    r.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+    r.extend_from_slice(&t_us.to_le_bytes());
+    r.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    r.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    r.extend_from_slice(frame);
+    r
+}
+
+/// An Ethernet/IPv4/UDP datagram from 10.9.0.1:5000 to 10.9.0.2:7, checksums right.
+fn udp_frame(payload: &[u8]) -> Vec<u8> {
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::*;
+    let src = Ipv4Address::new(10, 9, 0, 1);
+    let dst = Ipv4Address::new(10, 9, 0, 2);
+    let udp = UdpRepr {
+        src_port: 5000,
+        dst_port: 7,
+    };
+    let ip = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Udp,
+        payload_len: udp.header_len() + payload.len(),
+        hop_limit: 64,
+    };
+    let mut buf = vec![0u8; 14 + ip.buffer_len() + ip.payload_len];
+    let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
+    eth.set_src_addr(EthernetAddress([2, 0, 0, 0, 9, 1]));
+    eth.set_dst_addr(EthernetAddress([2, 0, 0, 0, 9, 2]));
+    eth.set_ethertype(EthernetProtocol::Ipv4);
+    let caps = ChecksumCapabilities::default();
+    ip.emit(&mut Ipv4Packet::new_unchecked(&mut buf[14..]), &caps);
+    let mut packet = UdpPacket::new_unchecked(&mut buf[34..]);
+    udp.emit(
+        &mut packet,
+        &src.into(),
+        &dst.into(),
+        payload.len(),
+        |b| b.copy_from_slice(payload),
+        &caps,
+    );
+    buf
+}
+
+#[test]
+fn an_empty_file_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = refused(&write(dir.path(), "empty.pcap", b""));
+    assert!(err.contains("empty"), "{err}");
+}
+
+#[test]
+fn a_file_with_a_bad_magic_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = refused(&write(
+        dir.path(),
+        "notes.pcap",
+        b"this is a text file, not a capture\n",
+    ));
+    assert!(err.contains("magic") || err.contains("not a pcap"), "{err}");
+}
+
+#[test]
+fn a_truncated_pcap_header_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = refused(&write(dir.path(), "short.pcap", &pcap_header()[..10]));
+    assert!(err.contains("header"), "{err}");
+}
+
+#[test]
+fn a_truncated_pcapng_section_header_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // The block type of a section header block, then nothing of its body.
+    let err = refused(&write(
+        dir.path(),
+        "short.pcapng",
+        &[0x0a, 0x0d, 0x0d, 0x0a, 0x1c, 0, 0],
+    ));
+    assert!(err.contains("header"), "{err}");
+}
+
+#[test]
+fn a_missing_file_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    refused(&dir.path().join("no-such.pcap"));
+}
+
+#[test]
+fn a_damaged_record_ends_reading_and_the_run_goes_on_with_what_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = pcap_header();
+    bytes.extend(record(0, &udp_frame(b"one")));
+    bytes.extend(record(1000, &udp_frame(b"two")));
+    // A record header claiming four gigabytes, then a few bytes.
+    bytes.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+    bytes.extend_from_slice(&2000u32.to_le_bytes());
+    bytes.extend_from_slice(&0xffff_fff0u32.to_le_bytes());
+    bytes.extend_from_slice(&0xffff_fff0u32.to_le_bytes());
+    bytes.extend_from_slice(b"garbage");
+    let path = write(dir.path(), "damaged.pcap", &bytes);
+    let export = dir.path().join("t.json");
+    let out = pktpath(&[
+        "replay",
+        path.to_str().unwrap(),
+        "--headless",
+        "--max-speed",
+        "--app",
+        "echo",
+        "--export",
+        export.to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}{text}", stderr(&out));
+    assert!(text.contains("2 records"), "{text}");
+    assert!(text.contains("reading stopped early"), "{text}");
+    let doc = read_json(&export);
+    let from_capture: Vec<_> = packets(&doc)
+        .iter()
+        .filter(|p| p["dir"] == "rx" && p["summary"].as_str().unwrap().contains("UDP"))
+        .collect();
+    assert_eq!(from_capture.len(), 2, "both datagrams were replayed");
+    for p in &from_capture {
+        assert_eq!(p["outcome"]["kind"], "delivered", "{p}");
+    }
+    // The echo app answered each.
+    let replies = packets(&doc)
+        .iter()
+        .filter(|p| p["dir"] == "tx" && p["summary"].as_str().unwrap().contains("UDP"))
+        .count();
+    assert_eq!(replies, 2);
+}
