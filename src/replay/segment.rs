@@ -204,6 +204,55 @@ pub fn rewrite_acks(
     packet.fill_checksum(&src, &dst);
 }
 
+/// A pure ACK from the same peer as `pattern` (a frame's bytes up to its TCP payload): the peer's next
+/// sequence number, no payload, no SYN/FIN/RST/PSH, acknowledging `ack`, its timestamp echo set to `tsecr`
+/// when given; lengths and checksums recomputed. Options are kept as the pattern has them (already in the
+/// stack's sequence space when the pattern is a frame the replay injected).
+pub fn pure_ack(pattern: &[u8], layers: &Layers, ack: u32, tsecr: Option<u32>) -> Option<Vec<u8>> {
+    let tcp = layers.tcp?;
+    let l4 = layers.l4;
+    if pattern.len() < tcp.payload_at || tcp.payload_at < l4 + 20 {
+        return None;
+    }
+    let mut frame = pattern[..tcp.payload_at].to_vec();
+    let next_seq = tcp.seq.wrapping_add(tcp.seq_len());
+    frame[l4 + 4..l4 + 8].copy_from_slice(&next_seq.to_be_bytes());
+    // Flags: ACK only.
+    frame[l4 + 13] = 0x10;
+    let ip_len = tcp.payload_at - 14;
+    match layers.src {
+        IpAddr::V4(_) => {
+            frame[16..18].copy_from_slice(&(ip_len as u16).to_be_bytes());
+            let mut ip = Ipv4Packet::new_unchecked(&mut frame[14..]);
+            ip.fill_checksum();
+        }
+        IpAddr::V6(_) => {
+            let payload = tcp.payload_at - 14 - 40;
+            frame[18..20].copy_from_slice(&(payload as u16).to_be_bytes());
+        }
+    }
+    let trimmed = Layers {
+        end: tcp.payload_at,
+        tcp: Some(Tcp {
+            seq: next_seq,
+            ack,
+            syn: false,
+            fin: false,
+            rst: false,
+            ack_flag: true,
+            payload_len: 0,
+            ..tcp
+        }),
+        ..layers.clone()
+    };
+    // The ack is already in the live space: write it as is.
+    rewrite_acks(&mut frame, &trimmed, |a| a, tsecr);
+    frame[l4 + 8..l4 + 12].copy_from_slice(&ack.to_be_bytes());
+    let (src, dst): (IpAddress, IpAddress) = (layers.src.into(), layers.dst.into());
+    TcpPacket::new_unchecked(&mut frame[l4..]).fill_checksum(&src, &dst);
+    Some(frame)
+}
+
 /// The TSval of a TCP frame's timestamp option, if it has one.
 pub fn tsval(frame: &[u8], layers: &Layers) -> Option<u32> {
     let tcp = layers.tcp?;

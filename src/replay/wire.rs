@@ -28,6 +28,9 @@ use super::segment::{self, Layers};
 
 /// How long an injected frame may wait for the stack to send what it acknowledges before it goes anyway.
 pub const ACK_WAIT_LIMIT_NS: Nanos = 2_000_000_000;
+/// How long a frame waits for the stack to send what it acknowledges before it goes in acknowledging only
+/// what was sent (the stack is held back by its window or its congestion window, which only acks open).
+pub const ACK_CLAMP_AFTER_NS: Nanos = 200_000;
 /// Capture records read ahead of the current time, at most (memory stays bounded at any speed).
 const LOOKAHEAD: usize = 4096;
 
@@ -43,6 +46,13 @@ struct SeqState {
     /// Sequence space the live stack has sent, relative to its ISN (the SYN counts one).
     live_sent: u32,
     live_tsval: Option<u32>,
+    /// How far (past the stack's ISN) the peer has acknowledged in frames injected so far.
+    acked: u32,
+    /// How far the recorded peer acknowledged in frames that had to be injected with a smaller ack: the
+    /// emulated peer still owes the stack those acknowledgements, and sends them as the stack catches up.
+    owed: u32,
+    /// The last frame injected for this flow, trimmed to its headers: the pattern for a synthetic ACK.
+    last_injected: Option<(Vec<u8>, Layers)>,
 }
 
 impl SeqState {
@@ -51,6 +61,21 @@ impl SeqState {
         match (self.recorded_isn, self.live_isn) {
             (Some(rec), Some(live)) => live.wrapping_add(ack.wrapping_sub(rec)),
             _ => ack,
+        }
+    }
+
+    /// How far past the recorded ISN a recorded ack reaches.
+    fn distance(&self, ack: u32) -> Option<u32> {
+        self.recorded_isn.map(|rec| ack.wrapping_sub(rec))
+    }
+
+    /// A recorded ack (or SACK edge) as the live stack can take it: rebased, and never past what it sent.
+    fn clamp(&self, ack: u32) -> u32 {
+        match (self.distance(ack), self.live_isn) {
+            (Some(d), Some(live)) if (d.wrapping_sub(self.live_sent) as i32) > 0 => {
+                live.wrapping_add(self.live_sent)
+            }
+            _ => self.rebase(ack),
         }
     }
 
@@ -94,8 +119,10 @@ pub struct WireReport {
     /// Frames that waited for the stack, and the longest wait.
     pub waits: u64,
     pub longest_wait_ns: Nanos,
-    /// Synthetic frames the replay made (ARP, neighbour discovery).
+    /// Synthetic frames the replay made (ARP, neighbour discovery, acks the capture's peer owed).
     pub synthetic: u64,
+    /// Frames injected acknowledging less than recorded, because the stack had not sent that much yet.
+    pub clamped: u64,
 }
 
 pub struct ReplayWire {
@@ -330,21 +357,42 @@ impl ReplayWire {
                 continue;
             }
             let mut note = None;
+            let mut clamp = false;
             if let (Kind::ToStack, Some(flow), Some(l)) = (&p.kind, p.flow, &p.layers)
                 && let Some(t) = l.tcp
                 && t.ack_flag
-                && self.seq.get(&flow).is_some_and(|s| s.acks_unsent(t.ack))
+                && let Some(state) = self.seq.get(&flow)
+                && state.acks_unsent(t.ack)
             {
                 let since = p.held_since.unwrap_or(now.max(p.due));
-                if now - since < ACK_WAIT_LIMIT_NS {
+                // Once the stack has begun, a short wait is enough: if it has not sent the bytes by then it is
+                // waiting for acks itself. Before its first segment it may still be connecting.
+                let limit = if state.live_isn.is_some() {
+                    ACK_CLAMP_AFTER_NS
+                } else {
+                    ACK_WAIT_LIMIT_NS
+                };
+                if now - since < limit {
                     self.pending[i].held_since = Some(since);
                     blocked.insert(flow);
                     continue;
                 }
-                note = Some(format!(
-                    "waited {} µs for the stack to send what this frame acknowledges; it never did",
-                    (now - since) / 1000
-                ));
+                if state.live_isn.is_some() {
+                    clamp = true;
+                    let wanted = state.distance(t.ack).unwrap_or(0);
+                    note = Some(format!(
+                        "acknowledges {} bytes the stack has sent, not the {} recorded (waited {} µs); the \
+                         rest is acknowledged as the stack sends it",
+                        state.live_sent.saturating_sub(1),
+                        wanted.saturating_sub(1),
+                        (now - since) / 1000
+                    ));
+                } else {
+                    note = Some(format!(
+                        "waited {} µs for the stack to send what this frame acknowledges; it never did",
+                        (now - since) / 1000
+                    ));
+                }
             }
             if let (Kind::ToStack, Some(l)) = (&p.kind, &p.layers)
                 && !self.primed.contains(&l.src)
@@ -357,6 +405,14 @@ impl ReplayWire {
                 }
             }
             let p = self.pending.remove(i).expect("index in range");
+            if clamp
+                && let (Some(flow), Some(t)) = (p.flow, p.layers.as_ref().and_then(|l| l.tcp))
+                && let Some(state) = self.seq.get_mut(&flow)
+                && let Some(d) = state.distance(t.ack)
+            {
+                state.owed = seq_max(state.owed, d);
+                self.report.borrow_mut().clamped += 1;
+            }
             if note.is_none()
                 && let Some(since) = p.held_since
             {
@@ -408,10 +464,21 @@ impl ReplayWire {
         }
         if fate == Fate::Inject
             && let (Some(flow), Some(l)) = (p.flow, &p.layers)
-            && l.tcp.is_some()
-            && let Some(state) = self.seq.get(&flow)
+            && let Some(t) = l.tcp
+            && let Some(state) = self.seq.get_mut(&flow)
         {
-            segment::rewrite_acks(&mut frame, l, |a| state.rebase(a), state.live_tsval);
+            segment::rewrite_acks(&mut frame, l, |a| state.clamp(a), state.live_tsval);
+            if t.ack_flag
+                && let Some(d) = state.distance(t.ack)
+            {
+                let sent = if (d.wrapping_sub(state.live_sent) as i32) > 0 {
+                    state.live_sent
+                } else {
+                    d
+                };
+                state.acked = seq_max(state.acked, sent);
+            }
+            state.last_injected = Some((frame[..t.payload_at.min(frame.len())].to_vec(), l.clone()));
         }
         let note = (!notes.is_empty()).then(|| notes.join("; "));
         Arrival { frame, fate, note }
@@ -441,6 +508,28 @@ impl ReplayWire {
         }
         if let Some(ts) = segment::tsval(frame, &l) {
             state.live_tsval = Some(ts);
+        }
+        // The peer owes acks for bytes it recorded acknowledging before the stack had sent them: now that the
+        // stack has sent more of them, acknowledge what it has.
+        let due = if (state.owed.wrapping_sub(state.live_sent) as i32) > 0 {
+            state.live_sent
+        } else {
+            state.owed
+        };
+        if (due.wrapping_sub(state.acked) as i32) > 0
+            && let (Some(live), Some((pattern, pl))) = (state.live_isn, &state.last_injected)
+            && let Some(ack) = segment::pure_ack(pattern, pl, live.wrapping_add(due), state.live_tsval)
+        {
+            state.acked = due;
+            self.synthetic.push_back(Arrival {
+                frame: ack,
+                fate: Fate::Inject,
+                note: Some(format!(
+                    "synthetic: the peer's acknowledgement of the stack's first {} bytes, which the capture \
+                     acknowledged before the stack had sent them",
+                    due.saturating_sub(1)
+                )),
+            });
         }
         let data = segment::payload(frame, &t);
         let mut report = self.report.borrow_mut();
@@ -531,6 +620,11 @@ impl ReplayWire {
             )),
         })
     }
+}
+
+/// The later of two positions in sequence space.
+fn seq_max(a: u32, b: u32) -> u32 {
+    if (b.wrapping_sub(a) as i32) > 0 { b } else { a }
 }
 
 fn is_arp_from(frame: &[u8], mac: [u8; 6]) -> bool {
