@@ -10,9 +10,8 @@ use std::rc::Rc;
 
 use anyhow::{Context, bail};
 use serde_json::json;
-use smoltcp::wire::{Ipv4Address, Ipv6Address};
 
-use crate::export::{self, Format, Header};
+use crate::export::{ExportPlan, Exports, Format, Header};
 use crate::pipeline::clock::{Nanos, VirtualClock};
 use crate::pipeline::stack::StackConfig;
 use crate::pipeline::trace::{ConnectionRecord, Stats};
@@ -135,12 +134,19 @@ pub struct ReplayResult {
     pub end_ns: Nanos,
     pub packets: u64,
     pub played_flows: usize,
+    /// The capture's first timestamp (ns since the epoch): virtual time 0 of the run.
+    pub base_ns: u64,
+    /// The pcapng written (`--pcap-out`) and how many frames it holds.
+    pub pcap: Option<(PathBuf, u64)>,
 }
+
+/// Records read, and why reading stopped early (if it did).
+type Stopped = (u64, Option<String>);
 
 /// Passes the reader's frames on and keeps, once it ends, where and why reading stopped.
 struct Tracked {
     reader: Box<dyn Records>,
-    stopped: Rc<RefCell<Option<(u64, Option<String>)>>>,
+    stopped: Rc<RefCell<Option<Stopped>>>,
 }
 
 impl Iterator for Tracked {
@@ -165,8 +171,8 @@ fn stack_config(id: &Identity, seed: u64) -> StackConfig {
     };
     StackConfig {
         mac: id.mac,
-        ipv4: (Ipv4Address::from(v4), prefix),
-        ipv6: id.ipv6.map(|a| (Ipv6Address::from(a), 64)),
+        ipv4: (v4, prefix),
+        ipv6: id.ipv6.map(|a| (a, 64)),
         random_seed: seed,
         ..StackConfig::default()
     }
@@ -208,8 +214,18 @@ pub fn header(spec: &ReplaySpec, r: &Identity, format: &str) -> Header {
     }
 }
 
-/// Survey the capture, then replay it to the end, writing the export if asked.
+/// Survey the capture, then replay it to the end, writing the timeline export if asked.
 pub fn run(spec: &ReplaySpec, export: Option<(PathBuf, Format)>) -> anyhow::Result<ReplayResult> {
+    let plan = ExportPlan {
+        timeline: export,
+        pcap: None,
+    };
+    run_with(spec, &plan)
+}
+
+/// Survey the capture, then replay it to the end, writing what `plan` asks for. pcapng timestamps are the
+/// capture's first timestamp plus virtual time.
+pub fn run_with(spec: &ReplaySpec, plan: &ExportPlan) -> anyhow::Result<ReplayResult> {
     let mut survey = Survey::default();
     let reader = spec.source.open()?;
     let format = reader.format();
@@ -261,23 +277,9 @@ pub fn run(spec: &ReplaySpec, export: Option<(PathBuf, Format)>) -> anyhow::Resu
         played: BTreeMap::new(),
     }));
 
-    let mut writer = match &export {
-        Some((path, format_out)) => Some(
-            export::create(path, *format_out, &header(spec, &identity, format))
-                .with_context(|| format!("cannot write export {}", path.display()))?,
-        ),
-        None => None,
-    };
+    let base_ns = survey.first_t_ns.unwrap_or(0);
+    let mut exports = Exports::open(plan, &header(spec, &identity, format), base_ns)?;
     let mut packets = 0u64;
-    let mut write_finished = |pipeline: &mut Pipeline| -> anyhow::Result<()> {
-        for p in pipeline.drain_finished() {
-            packets += 1;
-            if let Some(w) = writer.as_mut() {
-                w.packet(&p).context("cannot write export")?;
-            }
-        }
-        Ok(())
-    };
     // The capture's span at this speed, then the tail for the stack to finish.
     let span = survey
         .first_t_ns
@@ -288,8 +290,8 @@ pub fn run(spec: &ReplaySpec, export: Option<(PathBuf, Format)>) -> anyhow::Resu
     };
     let mut deadline = played_span.saturating_add(spec.tail_ns);
     loop {
-        let over = pipeline.run_until(deadline, DRAIN_EVERY);
-        write_finished(&mut pipeline)?;
+        let over = exports.run(&mut pipeline, deadline, DRAIN_EVERY)?;
+        packets += exports.drain(&mut pipeline)?;
         if over {
             // Waits for the stack can push the capture past its recorded span: play it all before the tail.
             if !pipeline.wire().is_done() && pipeline.now() <= deadline + 600_000_000_000 {
@@ -301,12 +303,9 @@ pub fn run(spec: &ReplaySpec, export: Option<(PathBuf, Format)>) -> anyhow::Resu
     }
     let end_ns = pipeline.now();
     let connections = pipeline.finish();
-    write_finished(&mut pipeline)?;
+    packets += exports.drain(&mut pipeline)?;
     let stats = pipeline.stats().clone();
-    if let (Some(w), Some((path, _))) = (writer, &export) {
-        w.finish(&connections, &stats)
-            .with_context(|| format!("cannot write export {}", path.display()))?;
-    }
+    let written = exports.finish(&connections, &stats)?;
     let (frames_read, why) = stopped.borrow().clone().unwrap_or((0, None));
     let wire = report.borrow().clone();
     let played_flows = connections
@@ -325,6 +324,8 @@ pub fn run(spec: &ReplaySpec, export: Option<(PathBuf, Format)>) -> anyhow::Resu
         end_ns,
         packets,
         played_flows,
+        base_ns,
+        pcap: written.pcap,
     })
 }
 
@@ -376,6 +377,7 @@ pub fn summary(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, Fo
             r.packets
         );
     }
+    crate::headless::pcap_line(&mut s, r.pcap.as_ref());
     s
 }
 

@@ -12,6 +12,9 @@ use crate::pipeline::engine::Wire;
 /// A frame on the wire at a time.
 pub type TimedFrame = (Nanos, Vec<u8>);
 
+/// A frame on the wire at a time, and whether it arrived (true) or was transmitted by the pipeline.
+pub type WireFrame = (Nanos, bool, Vec<u8>);
+
 #[derive(Debug, Default)]
 pub struct ScriptedWire {
     script: VecDeque<TimedFrame>,
@@ -73,7 +76,7 @@ pub struct Recorder<W: Wire> {
     inner: W,
     pub received: Rc<RefCell<Vec<TimedFrame>>>,
     /// Both directions in the order they crossed the wire (a capture of it): (time, toward the pipeline, frame).
-    pub both: Rc<RefCell<Vec<(Nanos, bool, Vec<u8>)>>>,
+    pub both: Rc<RefCell<Vec<WireFrame>>>,
 }
 
 impl<W: Wire> Recorder<W> {
