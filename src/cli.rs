@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::export::Format;
+use crate::export::{ExportPlan, Format};
 use crate::pipeline::{AppKind, AppSpec};
 use crate::sim::SimSpec;
 
@@ -69,9 +69,12 @@ pub struct ReplayArgs {
     /// Write the stage timeline to this file.
     #[arg(long, value_name = "PATH")]
     pub export: Option<PathBuf>,
-    /// Timeline format.
+    /// Timeline format: json, jsonl, or chrome (Trace Event Format for ui.perfetto.dev).
     #[arg(long, value_enum, default_value_t = Format::Json, requires = "export")]
     pub format: Format,
+    /// Write every wire frame (both directions) to this pcapng file, each with its hop timeline as a comment.
+    #[arg(long, value_name = "PATH")]
+    pub pcap_out: Option<PathBuf>,
     /// Virtual time one engine step costs, in nanoseconds.
     #[arg(long, default_value_t = 1000, value_name = "NS", value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
     pub hop_cost_ns: u64,
@@ -81,6 +84,13 @@ pub struct ReplayArgs {
 }
 
 impl ReplayArgs {
+    pub fn exports(&self) -> ExportPlan {
+        ExportPlan {
+            timeline: self.export.clone().map(|p| (p, self.format)),
+            pcap: self.pcap_out.clone(),
+        }
+    }
+
     pub fn spec(&self) -> crate::replay::run::ReplaySpec {
         crate::replay::run::ReplaySpec {
             source: crate::replay::run::Source::File(self.file.clone()),
@@ -132,9 +142,12 @@ pub struct SimArgs {
     /// Write the stage timeline to this file.
     #[arg(long, value_name = "PATH")]
     pub export: Option<PathBuf>,
-    /// Timeline format.
+    /// Timeline format: json, jsonl, or chrome (Trace Event Format for ui.perfetto.dev).
     #[arg(long, value_enum, default_value_t = Format::Json, requires = "export")]
     pub format: Format,
+    /// Write every wire frame (both directions) to this pcapng file, each with its hop timeline as a comment.
+    #[arg(long, value_name = "PATH")]
+    pub pcap_out: Option<PathBuf>,
     /// Virtual time one engine step costs, in nanoseconds (hops recorded in the same step share a time).
     #[arg(long, default_value_t = 1000, value_name = "NS", value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
     pub hop_cost_ns: u64,
@@ -150,6 +163,13 @@ pub struct SimArgs {
 pub const MAX_TOTAL_PAYLOAD: u64 = 1 << 30;
 
 impl SimArgs {
+    pub fn exports(&self) -> ExportPlan {
+        ExportPlan {
+            timeline: self.export.clone().map(|p| (p, self.format)),
+            pcap: self.pcap_out.clone(),
+        }
+    }
+
     /// Checks that span several options; the message names the values and says what to do.
     pub fn validate(&self) -> Result<(), String> {
         if let Some(spec) = self.apps.iter().find(|a| a.kind == AppKind::Recorded) {

@@ -5,10 +5,9 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use serde_json::json;
 
-use crate::export::{self, Format, Header};
+use crate::export::{ExportPlan, Exports, Format, Header};
 use crate::pipeline::OutcomeKind;
 use crate::pipeline::trace::{ConnectionRecord, Stats};
 use crate::sim::{self, SimReport, SimSpec};
@@ -22,6 +21,8 @@ pub struct SimResult {
     pub report: SimReport,
     pub end_ns: u64,
     pub packets: u64,
+    /// The pcapng written (`--pcap-out`) and how many frames it holds.
+    pub pcap: Option<(PathBuf, u64)>,
 }
 
 pub fn header(spec: &SimSpec) -> Header {
@@ -47,41 +48,32 @@ pub fn header(spec: &SimSpec) -> Header {
     }
 }
 
-/// Run a simulation to its end, writing the export if asked.
+/// Run a simulation to its end, writing the timeline export if asked.
 pub fn run_sim(spec: &SimSpec, export: Option<(PathBuf, Format)>) -> anyhow::Result<SimResult> {
+    let plan = ExportPlan {
+        timeline: export,
+        pcap: None,
+    };
+    run_sim_with(spec, &plan)
+}
+
+/// Run a simulation to its end, writing what `plan` asks for (pcapng timestamps start at 0).
+pub fn run_sim_with(spec: &SimSpec, plan: &ExportPlan) -> anyhow::Result<SimResult> {
     let mut run = sim::build(spec);
-    let mut writer = match &export {
-        Some((path, format)) => Some(
-            export::create(path, *format, &header(spec))
-                .with_context(|| format!("cannot write export {}", path.display()))?,
-        ),
-        None => None,
-    };
+    let mut exports = Exports::open(plan, &header(spec), 0)?;
     let mut packets = 0u64;
-    let mut write_finished = |pipeline: &mut crate::pipeline::Pipeline| -> anyhow::Result<()> {
-        for p in pipeline.drain_finished() {
-            packets += 1;
-            if let Some(w) = writer.as_mut() {
-                w.packet(&p).context("cannot write export")?;
-            }
-        }
-        Ok(())
-    };
     loop {
-        let over = run.pipeline.run_until(spec.max_time_ns, DRAIN_EVERY);
-        write_finished(&mut run.pipeline)?;
+        let over = exports.run(&mut run.pipeline, spec.max_time_ns, DRAIN_EVERY)?;
+        packets += exports.drain(&mut run.pipeline)?;
         if over {
             break;
         }
     }
     let end_ns = run.pipeline.now();
     let connections = run.pipeline.finish();
-    write_finished(&mut run.pipeline)?;
+    packets += exports.drain(&mut run.pipeline)?;
     let stats = run.pipeline.stats().clone();
-    if let (Some(w), Some((path, _))) = (writer, &export) {
-        w.finish(&connections, &stats)
-            .with_context(|| format!("cannot write export {}", path.display()))?;
-    }
+    let written = exports.finish(&connections, &stats)?;
     let report = run.report.borrow().clone();
     Ok(SimResult {
         stats,
@@ -89,6 +81,7 @@ pub fn run_sim(spec: &SimSpec, export: Option<(PathBuf, Format)>) -> anyhow::Res
         report,
         end_ns,
         packets,
+        pcap: written.pcap,
     })
 }
 
@@ -216,7 +209,15 @@ pub fn summary(spec: &SimSpec, r: &SimResult, export: Option<&(PathBuf, Format)>
             r.packets
         );
     }
+    pcap_line(&mut s, r.pcap.as_ref());
     s
+}
+
+/// The summary's line about the pcapng written, if any.
+pub fn pcap_line(s: &mut String, pcap: Option<&(PathBuf, u64)>) {
+    if let Some((path, frames)) = pcap {
+        let _ = writeln!(s, "pcapng: {} ({frames} wire frames)", path.display());
+    }
 }
 
 /// The run's counters: virtual time, frames, outcomes, drops by reason, per-hop latency.

@@ -29,18 +29,18 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
                 std::process::exit(2);
             }
             let spec = args.spec();
-            let export = args.export.clone().map(|p| (p, args.format));
+            let plan = args.exports();
             // The TUI arrives with its own issue; until then every sim run is headless.
-            let result = headless::run_sim(&spec, export.clone())?;
-            let text = headless::summary(&spec, &result, export.as_ref());
+            let result = headless::run_sim_with(&spec, &plan)?;
+            let text = headless::summary(&spec, &result, plan.timeline.as_ref());
             headless::print(&mut std::io::stdout().lock(), &text)?;
             Ok(())
         }
         Command::Replay(args) => {
             let spec = args.spec();
-            let export = args.export.clone().map(|p| (p, args.format));
-            let result = replay::run(&spec, export.clone())?;
-            let text = replay::summary(&spec, &result, export.as_ref());
+            let plan = args.exports();
+            let result = replay::run_with(&spec, &plan)?;
+            let text = replay::summary(&spec, &result, plan.timeline.as_ref());
             headless::print(&mut std::io::stdout().lock(), &text)?;
             Ok(())
         }

@@ -1,6 +1,12 @@
-//! Timeline exports (DESIGN.md §4): the `pktpath-timeline` JSON document and its JSON Lines stream.
+//! Run exports (DESIGN.md §4): the `pktpath-timeline` JSON document and its JSON Lines stream, the Chrome
+//! Trace Event Format for Perfetto, and the annotated pcapng of every wire frame.
 
+pub mod chrome;
+pub mod occupancy;
+pub mod pcapng;
+pub mod sinks;
 pub mod view;
 pub mod writer;
 
+pub use sinks::{ExportError, ExportPlan, Exports, Written};
 pub use writer::{Format, Header, TimelineWriter, create};

@@ -10,16 +10,28 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::view::{ConnectionView, FORMAT, PacketView, StatsView, VERSION};
+use crate::pipeline::Pipeline;
+use crate::pipeline::clock::Nanos;
 use crate::pipeline::trace::{ConnectionRecord, PacketRecord, Stats};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Json,
     Jsonl,
+    /// The Trace Event Format, for ui.perfetto.dev and chrome://tracing.
+    Chrome,
 }
 
 pub trait TimelineWriter {
     fn packet(&mut self, p: &PacketRecord) -> io::Result<()>;
+    /// Does this writer want `occupancy` called after every step?
+    fn wants_occupancy(&self) -> bool {
+        false
+    }
+    /// The pipeline after a step that happened at `t_ns`: buffer levels can be read from it.
+    fn occupancy(&mut self, _t_ns: Nanos, _pipeline: &Pipeline) -> io::Result<()> {
+        Ok(())
+    }
     fn finish(self: Box<Self>, conns: &[ConnectionRecord], stats: &Stats) -> io::Result<()>;
 }
 
@@ -34,10 +46,11 @@ pub fn create(path: &Path, format: Format, header: &Header) -> io::Result<Box<dy
     Ok(match format {
         Format::Json => Box::new(JsonWriter::create(path, header)?),
         Format::Jsonl => Box::new(JsonlWriter::create(path, header)?),
+        Format::Chrome => Box::new(super::chrome::ChromeWriter::create(path, header)?),
     })
 }
 
-fn temp_path(path: &Path) -> PathBuf {
+pub(crate) fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

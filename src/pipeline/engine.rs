@@ -245,6 +245,23 @@ impl Pipeline {
         (self.rx_queue.len(), self.tx_queue.len())
     }
 
+    /// Bytes waiting in each open TCP connection's own buffers: (connection, rx, tx), by connection id.
+    pub fn conn_buffer_levels(&self) -> impl Iterator<Item = (ConnId, usize, usize)> + '_ {
+        self.conns
+            .iter()
+            .map(|(&id, c)| (id, c.rx_buffered(), c.tx_buffered()))
+    }
+
+    /// The earliest wire time of a packet still on its way (an rx frame that has arrived but not finished).
+    /// Every packet drained later either has this wire time or later, or reaches the wire at `now()` or later.
+    pub fn earliest_wire_in_flight(&self) -> Option<Nanos> {
+        self.packets
+            .iter()
+            .filter_map(|p| p.hops.first().filter(|h| h.stage == Stage::Wire))
+            .map(|h| h.t_ns)
+            .min()
+    }
+
     /// Nothing queued anywhere on the path and no connection still open.
     pub fn is_quiet(&self) -> bool {
         self.wire_slot.is_none()
@@ -293,12 +310,25 @@ impl Pipeline {
     /// Step until `deadline`, until the far side is done and the path is quiet, or for at most `max_steps`
     /// steps. Returns true when the run is over (done, or nothing can happen before the deadline).
     pub fn run_until(&mut self, deadline: Nanos, max_steps: u64) -> bool {
+        self.run_until_with(deadline, max_steps, |_, _| {})
+    }
+
+    /// `run_until`, calling `after_step` after every step that acted, with the time the step happened at (its
+    /// hops carry that time). Exporters sample buffer occupancy this way.
+    pub fn run_until_with(
+        &mut self,
+        deadline: Nanos,
+        max_steps: u64,
+        mut after_step: impl FnMut(&Pipeline, Nanos),
+    ) -> bool {
         for _ in 0..max_steps {
             if self.wire.is_done() && self.is_quiet() {
                 return true;
             }
+            let at = self.clock.now();
             match self.advance() {
                 Ok(_) => {
+                    after_step(self, at);
                     if self.clock.now() > deadline {
                         return true;
                     }

@@ -62,6 +62,11 @@ impl PacketTable {
         live.map(|(i, _)| base + i as PacketId).collect()
     }
 
+    /// Every packet still on its way, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = &PacketRecord> {
+        self.slots.iter().filter_map(|s| s.as_deref())
+    }
+
     pub fn len(&self) -> usize {
         self.live
     }

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use anyhow::{Context, bail};
 use serde_json::json;
 
-use crate::export::{self, Format, Header};
+use crate::export::{ExportPlan, Exports, Format, Header};
 use crate::pipeline::clock::{Nanos, VirtualClock};
 use crate::pipeline::stack::StackConfig;
 use crate::pipeline::trace::{ConnectionRecord, Stats};
@@ -136,6 +136,10 @@ pub struct ReplayResult {
     pub end_ns: Nanos,
     pub packets: u64,
     pub played_flows: usize,
+    /// The capture's first timestamp (ns since the epoch): virtual time 0 of the run.
+    pub base_ns: u64,
+    /// The pcapng written (`--pcap-out`) and how many frames it holds.
+    pub pcap: Option<(PathBuf, u64)>,
 }
 
 /// Where reading ended: records read, and why it stopped early if it did.
@@ -212,8 +216,18 @@ pub fn header(spec: &ReplaySpec, r: &Identity, format: &str) -> Header {
     }
 }
 
-/// Survey the capture, then replay it to the end, writing the export if asked.
+/// Survey the capture, then replay it to the end, writing the timeline export if asked.
 pub fn run(spec: &ReplaySpec, export: Option<(PathBuf, Format)>) -> anyhow::Result<ReplayResult> {
+    let plan = ExportPlan {
+        timeline: export,
+        pcap: None,
+    };
+    run_with(spec, &plan)
+}
+
+/// Survey the capture, then replay it to the end, writing what `plan` asks for. pcapng timestamps are the
+/// capture's first timestamp plus virtual time.
+pub fn run_with(spec: &ReplaySpec, plan: &ExportPlan) -> anyhow::Result<ReplayResult> {
     let mut survey = Survey::default();
     let reader = spec.source.open()?;
     let format = reader.format();
@@ -265,23 +279,9 @@ pub fn run(spec: &ReplaySpec, export: Option<(PathBuf, Format)>) -> anyhow::Resu
         played: BTreeMap::new(),
     }));
 
-    let mut writer = match &export {
-        Some((path, format_out)) => Some(
-            export::create(path, *format_out, &header(spec, &identity, format))
-                .with_context(|| format!("cannot write export {}", path.display()))?,
-        ),
-        None => None,
-    };
+    let base_ns = survey.first_t_ns.unwrap_or(0);
+    let mut exports = Exports::open(plan, &header(spec, &identity, format), base_ns)?;
     let mut packets = 0u64;
-    let mut write_finished = |pipeline: &mut Pipeline| -> anyhow::Result<()> {
-        for p in pipeline.drain_finished() {
-            packets += 1;
-            if let Some(w) = writer.as_mut() {
-                w.packet(&p).context("cannot write export")?;
-            }
-        }
-        Ok(())
-    };
     // The capture's span at this speed, then the tail for the stack to finish.
     let span = survey
         .first_t_ns
@@ -294,8 +294,8 @@ pub fn run(spec: &ReplaySpec, export: Option<(PathBuf, Format)>) -> anyhow::Resu
     // However long the waits for the stack, the run ends: a fixed bound, not one that moves with the deadline.
     let hard_limit = deadline.saturating_add(MAX_OVERRUN_NS);
     loop {
-        let over = pipeline.run_until(deadline, DRAIN_EVERY);
-        write_finished(&mut pipeline)?;
+        let over = exports.run(&mut pipeline, deadline, DRAIN_EVERY)?;
+        packets += exports.drain(&mut pipeline)?;
         if over {
             // Waits for the stack can push the capture past its recorded span: play it all before the tail.
             if !pipeline.wire().is_done() && deadline < hard_limit {
@@ -307,12 +307,9 @@ pub fn run(spec: &ReplaySpec, export: Option<(PathBuf, Format)>) -> anyhow::Resu
     }
     let end_ns = pipeline.now();
     let connections = pipeline.finish();
-    write_finished(&mut pipeline)?;
+    packets += exports.drain(&mut pipeline)?;
     let stats = pipeline.stats().clone();
-    if let (Some(w), Some((path, _))) = (writer, &export) {
-        w.finish(&connections, &stats)
-            .with_context(|| format!("cannot write export {}", path.display()))?;
-    }
+    let written = exports.finish(&connections, &stats)?;
     let (frames_read, why) = stopped.borrow().clone().unwrap_or((0, None));
     let wire = report.borrow().clone();
     let played_flows = connections
@@ -331,6 +328,8 @@ pub fn run(spec: &ReplaySpec, export: Option<(PathBuf, Format)>) -> anyhow::Resu
         end_ns,
         packets,
         played_flows,
+        base_ns,
+        pcap: written.pcap,
     })
 }
 
@@ -382,6 +381,7 @@ pub fn summary(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, Fo
             r.packets
         );
     }
+    crate::headless::pcap_line(&mut s, r.pcap.as_ref());
     s
 }
 

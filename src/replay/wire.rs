@@ -478,7 +478,8 @@ impl ReplayWire {
                 };
                 state.acked = seq_max(state.acked, sent);
             }
-            state.last_injected = Some((frame[..t.payload_at.min(frame.len())].to_vec(), l.clone()));
+            state.last_injected =
+                Some((frame[..t.payload_at.min(frame.len())].to_vec(), l.clone()));
         }
         let note = (!notes.is_empty()).then(|| notes.join("; "));
         Arrival { frame, fate, note }
@@ -518,7 +519,8 @@ impl ReplayWire {
         };
         if (due.wrapping_sub(state.acked) as i32) > 0
             && let (Some(live), Some((pattern, pl))) = (state.live_isn, &state.last_injected)
-            && let Some(ack) = segment::pure_ack(pattern, pl, live.wrapping_add(due), state.live_tsval)
+            && let Some(ack) =
+                segment::pure_ack(pattern, pl, live.wrapping_add(due), state.live_tsval)
         {
             state.acked = due;
             self.synthetic.push_back(Arrival {

@@ -12,6 +12,9 @@ use crate::pipeline::engine::Wire;
 /// A frame on the wire at a time.
 pub type TimedFrame = (Nanos, Vec<u8>);
 
+/// A frame on the wire at a time, and whether it arrived (true) or was transmitted by the pipeline.
+pub type WireFrame = (Nanos, bool, Vec<u8>);
+
 #[derive(Debug, Default)]
 pub struct ScriptedWire {
     script: VecDeque<TimedFrame>,
@@ -67,9 +70,6 @@ impl Wire for ScriptedWire {
         self.script.is_empty()
     }
 }
-
-/// One frame on the wire: (time, toward the pipeline, bytes).
-pub type WireFrame = (Nanos, bool, Vec<u8>);
 
 /// Records every frame that arrives through the wrapped wire, and everything on the wire in both directions.
 pub struct Recorder<W: Wire> {

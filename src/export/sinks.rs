@@ -1,0 +1,130 @@
+//! Everything one run writes, fed from the pipeline as it goes: the timeline (`--export`, in any `Format`) and
+//! the annotated pcapng (`--pcap-out`). The `sim` and `replay` run loops share it: `run` steps the pipeline
+//! (sampling buffer levels after every step when the timeline wants them), `drain` hands finished packets to
+//! both writers and lets the pcapng writer settle up to the oldest wire time still in flight, `finish` closes
+//! both files.
+
+use std::io;
+use std::path::PathBuf;
+
+use super::pcapng::PcapngWriter;
+use super::writer::{self, Format, Header, TimelineWriter};
+use crate::pipeline::Pipeline;
+use crate::pipeline::clock::Nanos;
+use crate::pipeline::trace::{ConnectionRecord, Stats};
+
+/// What a run is asked to write.
+#[derive(Debug, Clone, Default)]
+pub struct ExportPlan {
+    pub timeline: Option<(PathBuf, Format)>,
+    pub pcap: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write export {}: {source}", path.display())]
+pub struct ExportError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+fn at(path: &std::path::Path) -> impl FnOnce(io::Error) -> ExportError + '_ {
+    move |source| ExportError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub struct Exports {
+    timeline: Option<(PathBuf, Box<dyn TimelineWriter>)>,
+    pcap: Option<(PathBuf, PcapngWriter)>,
+}
+
+/// What the writers wrote.
+#[derive(Debug, Clone, Default)]
+pub struct Written {
+    /// The pcapng file and how many frames it holds.
+    pub pcap: Option<(PathBuf, u64)>,
+}
+
+impl Exports {
+    /// Open the files of `plan`; pcapng timestamps are `pcap_base_ns` + virtual time.
+    pub fn open(
+        plan: &ExportPlan,
+        header: &Header,
+        pcap_base_ns: u64,
+    ) -> Result<Self, ExportError> {
+        let timeline = match &plan.timeline {
+            Some((path, format)) => Some((
+                path.clone(),
+                writer::create(path, *format, header).map_err(at(path))?,
+            )),
+            None => None,
+        };
+        let pcap = match &plan.pcap {
+            Some(path) => Some((
+                path.clone(),
+                PcapngWriter::create(path, pcap_base_ns).map_err(at(path))?,
+            )),
+            None => None,
+        };
+        Ok(Exports { timeline, pcap })
+    }
+
+    /// `Pipeline::run_until`, with the timeline sampling buffer levels after each step if it wants them.
+    pub fn run(
+        &mut self,
+        pipeline: &mut Pipeline,
+        deadline: Nanos,
+        max_steps: u64,
+    ) -> Result<bool, ExportError> {
+        let Some((path, w)) = self.timeline.as_mut().filter(|(_, w)| w.wants_occupancy()) else {
+            return Ok(pipeline.run_until(deadline, max_steps));
+        };
+        let mut failed = None;
+        let over = pipeline.run_until_with(deadline, max_steps, |p, t| {
+            if failed.is_none()
+                && let Err(e) = w.occupancy(t, p)
+            {
+                failed = Some(e);
+            }
+        });
+        match failed {
+            Some(e) => Err(at(path)(e)),
+            None => Ok(over),
+        }
+    }
+
+    /// Hand every finished packet to the writers; returns how many there were.
+    pub fn drain(&mut self, pipeline: &mut Pipeline) -> Result<u64, ExportError> {
+        let mut n = 0;
+        for p in pipeline.drain_finished() {
+            n += 1;
+            if let Some((path, w)) = self.timeline.as_mut() {
+                w.packet(&p).map_err(at(path))?;
+            }
+            if let Some((path, w)) = self.pcap.as_mut() {
+                w.packet(&p).map_err(at(path))?;
+            }
+        }
+        if let Some((path, w)) = self.pcap.as_mut() {
+            let settled = pipeline
+                .earliest_wire_in_flight()
+                .map_or(pipeline.now(), |t| t.min(pipeline.now()));
+            w.settle(settled).map_err(at(path))?;
+        }
+        Ok(n)
+    }
+
+    pub fn finish(self, conns: &[ConnectionRecord], stats: &Stats) -> Result<Written, ExportError> {
+        if let Some((path, w)) = self.timeline {
+            w.finish(conns, stats).map_err(at(&path))?;
+        }
+        let mut written = Written::default();
+        if let Some((path, w)) = self.pcap {
+            let frames = w.finish().map_err(at(&path))?;
+            written.pcap = Some((path, frames));
+        }
+        Ok(written)
+    }
+}
