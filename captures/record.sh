@@ -40,7 +40,7 @@ def sized(size, tag):
     data = lines(size // 40 + 1, tag)
     return data[:size]
 open(f"{www}/page.txt", "wb").write(sized(3000, "page"))
-open(f"{www}/lossy-64k.txt", "wb").write(sized(64 * 1024, "lossy"))
+open(f"{www}/lossy-48k.txt", "wb").write(sized(48 * 1024, "lossy"))
 open(f"{www}/bulk-1m.txt", "wb").write(sized(1024 * 1024, "bulk"))
 open(f"{work}/post-6k.txt", "wb").write(sized(6000, "post"))
 open(f"{work}/post-96k.txt", "wb").write(sized(96 * 1024, "upload"))
@@ -151,7 +151,7 @@ rec_bulk() {
 
 rec_lossy() {
   ppc_setup impaired
-  ppc_bg ppc-link python3 "$HERE/impair.py" --seed 7 --loss 0.03 --reorder 0.05 --delay-ms 10 --extra-ms 2 \
+  ppc_bg ppc-link python3 "$HERE/impair.py" --seed 7 --loss 0.05 --reorder 0.15 --delay-ms 10 --extra-ms 3 \
     ppc-lc ppc-ls
   http_server "$SERVER" 80
   post_server "$SERVER" 8000
@@ -159,7 +159,7 @@ rec_lossy() {
   ppc_capture_start "$WORK/lossy.raw.pcap" -s 0 --time-stamp-precision=nano
   client curl -sS -o /dev/null -H 'Expect:' -H 'Content-Type: text/plain' \
     --data-binary "@$WORK/post-96k.txt" "http://$SERVER:8000/upload"
-  client curl -sS -o /dev/null "http://$SERVER/lossy-64k.txt"
+  client curl -sS -o /dev/null "http://$SERVER/lossy-48k.txt"
   ppc_capture_stop
   finish lossy pcap
 }

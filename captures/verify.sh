@@ -25,12 +25,14 @@ count() { # count FILE FILTER
 status=0
 printf '%-18s %-7s %7s %9s %6s %6s %6s %7s %5s %9s\n' file format frames bytes tcp udp bad-ck unverif retx ooo
 for f in "$@"; do
-  format=$(capinfos -t -M "$f" | awk -F': *' '/File type/ {print $2}')
-  case $format in
-    *pcapng*) format=pcapng ;;
-    *nanosecond*) format="pcap ns" ;;
-    *) format="pcap µs" ;;
-  esac
+  info=$(capinfos -t -M "$f")
+  if [[ $info == *pcapng* ]]; then
+    format=pcapng
+  elif [[ $info == *nsecpcap* ]]; then
+    format="pcap ns"
+  else
+    format="pcap µs"
+  fi
   frames=$(count "$f" "frame")
   tcp=$(count "$f" "tcp")
   udp=$(count "$f" "udp")
