@@ -15,6 +15,7 @@ PPC_SERVER_MAC=02:77:00:00:00:02
 PPC_PIDS=()
 PPC_TCPDUMP_PID=""
 PPC_TCPDUMP_ERR=""
+PPC_TCPDUMP_FILE=""
 
 ppc_log() { printf '[ppc] %s\n' "$*" >&2; }
 
@@ -126,8 +127,9 @@ ppc_wait_listen() {
 ppc_capture_start() {
   local file=$1 i
   shift
+  PPC_TCPDUMP_FILE=$file
   PPC_TCPDUMP_ERR=$(mktemp)
-  ip netns exec ppc-server tcpdump -i ppc-s0 -U --immediate-mode -Z root -B 16384 "$@" -w "$file" 2>"$PPC_TCPDUMP_ERR" &
+  ip netns exec ppc-server tcpdump -i ppc-s0 -U --immediate-mode -Z root -B "${PPC_TCPDUMP_BUFFER_KIB:-16384}" "$@" -w "$file" 2>"$PPC_TCPDUMP_ERR" &
   PPC_TCPDUMP_PID=$!
   for ((i = 0; i < 200; i++)); do
     if grep -q 'listening on' "$PPC_TCPDUMP_ERR"; then
@@ -139,10 +141,16 @@ ppc_capture_start() {
   return 1
 }
 
-# ppc_capture_stop: short pause so the last FIN/ACKs are in, then SIGINT; fails if the kernel dropped packets.
+# ppc_capture_stop: short pause so the last FIN/ACKs are in, then wait until tcpdump has written all it holds
+# (its file stops growing: frames still in the kernel ring at SIGINT are lost without being counted as dropped),
+# then SIGINT; fails if the kernel dropped packets.
 ppc_capture_stop() {
-  local summary
+  local summary size=-1
   sleep 0.5
+  while [[ $(stat -c %s "$PPC_TCPDUMP_FILE") != "$size" ]]; do
+    size=$(stat -c %s "$PPC_TCPDUMP_FILE")
+    sleep 0.5
+  done
   kill -INT "$PPC_TCPDUMP_PID"
   wait "$PPC_TCPDUMP_PID" || true
   PPC_TCPDUMP_PID=""
