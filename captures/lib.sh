@@ -68,9 +68,7 @@ ppc_teardown() {
   done
   PPC_PIDS=()
   for ns in "${PPC_NAMESPACES[@]}"; do
-    if ip netns list | grep -qw "^$ns"; then
-      ip netns del "$ns"
-    fi
+    ip netns del "$ns" 2>/dev/null || true
   done
 }
 
