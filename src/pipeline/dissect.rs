@@ -118,8 +118,17 @@ impl FlowKey {
 
 /// "02:00:00:00:00:01"
 pub fn format_mac(mac: &[u8; 6]) -> String {
-    let parts: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
-    parts.join(":")
+    // By hand rather than six `format!`s and a join: every exported packet's summary may need two of these.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(17);
+    for (i, b) in mac.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 0xf)] as char);
+    }
+    s
 }
 
 /// Dissect one Ethernet frame. Never panics; parsing stops at the first bad layer.
@@ -326,6 +335,20 @@ impl TcpFlags {
     }
 }
 
+/// `describe`'s detail lines, formatted only when wanted.
+struct Lines {
+    lines: Vec<String>,
+    on: bool,
+}
+
+impl Lines {
+    fn push(&mut self, line: impl FnOnce() -> String) {
+        if self.on {
+            self.lines.push(line());
+        }
+    }
+}
+
 fn ok_str(ok: bool) -> &'static str {
     if ok { "ok" } else { "BAD" }
 }
@@ -335,16 +358,24 @@ impl FrameInfo {
         self.malformed.get_or_insert_with(|| what.to_string());
     }
 
-    /// One pass over the layers: (summary line, detail lines).
-    fn describe(&self) -> (String, Vec<String>) {
-        let (smac, dmac) = (format_mac(&self.src_mac), format_mac(&self.dst_mac));
+    /// One pass over the layers: (summary line, detail lines). With `details` false the detail lines are
+    /// left out (empty): the summary alone is made for every exported packet, and the detail lines' formatting
+    /// was most of its cost.
+    fn describe(&self, details: bool) -> (String, Vec<String>) {
+        let macs = || (format_mac(&self.src_mac), format_mac(&self.dst_mac));
         let et = self.ethertype;
-        let mut v = Vec::new();
+        let mut v = Lines {
+            lines: Vec::new(),
+            on: details,
+        };
         if self.len >= 14 {
             let names = [(0x0800, "IPv4"), (0x86dd, "IPv6"), (0x0806, "ARP")];
             let name = names.iter().find(|n| n.0 == et).map(|n| n.1.to_string());
             let ty = name.unwrap_or_else(|| format!("0x{et:04x}"));
-            v.push(format!("Ethernet {smac} > {dmac} type {ty}"));
+            v.push(|| {
+                let (smac, dmac) = macs();
+                format!("Ethernet {smac} > {dmac} type {ty}")
+            });
         }
         let mut bad = false;
         let (s, d, proto): (IpAddr, IpAddr, u8) = match &self.net {
@@ -358,9 +389,7 @@ impl FrameInfo {
             } => {
                 let frag = if *fragment { " fragment" } else { "" };
                 let (name, k) = (proto_name(*p), ok_str(*ok));
-                v.push(format!(
-                    "IPv4 {src} > {dst} proto {name} ttl {ttl} checksum {k}{frag}"
-                ));
+                v.push(|| format!("IPv4 {src} > {dst} proto {name} ttl {ttl} checksum {k}{frag}"));
                 bad |= !ok;
                 ((*src).into(), (*dst).into(), *p)
             }
@@ -371,9 +400,7 @@ impl FrameInfo {
                 hop_limit: h,
             } => {
                 let name = proto_name(*p);
-                v.push(format!(
-                    "IPv6 {src} > {dst} next-header {name} hop-limit {h}"
-                ));
+                v.push(|| format!("IPv6 {src} > {dst} next-header {name} hop-limit {h}"));
                 ((*src).into(), (*dst).into(), *p)
             }
             Net::Arp {
@@ -384,7 +411,7 @@ impl FrameInfo {
                 target_ip: ti,
             } => {
                 let (sm, tm) = (format_mac(sender_mac), format_mac(target_mac));
-                v.push(format!("ARP op {op} sender {sm} {si} target {tm} {ti}"));
+                v.push(|| format!("ARP op {op} sender {sm} {si} target {tm} {ti}"));
                 let line = match op {
                     1 => format!("ARP who-has {ti} tell {si}"),
                     2 => format!("ARP {si} is-at {sm}"),
@@ -393,6 +420,7 @@ impl FrameInfo {
                 return self.finish(line, v, false);
             }
             Net::Other { .. } | Net::None => {
+                let (smac, dmac) = macs();
                 let line = format!("{smac} > {dmac} ethertype 0x{et:04x} len={}", self.len);
                 return self.finish(line, v, false);
             }
@@ -409,7 +437,7 @@ impl FrameInfo {
                 checksum_ok: ok,
             } => {
                 let (f, k) = (flags.letters(), ok_str(*ok));
-                v.push(format!(
+                v.push(|| format!(
                     "TCP {a} > {b} seq={seq} ack={ack} flags [{f}] win={w} payload {n} checksum {k}"
                 ));
                 let (s, d) = (SocketAddr::new(s, *a), SocketAddr::new(d, *b));
@@ -428,21 +456,21 @@ impl FrameInfo {
                 checksum_ok: ok,
             } => {
                 let k = ok_str(*ok);
-                v.push(format!("UDP {a} > {b} payload {n} checksum {k}"));
+                v.push(|| format!("UDP {a} > {b} payload {n} checksum {k}"));
                 let (s, d) = (SocketAddr::new(s, *a), SocketAddr::new(d, *b));
                 bad |= !ok;
                 format!("{s} > {d} UDP len={n}")
             }
             Transport::Icmpv4 { icmp_type: t, code } => {
-                v.push(format!("ICMP type {t} code {code}"));
+                v.push(|| format!("ICMP type {t} code {code}"));
                 format!("{s} > {d} ICMP {}", icmp_name(false, *t, *code))
             }
             Transport::Icmpv6 { icmp_type: t, code } => {
-                v.push(format!("ICMPv6 type {t} code {code}"));
+                v.push(|| format!("ICMPv6 type {t} code {code}"));
                 format!("{s} > {d} ICMP6 {}", icmp_name(true, *t, *code))
             }
             Transport::Other { protocol: p } => {
-                v.push(format!("Payload protocol {}", proto_name(*p)));
+                v.push(|| format!("Payload protocol {}", proto_name(*p)));
                 format!("{s} > {d} proto {}", proto_name(*p))
             }
             Transport::None => {
@@ -454,26 +482,26 @@ impl FrameInfo {
         self.finish(line, v, bad)
     }
 
-    fn finish(&self, mut line: String, mut v: Vec<String>, bad: bool) -> (String, Vec<String>) {
+    fn finish(&self, mut line: String, mut v: Lines, bad: bool) -> (String, Vec<String>) {
         if bad {
             line.push_str(" bad-checksum");
         }
         if let Some(m) = &self.malformed {
             line.push_str(&format!(" (malformed: {m})"));
-            v.push(format!("Malformed: {m}"));
+            v.push(|| format!("Malformed: {m}"));
         }
-        (line, v)
+        (line, v.lines)
     }
 
     /// tcpdump-like one-liner, e.g. "10.0.0.2:40000 > 10.0.0.1:7 TCP [S] seq=1000 win=64240 len=0";
     /// " bad-checksum" marks a wrong IPv4/TCP/UDP checksum, " (malformed: …)" an early stop.
     pub fn summary(&self) -> String {
-        self.describe().0
+        self.describe(false).0
     }
 
     /// Layer-by-layer lines for a detail pane ("Ethernet …", "IPv4 …", "TCP …", "Malformed: …").
     pub fn layers(&self) -> Vec<String> {
-        self.describe().1
+        self.describe(true).1
     }
 
     /// The transport 5-tuple seen from the frame's sender, if TCP or UDP over IPv4/IPv6.
