@@ -305,10 +305,12 @@ fn main() {
         tmp.path(),
     );
     let peak = mib(full.peak_kib.max(halved.peak_kib));
-    let verdict = if peak <= GOAL_PEAK_MIB {
-        "met"
-    } else {
-        "NOT met"
+    // Twice the frames should not cost much more memory: a quarter more is taken as growing with the size.
+    let grows = full.peak_kib * 4 > halved.peak_kib * 5;
+    let verdict = match (peak <= GOAL_PEAK_MIB, grows) {
+        (true, false) => "met",
+        (true, true) => "met for these sizes, but the peak grows with the capture",
+        (false, _) => "NOT met",
     };
     println!(
         "pktpath peak RSS: {:.1} MiB for {} frames, {:.1} MiB for {} (goal ≤ {GOAL_PEAK_MIB} MiB whatever the size: {verdict})",
