@@ -353,11 +353,13 @@ pub fn summary(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, Fo
     crate::headless::stats_summary(&mut s, &r.stats, r.end_ns, r.packets);
     let _ = writeln!(
         s,
-        "replay: {} synthetic frames (ARP/ND), {} frames waited for the stack (longest {} µs), {} recorded flows played",
-        r.wire.synthetic,
+        "replay: {} recorded flows played; {} frames waited for the stack (longest {} µs), {} acknowledged only what it had sent; {} synthetic frames (ARP/ND, owed acks, {} retransmissions by the peer)",
+        r.played_flows,
         r.wire.waits,
         r.wire.longest_wait_ns / 1000,
-        r.played_flows
+        r.wire.clamped,
+        r.wire.synthetic,
+        r.wire.retransmitted,
     );
     if r.diffs.is_empty() {
         let _ = writeln!(s, "diff: no TCP flow of the stack");
