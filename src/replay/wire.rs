@@ -418,13 +418,7 @@ impl ReplayWire {
                 && state.acks_unsent(t.ack)
             {
                 let since = p.held_since.unwrap_or(now.max(p.due));
-                // Once the stack has begun, a short wait is enough: if it has not sent the bytes by then it is
-                // waiting for acks itself. Before its first segment it may still be connecting.
-                let limit = if state.live_isn.is_some() {
-                    ACK_CLAMP_AFTER_NS
-                } else {
-                    ACK_WAIT_LIMIT_NS
-                };
+                let limit = self.hold_limit(Some(flow));
                 if now - since < limit {
                     self.pending[i].held_since = Some(since);
                     blocked.insert(flow);
@@ -481,6 +475,20 @@ impl ReplayWire {
             return Some(self.arrival(p, note, now));
         }
         None
+    }
+
+    /// How long a frame of this flow may be held for the stack: once the stack has begun, a short wait is
+    /// enough (if it has not sent the bytes by then it is waiting for acks itself); before its first
+    /// segment it may still be connecting.
+    fn hold_limit(&self, flow: Option<FlowId>) -> Nanos {
+        let started = flow
+            .and_then(|f| self.seq.get(&f))
+            .is_some_and(|s| s.live_isn.is_some());
+        if started {
+            ACK_CLAMP_AFTER_NS
+        } else {
+            ACK_WAIT_LIMIT_NS
+        }
     }
 
     /// Send again what timed out unacknowledged, and work out when to look next.
@@ -831,7 +839,7 @@ impl Wire for ReplayWire {
             .iter()
             .filter(|p| p.flow.is_none_or(|f| heads.insert(f)))
             .map(|p| match p.held_since {
-                Some(since) => since + ACK_WAIT_LIMIT_NS,
+                Some(since) => since + self.hold_limit(p.flow),
                 None => p.due,
             })
             .chain(retx)
