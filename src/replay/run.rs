@@ -309,9 +309,20 @@ pub fn run_with(spec: &ReplaySpec, plan: &ExportPlan) -> anyhow::Result<ReplayRe
     let connections = pipeline.finish();
     packets += exports.drain(&mut pipeline)?;
     let stats = pipeline.stats().clone();
-    let written = exports.finish(&connections, &stats)?;
     let (frames_read, why) = stopped.borrow().clone().unwrap_or((0, None));
     let wire = report.borrow().clone();
+    let diffs = diff(&wire);
+    let extra = json!({
+        "capture_frames": frames_read,
+        "reading_stopped": why,
+        "waits": wire.waits,
+        "longest_wait_ns": wire.longest_wait_ns,
+        "acks_clamped": wire.clamped,
+        "synthetic_frames": wire.synthetic,
+        "peer_retransmissions": wire.retransmitted,
+        "diff": diffs,
+    });
+    let written = exports.finish(&connections, &stats, Some(&extra))?;
     let played_flows = connections
         .iter()
         .filter(|c| c.app == AppKind::Recorded.name())
@@ -323,7 +334,7 @@ pub fn run_with(spec: &ReplaySpec, plan: &ExportPlan) -> anyhow::Result<ReplayRe
         stopped: why,
         stats,
         connections,
-        diffs: diff(&wire),
+        diffs,
         wire,
         end_ns,
         packets,

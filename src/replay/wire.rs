@@ -384,6 +384,7 @@ impl ReplayWire {
         Some(Arrival {
             frame,
             fate: Fate::Inject,
+            capture_frame: None,
             note: Some(format!(
                 "synthetic: made by the replay so the stack learns {peer}'s MAC from the capture"
             )),
@@ -517,6 +518,7 @@ impl ReplayWire {
     }
 
     fn arrival(&mut self, p: Pending, note: Option<String>, now: Nanos) -> Arrival {
+        let index = p.frame.index;
         let synthetic_l2 = p
             .frame
             .synthetic_l2
@@ -569,7 +571,12 @@ impl ReplayWire {
                 Some((frame[..t.payload_at.min(frame.len())].to_vec(), l.clone()));
         }
         let note = (!notes.is_empty()).then(|| notes.join("; "));
-        Arrival { frame, fate, note }
+        Arrival {
+            frame,
+            fate,
+            note,
+            capture_frame: Some(index + 1),
+        }
     }
 
     /// What the stack sent: learn its sequence numbers, answer its ARP and neighbour solicitations.
@@ -625,6 +632,7 @@ impl ReplayWire {
             self.synthetic.push_back(Arrival {
                 frame: ack,
                 fate: Fate::Inject,
+                capture_frame: None,
                 note: Some(format!(
                     "synthetic: the peer's acknowledgement of the stack's first {} bytes, which the capture \
                      acknowledged before the stack had sent them",
@@ -678,6 +686,7 @@ impl ReplayWire {
         Some(Arrival {
             frame: buf,
             fate: Fate::Inject,
+            capture_frame: None,
             note: Some(format!(
                 "synthetic: the replay answers the stack's ARP request with {peer}'s MAC from the capture"
             )),
@@ -716,6 +725,7 @@ impl ReplayWire {
         Some(Arrival {
             frame,
             fate: Fate::Inject,
+            capture_frame: None,
             note: Some(format!(
                 "synthetic: the replay answers the stack's neighbour solicitation with {peer}'s MAC from the capture"
             )),
@@ -729,6 +739,7 @@ fn retransmission(state: &mut SeqState, mut frame: Vec<u8>, l: &Layers, why: &st
     Arrival {
         frame,
         fate: Fate::Inject,
+        capture_frame: None,
         note: Some(format!(
             "synthetic: the emulated peer sends this segment of the capture again ({why}); the capture's \
              own receiver did not need it"
