@@ -555,14 +555,17 @@ impl ReplayWire {
             && let Some(t) = l.tcp
             && let Some(state) = self.seq.get_mut(&flow)
         {
+            // Data and FIN take sequence space the stack must acknowledge; either may need sending again.
+            let len = t.payload_len as u32 + u32::from(t.fin);
             if to_stack
-                && t.payload_len > 0
+                && len > 0
+                && !t.syn
                 && !p.frame.truncated
                 && let Some(offset) = state.peer_offset(t.seq)
             {
                 state
                     .unacked
-                    .sent(offset, t.payload_len as u32, frame.clone(), l.clone(), now);
+                    .sent(offset, len, frame.clone(), l.clone(), now);
                 self.retx_flows.insert(flow);
                 self.retx_due = self.retx_due.min(now + retransmit::TIMEOUT_NS);
             }
