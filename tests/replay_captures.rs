@@ -56,11 +56,13 @@ fn replay(name: &str, args: &[&str]) -> (String, Value) {
     (stdout(&out), read_json(&export))
 }
 
+/// A TCP direction: (sender, receiver).
+type Direction = (SocketAddr, SocketAddr);
+
 /// Each direction's TCP payload in the capture, reassembled by sequence number (retransmissions once),
 /// keyed by (sender, receiver).
-fn streams(name: &str) -> BTreeMap<(SocketAddr, SocketAddr), Vec<u8>> {
-    let mut pieces: BTreeMap<(SocketAddr, SocketAddr), (u32, BTreeMap<u32, Vec<u8>>)> =
-        BTreeMap::new();
+fn streams(name: &str) -> BTreeMap<Direction, Vec<u8>> {
+    let mut pieces: BTreeMap<Direction, (u32, BTreeMap<u32, Vec<u8>>)> = BTreeMap::new();
     for f in CaptureReader::open(&capture(name)).unwrap() {
         let Some(l) = segment::parse(&f.frame, f.orig_len as usize) else {
             continue;
