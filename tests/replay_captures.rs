@@ -339,3 +339,32 @@ fn golden_summaries_of_the_large_captures() {
         insta::assert_snapshot!(format!("summary-{name}"), body.join("\n"));
     }
 }
+
+#[test]
+fn with_no_arguments_pktpath_replays_its_built_in_demo() {
+    let out = pktpath(&[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        text.starts_with("replay demo (built in: captures/demo.pcapng) (pcapng, 14 records)"),
+        "{text}"
+    );
+    assert!(text.contains("1 recorded flows played"), "{text}");
+    assert!(text.contains("in_flight 0"), "{text}");
+    // The same bytes as the file in captures/: the demo is that capture.
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    let file = capture("demo.pcapng");
+    for (args, path) in [
+        (vec!["replay", "--demo"], &a),
+        (vec!["replay", file.to_str().unwrap()], &b),
+    ] {
+        let mut all = args.clone();
+        all.extend(["--headless", "--export", path.to_str().unwrap()]);
+        assert!(pktpath(&all).status.success());
+    }
+    let (mut da, mut db) = (read_json(&a), read_json(&b));
+    da["source"]["file"] = Value::Null;
+    db["source"]["file"] = Value::Null;
+    assert_eq!(da, db);
+}

@@ -89,7 +89,17 @@ impl Records for InMemory {
     }
 }
 
+/// The capture built into the binary: one HTTP GET recorded from the kernel's stack (captures/README.md).
+pub const DEMO_CAPTURE: &[u8] = include_bytes!("../../captures/demo.pcapng");
+
 impl Source {
+    pub fn demo() -> Source {
+        Source::Bytes {
+            name: "demo (built in: captures/demo.pcapng)".into(),
+            bytes: DEMO_CAPTURE,
+        }
+    }
+
     pub fn name(&self) -> String {
         match self {
             Source::File(p) => p.display().to_string(),
