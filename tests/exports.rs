@@ -320,7 +320,7 @@ fn pcapng_of_a_sim_run_holds_every_wire_frame_with_its_timeline() {
     let Ok(cli) = pktpath::cli::parse_from(args) else {
         panic!("args parse")
     };
-    let pktpath::cli::Command::Sim(sim_args) = cli.command else {
+    let Some(pktpath::cli::Command::Sim(sim_args)) = cli.command else {
         panic!("sim")
     };
     let spec = sim_args.spec();
