@@ -194,12 +194,12 @@ fn check_chrome_trace(doc: &Value, timeline: &Value) {
 
     // One row per packet, as many as the JSON timeline of the same run has.
     let doc = timeline;
-    let ids: BTreeSet<u64> = packets(&doc)
+    let ids: BTreeSet<u64> = packets(doc)
         .iter()
         .map(|p| p["id"].as_u64().unwrap())
         .collect();
     assert_eq!(named, ids, "one named row per packet");
-    let caused: usize = packets(&doc)
+    let caused: usize = packets(doc)
         .iter()
         .map(|p| p["caused"].as_array().unwrap().len())
         .sum();
