@@ -26,6 +26,8 @@ use super::wire::{ReplayWire, WireReport};
 
 /// Steps between two drains of finished packets into the export.
 const DRAIN_EVERY: u64 = 4096;
+/// The stack's address when the capture names no IP host (RFC 5737 TEST-NET-1).
+const NO_HOST: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 /// How far past the played span and tail a run may go while the wire still holds frames waiting for the stack.
 const MAX_OVERRUN_NS: Nanos = 600_000_000_000;
 
@@ -244,12 +246,9 @@ pub fn run_with(spec: &ReplaySpec, plan: &ExportPlan) -> anyhow::Result<ReplayRe
     for f in reader {
         survey.add(&f);
     }
-    let Some(ip) = survey.choose(spec.as_ip) else {
-        bail!(
-            "{}: no IP traffic to replay (nothing to choose the stack from); give --as IP",
-            spec.source.name()
-        );
-    };
+    // A capture with no IP host at all (only ARP, only unsupported link types, or no packets) still replays:
+    // the stack takes a documentation address no frame can be for, and every frame still gets its outcome.
+    let ip = survey.choose(spec.as_ip).unwrap_or(NO_HOST);
     let identity = survey.identity(ip);
     if spec.as_ip.is_some() && !survey.macs.contains_key(&ip) && survey.frames > 0 {
         let seen_as_dst = identity.tcp_ports.len() + identity.udp_ports.len();
@@ -361,7 +360,7 @@ pub fn summary(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, Fo
     let id = &r.identity;
     let _ = writeln!(
         s,
-        "replay {} ({}, {} records{}) as {} ({})",
+        "replay {} ({}, {} records{}) as {} ({}){}",
         spec.source.name(),
         r.format,
         r.frames_read,
@@ -370,6 +369,11 @@ pub fn summary(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, Fo
             .map_or(String::new(), |w| format!("; reading stopped early: {w}")),
         id.ip,
         crate::pipeline::dissect::format_mac(&id.mac),
+        if id.ip == NO_HOST && spec.as_ip.is_none() {
+            ": the capture names no IP host, so the stack takes a documentation address"
+        } else {
+            ""
+        },
     );
     crate::headless::stats_summary(&mut s, &r.stats, r.end_ns, r.packets);
     let _ = writeln!(
