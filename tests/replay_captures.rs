@@ -368,3 +368,41 @@ fn with_no_arguments_pktpath_replays_its_built_in_demo() {
     db["source"]["file"] = Value::Null;
     assert_eq!(da, db);
 }
+
+/// `--as` the client: the recorded app connects from the recorded port and sends the client's bytes; the
+/// emulated server answers with the recorded server's.
+#[test]
+fn as_the_client_the_stack_connects_and_receives_the_recorded_response() {
+    for (name, client) in [
+        ("http-get.pcap", "10.77.0.1"),
+        ("http-post.pcapng", "10.77.0.1"),
+        ("ipv6-tcp.pcapng", "fd77::1"),
+        ("bulk.pcap", "10.77.0.1"),
+        ("lossy.pcap", "10.77.0.1"),
+    ] {
+        let (summary, doc) = replay(name, &["--as", client]);
+        let streams = streams(name);
+        let conns = doc["connections"].as_array().unwrap();
+        assert!(!conns.is_empty(), "{name}: {summary}");
+        for c in conns {
+            let local: SocketAddr = c["local"].as_str().unwrap().parse().unwrap();
+            let remote: SocketAddr = c["remote"].as_str().unwrap().parse().unwrap();
+            assert_eq!(local.ip().to_string(), client, "{name}");
+            assert_eq!(c["role"], "connected", "{name}");
+            assert_eq!(
+                c["app_written"],
+                digest(&streams[&(local, remote)]),
+                "{name}"
+            );
+            assert_eq!(c["app_read"], digest(&streams[&(remote, local)]), "{name}");
+        }
+        for d in doc["replay"]["diff"].as_array().unwrap() {
+            assert_eq!(d["sent_bytes"], d["recorded_bytes"], "{name}: {d}");
+            let first = d["first_divergence"].as_str().unwrap_or("");
+            assert!(
+                first.is_empty() || first.starts_with("window on the SYN"),
+                "{name}: {first}"
+            );
+        }
+    }
+}
