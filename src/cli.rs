@@ -15,11 +15,11 @@ use crate::sim::SimSpec;
     name = "pktpath",
     version,
     about = "Trace every packet through a userspace network path: wire → frame buffer → smoltcp → connection → app",
-    arg_required_else_help = true
+    after_help = "With no command, pktpath replays its built-in demo capture (an HTTP GET)."
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -42,8 +42,15 @@ fn parse_speed(s: &str) -> Result<f64, String> {
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
     /// The capture to replay (pcap or pcapng, recognised by its content).
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    #[arg(
+        value_name = "FILE",
+        required_unless_present = "demo",
+        conflicts_with = "demo"
+    )]
+    pub file: Option<PathBuf>,
+    /// Replay the capture built into pktpath (captures/demo.pcapng: one HTTP GET) instead of a file.
+    #[arg(long)]
+    pub demo: bool,
     /// The host the stack plays. Default: the host receiving the most SYNs, else the most frequent destination.
     #[arg(long = "as", value_name = "IP")]
     pub as_ip: Option<std::net::IpAddr>,
@@ -93,7 +100,10 @@ impl ReplayArgs {
 
     pub fn spec(&self) -> crate::replay::run::ReplaySpec {
         crate::replay::run::ReplaySpec {
-            source: crate::replay::run::Source::File(self.file.clone()),
+            source: match &self.file {
+                Some(file) => crate::replay::run::Source::File(file.clone()),
+                None => crate::replay::run::Source::demo(),
+            },
             as_ip: self.as_ip,
             apps: self.apps.clone(),
             speed: (!self.max_speed).then_some(self.speed),
@@ -205,6 +215,14 @@ impl SimArgs {
 }
 
 /// Parse the command line. Help and version print and exit 0; any other error prints one line and exits 2.
+/// What `pktpath` with no arguments runs: a replay of the built-in demo capture at its recorded pace.
+pub fn demo_command() -> Command {
+    Cli::try_parse_from(["pktpath", "replay", "--demo"])
+        .ok()
+        .and_then(|c| c.command)
+        .expect("the demo's own arguments parse")
+}
+
 pub fn parse() -> Result<Cli, ExitCode> {
     parse_from(std::env::args_os())
 }

@@ -73,7 +73,7 @@ pub fn run_sim_with(spec: &SimSpec, plan: &ExportPlan) -> anyhow::Result<SimResu
     let connections = run.pipeline.finish();
     packets += exports.drain(&mut run.pipeline)?;
     let stats = run.pipeline.stats().clone();
-    let written = exports.finish(&connections, &stats)?;
+    let written = exports.finish(&connections, &stats, None)?;
     let report = run.report.borrow().clone();
     Ok(SimResult {
         stats,

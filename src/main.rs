@@ -22,7 +22,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: cli::Cli) -> anyhow::Result<()> {
-    match cli.command {
+    // No command: the built-in demo (the TUI takes this over when it arrives).
+    let command = cli.command.unwrap_or_else(cli::demo_command);
+    match command {
         Command::Sim(args) => {
             if let Err(usage) = args.validate() {
                 eprintln!("pktpath: {usage}");

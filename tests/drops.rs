@@ -147,7 +147,7 @@ fn run(frames: Vec<(u64, Vec<u8>)>, frame_buffer: usize) -> Value {
     for p in pipeline.drain_finished() {
         writer.packet(&p).unwrap();
     }
-    writer.finish(&conns, pipeline.stats()).unwrap();
+    writer.finish(&conns, pipeline.stats(), None).unwrap();
     let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     for p in packets(&doc) {
         check_packet(p);

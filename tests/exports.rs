@@ -49,6 +49,37 @@ fn chrome_trace_of_a_sim_run_nests_binds_its_flows_and_has_counters() {
     let summary = sim(&["--export", path.to_str().unwrap(), "--format", "chrome"]);
     assert!(summary.contains("(Chrome, "), "{summary}");
     let doc = read_json(&path);
+    let json_path = dir.path().join("timeline.json");
+    sim(&["--export", json_path.to_str().unwrap()]);
+    check_chrome_trace(&doc, &read_json(&json_path));
+}
+
+#[test]
+fn chrome_trace_of_a_capture_replay_passes_the_same_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/lossy.pcap");
+    let run = |name: &str, format: &str| {
+        let path = dir.path().join(name);
+        let out = pktpath(&[
+            "replay",
+            capture.to_str().unwrap(),
+            "--headless",
+            "--export",
+            path.to_str().unwrap(),
+            "--format",
+            format,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        read_json(&path)
+    };
+    let trace = run("trace.json", "chrome");
+    assert!(trace["metadata"]["replay"]["diff"].is_array());
+    check_chrome_trace(&trace, &run("timeline.json", "json"));
+}
+
+/// The structure Perfetto needs: integer ids, slices nesting per row, every flow bound to a slice, counters,
+/// and one row per packet of the JSON timeline of the same run.
+fn check_chrome_trace(doc: &Value, timeline: &Value) {
     assert_eq!(doc["displayTimeUnit"], "ns");
     assert_eq!(doc["metadata"]["format"], "pktpath-chrome-trace");
     let events = doc["traceEvents"].as_array().expect("traceEvents");
@@ -162,15 +193,13 @@ fn chrome_trace_of_a_sim_run_nests_binds_its_flows_and_has_counters() {
     }
 
     // One row per packet, as many as the JSON timeline of the same run has.
-    let json_path = dir.path().join("timeline.json");
-    sim(&["--export", json_path.to_str().unwrap()]);
-    let doc = read_json(&json_path);
-    let ids: BTreeSet<u64> = packets(&doc)
+    let doc = timeline;
+    let ids: BTreeSet<u64> = packets(doc)
         .iter()
         .map(|p| p["id"].as_u64().unwrap())
         .collect();
     assert_eq!(named, ids, "one named row per packet");
-    let caused: usize = packets(&doc)
+    let caused: usize = packets(doc)
         .iter()
         .map(|p| p["caused"].as_array().unwrap().len())
         .sum();
@@ -320,7 +349,7 @@ fn pcapng_of_a_sim_run_holds_every_wire_frame_with_its_timeline() {
     let Ok(cli) = pktpath::cli::parse_from(args) else {
         panic!("args parse")
     };
-    let pktpath::cli::Command::Sim(sim_args) = cli.command else {
+    let Some(pktpath::cli::Command::Sim(sim_args)) = cli.command else {
         panic!("sim")
     };
     let spec = sim_args.spec();
@@ -379,6 +408,25 @@ fn tshark_shows_every_frame_with_its_comment() {
     assert_eq!(comments.len(), frames.len(), "tshark sees every frame");
     for (shown, f) in comments.iter().zip(&frames) {
         assert_eq!(shown, &f.comment, "tshark shows the comment");
+        assert!(shown.contains("; outcome "), "{shown}");
+    }
+    // And a replay of a real capture: every frame of both directions, with its timeline.
+    let replayed = dir.path().join("replayed.pcapng");
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/http-post.pcapng");
+    let out = pktpath(&[
+        "replay",
+        capture.to_str().unwrap(),
+        "--headless",
+        "--pcap-out",
+        replayed.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let frames = read_pcapng(&replayed);
+    let comments = tshark_comments(&replayed).expect("tshark reads the file");
+    assert_eq!(comments.len(), frames.len(), "tshark sees every frame");
+    assert!(frames.len() > 22, "the capture's frames and the stack's");
+    for (shown, f) in comments.iter().zip(&frames) {
+        assert_eq!(shown, &f.comment);
         assert!(shown.contains("; outcome "), "{shown}");
     }
 }

@@ -183,3 +183,56 @@ fn a_damaged_record_ends_reading_and_the_run_goes_on_with_what_was_read() {
         .count();
     assert_eq!(replies, 2);
 }
+
+/// A pcap header like `pcap_header` with another link type.
+fn pcap_header_linktype(linktype: u32) -> Vec<u8> {
+    let mut h = pcap_header();
+    h[20..24].copy_from_slice(&linktype.to_le_bytes());
+    h
+}
+
+fn replay_ok(path: &Path, export: &Path) -> (String, serde_json::Value) {
+    let out = pktpath(&[
+        "replay",
+        path.to_str().unwrap(),
+        "--headless",
+        "--export",
+        export.to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}{text}", stderr(&out));
+    (text, read_json(export))
+}
+
+#[test]
+fn an_unsupported_link_type_is_reported_per_packet_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = pcap_header_linktype(147); // LINKTYPE_USER0
+    bytes.extend(record(0, b"opaque bytes of a private protocol"));
+    bytes.extend(record(10, b"and another"));
+    let path = write(dir.path(), "user0.pcap", &bytes);
+    let (text, doc) = replay_ok(&path, &dir.path().join("t.json"));
+    assert!(text.contains("the capture names no IP host"), "{text}");
+    let ps = packets(&doc);
+    assert_eq!(ps.len(), 2);
+    for (p, n) in ps.iter().zip(1..) {
+        assert_eq!(p["capture_frame"], n);
+        assert_eq!(p["outcome"]["kind"], "dropped");
+        assert_eq!(p["outcome"]["stage"], "wire");
+        assert_eq!(p["outcome"]["code"], "not_injectable");
+        assert!(
+            p["outcome"]["reason"].as_str().unwrap().contains("147"),
+            "{p}"
+        );
+    }
+}
+
+#[test]
+fn a_capture_with_no_packets_replays_to_an_empty_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "header-only.pcap", &pcap_header());
+    let (text, doc) = replay_ok(&path, &dir.path().join("t.json"));
+    assert!(text.contains("(pcap, 0 records)"), "{text}");
+    assert!(packets(&doc).is_empty());
+    assert_eq!(doc["replay"]["capture_frames"], 0);
+}

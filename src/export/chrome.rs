@@ -18,7 +18,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::occupancy::{OccupancySampler, Sample, Track};
 use super::view::{ConnectionView, FORMAT, PacketView, StatsView, VERSION};
@@ -205,7 +205,12 @@ impl TimelineWriter for ChromeWriter {
         )
     }
 
-    fn finish(mut self: Box<Self>, conns: &[ConnectionRecord], stats: &Stats) -> io::Result<()> {
+    fn finish(
+        mut self: Box<Self>,
+        conns: &[ConnectionRecord],
+        stats: &Stats,
+        extra: Option<&Value>,
+    ) -> io::Result<()> {
         // Every event line ends with a comma; the last one, written here, needs none.
         writeln!(
             self.out,
@@ -221,7 +226,7 @@ impl TimelineWriter for ChromeWriter {
         let metadata = json!({
             "format": "pktpath-chrome-trace", "timeline_format": FORMAT, "timeline_version": VERSION,
             "source": self.header.source, "stack": self.header.stack,
-            "connections": connections, "stats": StatsView::of(stats),
+            "connections": connections, "stats": StatsView::of(stats), "replay": extra,
         });
         self.out
             .write_all(b"],\n\"displayTimeUnit\":\"ns\",\n\"metadata\":")?;

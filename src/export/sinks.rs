@@ -116,9 +116,14 @@ impl Exports {
         Ok(n)
     }
 
-    pub fn finish(self, conns: &[ConnectionRecord], stats: &Stats) -> Result<Written, ExportError> {
+    pub fn finish(
+        self,
+        conns: &[ConnectionRecord],
+        stats: &Stats,
+        extra: Option<&serde_json::Value>,
+    ) -> Result<Written, ExportError> {
         if let Some((path, w)) = self.timeline {
-            w.finish(conns, stats).map_err(at(&path))?;
+            w.finish(conns, stats, extra).map_err(at(&path))?;
         }
         let mut written = Written::default();
         if let Some((path, w)) = self.pcap {

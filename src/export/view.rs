@@ -58,6 +58,9 @@ pub struct PacketView<'a> {
     pub payload_of: &'a [u64],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream: Option<[u64; 2]>,
+    /// The frame's number in the replayed capture (1-based).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture_frame: Option<u64>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub state_changes: Vec<StateChangeView<'a>>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
@@ -125,6 +128,7 @@ impl<'a> PacketView<'a> {
             caused: &p.caused,
             payload_of: &p.payload_of,
             stream: p.stream.map(|(a, b)| [a, b]),
+            capture_frame: p.capture_frame,
             state_changes: p
                 .state_changes
                 .iter()

@@ -32,7 +32,13 @@ pub trait TimelineWriter {
     fn occupancy(&mut self, _t_ns: Nanos, _pipeline: &Pipeline) -> io::Result<()> {
         Ok(())
     }
-    fn finish(self: Box<Self>, conns: &[ConnectionRecord], stats: &Stats) -> io::Result<()>;
+    /// Close the export; `extra` (replay: the diff and what the wire did) goes in after the stats.
+    fn finish(
+        self: Box<Self>,
+        conns: &[ConnectionRecord],
+        stats: &Stats,
+        extra: Option<&Value>,
+    ) -> io::Result<()>;
 }
 
 /// The run's description, written at the top of every export.
@@ -95,7 +101,12 @@ impl TimelineWriter for JsonWriter {
         Ok(())
     }
 
-    fn finish(mut self: Box<Self>, conns: &[ConnectionRecord], stats: &Stats) -> io::Result<()> {
+    fn finish(
+        mut self: Box<Self>,
+        conns: &[ConnectionRecord],
+        stats: &Stats,
+        extra: Option<&Value>,
+    ) -> io::Result<()> {
         self.out.write_all(b"\n],\"connections\":[")?;
         for (i, c) in conns.iter().enumerate() {
             self.out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
@@ -103,6 +114,10 @@ impl TimelineWriter for JsonWriter {
         }
         self.out.write_all(b"\n],\"stats\":")?;
         serde_json::to_writer(&mut self.out, &StatsView::of(stats))?;
+        if let Some(extra) = extra {
+            self.out.write_all(b",\"replay\":")?;
+            serde_json::to_writer(&mut self.out, extra)?;
+        }
         self.out.write_all(b"}\n")?;
         let file = self.out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
@@ -137,11 +152,19 @@ impl TimelineWriter for JsonlWriter {
         line(&mut self.out, "packet", &PacketView::of(p))
     }
 
-    fn finish(mut self: Box<Self>, conns: &[ConnectionRecord], stats: &Stats) -> io::Result<()> {
+    fn finish(
+        mut self: Box<Self>,
+        conns: &[ConnectionRecord],
+        stats: &Stats,
+        extra: Option<&Value>,
+    ) -> io::Result<()> {
         for c in conns {
             line(&mut self.out, "connection", &ConnectionView::of(c))?;
         }
         line(&mut self.out, "stats", &StatsView::of(stats))?;
+        if let Some(extra) = extra {
+            line(&mut self.out, "replay", extra)?;
+        }
         self.out.flush()
     }
 }

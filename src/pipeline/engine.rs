@@ -50,6 +50,9 @@ pub struct Arrival {
     pub fate: Fate,
     /// Shown among the packet's log lines, e.g. "synthetic: ARP request made by the replay".
     pub note: Option<String>,
+    /// The frame's number in the capture it was replayed from (1-based, as Wireshark counts); None for
+    /// frames the far side made itself.
+    pub capture_frame: Option<u64>,
 }
 
 impl Arrival {
@@ -58,6 +61,7 @@ impl Arrival {
             frame,
             fate: Fate::Inject,
             note: None,
+            capture_frame: None,
         }
     }
 }
@@ -421,8 +425,11 @@ impl Pipeline {
         }
         let id = self.new_packet(Dir::Rx, arrival.frame, Trigger::Wire);
         self.hop(id, Stage::Wire, now);
-        if let (Some(note), Some(p)) = (arrival.note, self.packets.get_mut(&id)) {
-            p.stack_log.push(LogLine::note(note));
+        if let Some(p) = self.packets.get_mut(&id) {
+            p.capture_frame = arrival.capture_frame;
+            if let Some(note) = arrival.note {
+                p.stack_log.push(LogLine::note(note));
+            }
         }
         match arrival.fate {
             Fate::Inject => self.wire_slot = Some(id),

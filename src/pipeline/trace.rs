@@ -67,6 +67,8 @@ pub struct PacketRecord {
     pub state_changes: Vec<StateChange>,
     /// Stream offsets `[start, end)` of the payload bytes the packet carries (TCP) once known.
     pub stream: Option<(u64, u64)>,
+    /// Its frame number in the replayed capture, if it came from one.
+    pub capture_frame: Option<u64>,
 }
 
 impl PacketRecord {
@@ -85,6 +87,7 @@ impl PacketRecord {
             stack_log: Vec::new(),
             state_changes: Vec::new(),
             stream: None,
+            capture_frame: None,
         }
     }
 

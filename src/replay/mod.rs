@@ -5,6 +5,7 @@ pub mod capture;
 pub mod diff;
 pub mod link;
 pub mod recorded_app;
+pub mod retransmit;
 pub mod role;
 pub mod run;
 pub mod script;

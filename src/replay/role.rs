@@ -18,6 +18,13 @@ pub struct Survey {
     /// TCP ports each host received a SYN on; UDP ports each host received datagrams on.
     tcp_ports: BTreeMap<IpAddr, BTreeSet<u16>>,
     udp_ports: BTreeMap<IpAddr, BTreeSet<u16>>,
+    /// Ports each host answered a SYN from with a SYN-ACK, and with a RST: a port only ever answered with
+    /// RST was closed, and the replayed stack must not listen there.
+    accepted_on: BTreeMap<IpAddr, BTreeSet<u16>>,
+    refused_on: BTreeMap<IpAddr, BTreeSet<u16>>,
+    /// When each host was first seen as a destination (frame number), to break ties toward the host the
+    /// capture's first exchange went to.
+    first_as_dst: BTreeMap<IpAddr, u64>,
     pub frames: u64,
     pub first_t_ns: Option<u64>,
     pub last_t_ns: u64,
@@ -39,12 +46,19 @@ impl Survey {
             .expect("parsed frames hold a header");
         self.macs.entry(l.src).or_insert(src_mac);
         *self.frames_to.entry(l.dst).or_default() += 1;
-        if let Some(t) = l.tcp
-            && t.syn
-            && !t.ack_flag
-        {
-            *self.syns_to.entry(l.dst).or_default() += 1;
-            self.tcp_ports.entry(l.dst).or_default().insert(t.dst_port);
+        self.first_as_dst.entry(l.dst).or_insert(self.frames);
+        if let Some(t) = l.tcp {
+            if t.syn && !t.ack_flag {
+                *self.syns_to.entry(l.dst).or_default() += 1;
+                self.tcp_ports.entry(l.dst).or_default().insert(t.dst_port);
+            } else if t.syn {
+                self.accepted_on
+                    .entry(l.src)
+                    .or_default()
+                    .insert(t.src_port);
+            } else if t.rst {
+                self.refused_on.entry(l.src).or_default().insert(t.src_port);
+            }
         }
         if let Some((_, dport)) = l.udp {
             self.udp_ports.entry(l.dst).or_default().insert(dport);
@@ -52,15 +66,16 @@ impl Survey {
     }
 
     /// The stack's address: the one asked for, else the most SYNs received, else the most frames received
-    /// (ties go to the lowest address, so the choice is deterministic).
+    /// (ties go to the host that received the capture's first frame among them, usually the server).
     pub fn choose(&self, asked: Option<IpAddr>) -> Option<IpAddr> {
         if asked.is_some() {
             return asked;
         }
+        let first = |ip: &IpAddr| self.first_as_dst.get(ip).copied().unwrap_or(u64::MAX);
         let best = |m: &BTreeMap<IpAddr, u64>| {
             m.iter()
                 .filter(|(ip, _)| is_host(ip))
-                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                .max_by(|a, b| a.1.cmp(b.1).then(first(b.0).cmp(&first(a.0))))
                 .map(|(ip, _)| *ip)
         };
         best(&self.syns_to).or_else(|| best(&self.frames_to))
@@ -86,7 +101,11 @@ impl Survey {
             .into_iter()
             .flatten()
         {
-            tcp_ports.extend(self.tcp_ports.get(&a).into_iter().flatten());
+            let accepted = self.accepted_on.get(&a);
+            let refused = self.refused_on.get(&a);
+            tcp_ports.extend(self.tcp_ports.get(&a).into_iter().flatten().filter(|p| {
+                accepted.is_some_and(|s| s.contains(p)) || !refused.is_some_and(|s| s.contains(p))
+            }));
             udp_ports.extend(self.udp_ports.get(&a).into_iter().flatten());
         }
         let peers_v4: Vec<Ipv4Addr> = self.macs.keys().filter_map(|a| as_v4(*a)).collect();

@@ -26,6 +26,8 @@ use super::wire::{ReplayWire, WireReport};
 
 /// Steps between two drains of finished packets into the export.
 const DRAIN_EVERY: u64 = 4096;
+/// The stack's address when the capture names no IP host (RFC 5737 TEST-NET-1).
+const NO_HOST: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 /// How far past the played span and tail a run may go while the wire still holds frames waiting for the stack.
 const MAX_OVERRUN_NS: Nanos = 600_000_000_000;
 
@@ -89,7 +91,17 @@ impl Records for InMemory {
     }
 }
 
+/// The capture built into the binary: one HTTP GET recorded from the kernel's stack (captures/README.md).
+pub const DEMO_CAPTURE: &[u8] = include_bytes!("../../captures/demo.pcapng");
+
 impl Source {
+    pub fn demo() -> Source {
+        Source::Bytes {
+            name: "demo (built in: captures/demo.pcapng)".into(),
+            bytes: DEMO_CAPTURE,
+        }
+    }
+
     pub fn name(&self) -> String {
         match self {
             Source::File(p) => p.display().to_string(),
@@ -234,12 +246,9 @@ pub fn run_with(spec: &ReplaySpec, plan: &ExportPlan) -> anyhow::Result<ReplayRe
     for f in reader {
         survey.add(&f);
     }
-    let Some(ip) = survey.choose(spec.as_ip) else {
-        bail!(
-            "{}: no IP traffic to replay (nothing to choose the stack from); give --as IP",
-            spec.source.name()
-        );
-    };
+    // A capture with no IP host at all (only ARP, only unsupported link types, or no packets) still replays:
+    // the stack takes a documentation address no frame can be for, and every frame still gets its outcome.
+    let ip = survey.choose(spec.as_ip).unwrap_or(NO_HOST);
     let identity = survey.identity(ip);
     if spec.as_ip.is_some() && !survey.macs.contains_key(&ip) && survey.frames > 0 {
         let seen_as_dst = identity.tcp_ports.len() + identity.udp_ports.len();
@@ -309,9 +318,20 @@ pub fn run_with(spec: &ReplaySpec, plan: &ExportPlan) -> anyhow::Result<ReplayRe
     let connections = pipeline.finish();
     packets += exports.drain(&mut pipeline)?;
     let stats = pipeline.stats().clone();
-    let written = exports.finish(&connections, &stats)?;
     let (frames_read, why) = stopped.borrow().clone().unwrap_or((0, None));
     let wire = report.borrow().clone();
+    let diffs = diff(&wire);
+    let extra = json!({
+        "capture_frames": frames_read,
+        "reading_stopped": why,
+        "waits": wire.waits,
+        "longest_wait_ns": wire.longest_wait_ns,
+        "acks_clamped": wire.clamped,
+        "synthetic_frames": wire.synthetic,
+        "peer_retransmissions": wire.retransmitted,
+        "diff": diffs,
+    });
+    let written = exports.finish(&connections, &stats, Some(&extra))?;
     let played_flows = connections
         .iter()
         .filter(|c| c.app == AppKind::Recorded.name())
@@ -323,7 +343,7 @@ pub fn run_with(spec: &ReplaySpec, plan: &ExportPlan) -> anyhow::Result<ReplayRe
         stopped: why,
         stats,
         connections,
-        diffs: diff(&wire),
+        diffs,
         wire,
         end_ns,
         packets,
@@ -340,7 +360,7 @@ pub fn summary(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, Fo
     let id = &r.identity;
     let _ = writeln!(
         s,
-        "replay {} ({}, {} records{}) as {} ({})",
+        "replay {} ({}, {} records{}) as {} ({}){}",
         spec.source.name(),
         r.format,
         r.frames_read,
@@ -349,15 +369,22 @@ pub fn summary(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, Fo
             .map_or(String::new(), |w| format!("; reading stopped early: {w}")),
         id.ip,
         crate::pipeline::dissect::format_mac(&id.mac),
+        if id.ip == NO_HOST && spec.as_ip.is_none() {
+            ": the capture names no IP host, so the stack takes a documentation address"
+        } else {
+            ""
+        },
     );
     crate::headless::stats_summary(&mut s, &r.stats, r.end_ns, r.packets);
     let _ = writeln!(
         s,
-        "replay: {} synthetic frames (ARP/ND), {} frames waited for the stack (longest {} µs), {} recorded flows played",
-        r.wire.synthetic,
+        "replay: {} recorded flows played; {} frames waited for the stack (longest {} µs), {} acknowledged only what it had sent; {} synthetic frames (ARP/ND, owed acks, {} retransmissions by the peer)",
+        r.played_flows,
         r.wire.waits,
         r.wire.longest_wait_ns / 1000,
-        r.played_flows
+        r.wire.clamped,
+        r.wire.synthetic,
+        r.wire.retransmitted,
     );
     if r.diffs.is_empty() {
         let _ = writeln!(s, "diff: no TCP flow of the stack");

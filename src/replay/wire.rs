@@ -22,6 +22,7 @@ use crate::pipeline::reason::Reason;
 
 use super::capture::CapturedFrame;
 use super::diff::{FlowCompare, Side};
+use super::retransmit::{self, Unacked};
 use super::role::Identity;
 use super::script::{Datagram, Scripts};
 use super::segment::{self, Layers};
@@ -53,9 +54,40 @@ struct SeqState {
     owed: u32,
     /// The last frame injected for this flow, trimmed to its headers: the pattern for a synthetic ACK.
     last_injected: Option<(Vec<u8>, Layers)>,
+    /// Data the peer injected that the stack has not acknowledged, to send again if it needs it.
+    unacked: Unacked,
 }
 
 impl SeqState {
+    /// Where a peer sequence number lies in the peer's stream (0 = its first data byte).
+    fn peer_offset(&self, seq: u32) -> Option<u32> {
+        self.peer_isn
+            .map(|isn| seq.wrapping_sub(isn).wrapping_sub(1))
+    }
+
+    /// Point a peer frame's acknowledgements (ack, SACK edges, timestamp echo) at the live stack, and note
+    /// how far the peer has now acknowledged.
+    fn rewrite_for_stack(&mut self, frame: &mut [u8], l: &Layers) {
+        let Some(t) = l.tcp else { return };
+        let ack = self.ack_field(t.ack);
+        segment::rewrite_acks(
+            frame,
+            l,
+            |a| if a == t.ack { ack } else { self.clamp(a) },
+            self.live_tsval,
+        );
+        if t.ack_flag
+            && let Some(d) = self.distance(t.ack)
+        {
+            let sent = if (d.wrapping_sub(self.live_sent) as i32) > 0 {
+                self.live_sent
+            } else {
+                d
+            };
+            self.acked = seq_max(self.acked, sent);
+        }
+    }
+
     /// The live ack for a recorded one: the same distance past the stack's ISN.
     fn rebase(&self, ack: u32) -> u32 {
         match (self.recorded_isn, self.live_isn) {
@@ -76,6 +108,17 @@ impl SeqState {
                 live.wrapping_add(self.live_sent)
             }
             _ => self.rebase(ack),
+        }
+    }
+
+    /// The ack field of an injected frame: clamped, and never behind what the peer already acknowledged
+    /// (an ack the replay sent early would otherwise make the recorded one look stale, and smoltcp refuses
+    /// a segment whose ack is older than its oldest unacknowledged byte).
+    fn ack_field(&self, ack: u32) -> u32 {
+        let clamped = self.clamp(ack);
+        match self.live_isn {
+            Some(live) => seq_max(clamped, live.wrapping_add(self.acked)),
+            None => clamped,
         }
     }
 
@@ -123,6 +166,8 @@ pub struct WireReport {
     pub synthetic: u64,
     /// Frames injected acknowledging less than recorded, because the stack had not sent that much yet.
     pub clamped: u64,
+    /// Data segments the emulated peer sent again because the stack had not taken them.
+    pub retransmitted: u64,
 }
 
 pub struct ReplayWire {
@@ -141,6 +186,9 @@ pub struct ReplayWire {
     pending_per_flow: HashMap<FlowId, usize>,
     synthetic: VecDeque<Arrival>,
     seq: BTreeMap<FlowId, SeqState>,
+    /// Flows with data the stack has not acknowledged, and the earliest time one may need sending again.
+    retx_flows: BTreeSet<FlowId>,
+    retx_due: Nanos,
     primed: BTreeSet<IpAddr>,
     scripts: Scripts,
     report: Rc<RefCell<WireReport>>,
@@ -167,6 +215,8 @@ impl ReplayWire {
             pending_per_flow: HashMap::new(),
             synthetic: VecDeque::new(),
             seq: BTreeMap::new(),
+            retx_flows: BTreeSet::new(),
+            retx_due: Nanos::MAX,
             primed: BTreeSet::new(),
             scripts,
             report,
@@ -342,6 +392,7 @@ impl ReplayWire {
         Some(Arrival {
             frame,
             fate: Fate::Inject,
+            capture_frame: None,
             note: Some(format!(
                 "synthetic: made by the replay so the stack learns {peer}'s MAC from the capture"
             )),
@@ -351,6 +402,9 @@ impl ReplayWire {
     /// The next arrival due by `now`, if any: synthetic frames first, then the capture in order, each flow
     /// held back while its next frame acknowledges bytes the stack has not sent.
     fn next_arrival(&mut self, now: Nanos) -> Option<Arrival> {
+        if now >= self.retx_due {
+            self.retransmit_timed_out(now);
+        }
         if let Some(a) = self.synthetic.pop_front() {
             self.report.borrow_mut().synthetic += 1;
             return Some(a);
@@ -379,13 +433,7 @@ impl ReplayWire {
                 && state.acks_unsent(t.ack)
             {
                 let since = p.held_since.unwrap_or(now.max(p.due));
-                // Once the stack has begun, a short wait is enough: if it has not sent the bytes by then it is
-                // waiting for acks itself. Before its first segment it may still be connecting.
-                let limit = if state.live_isn.is_some() {
-                    ACK_CLAMP_AFTER_NS
-                } else {
-                    ACK_WAIT_LIMIT_NS
-                };
+                let limit = self.hold_limit(Some(flow));
                 if now - since < limit {
                     self.pending[i].held_since = Some(since);
                     blocked.insert(flow);
@@ -449,7 +497,7 @@ impl ReplayWire {
                     waited / 1000
                 ));
             }
-            return Some(self.arrival(p, note));
+            return Some(self.arrival(p, note, now));
         }
         None
     }
@@ -459,7 +507,47 @@ impl ReplayWire {
         self.pending_per_flow.get(&flow).copied().unwrap_or(0)
     }
 
-    fn arrival(&mut self, p: Pending, note: Option<String>) -> Arrival {
+    /// How long a frame of this flow may be held for the stack: once the stack has begun, a short wait is
+    /// enough (if it has not sent the bytes by then it is waiting for acks itself); before its first
+    /// segment it may still be connecting.
+    fn hold_limit(&self, flow: Option<FlowId>) -> Nanos {
+        let started = flow
+            .and_then(|f| self.seq.get(&f))
+            .is_some_and(|s| s.live_isn.is_some());
+        if started {
+            ACK_CLAMP_AFTER_NS
+        } else {
+            ACK_WAIT_LIMIT_NS
+        }
+    }
+
+    /// Send again what timed out unacknowledged, and work out when to look next.
+    fn retransmit_timed_out(&mut self, now: Nanos) {
+        let mut next = Nanos::MAX;
+        let mut idle = Vec::new();
+        for flow in &self.retx_flows {
+            let Some(state) = self.seq.get_mut(flow) else {
+                idle.push(*flow);
+                continue;
+            };
+            if let Some((again, pl)) = state.unacked.timed_out(now) {
+                let arrival = retransmission(state, again, &pl, "no ack came for it");
+                self.synthetic.push_back(arrival);
+                self.report.borrow_mut().retransmitted += 1;
+            }
+            match state.unacked.next_timeout() {
+                Some(t) => next = next.min(t),
+                None => idle.push(*flow),
+            }
+        }
+        for flow in idle {
+            self.retx_flows.remove(&flow);
+        }
+        self.retx_due = next;
+    }
+
+    fn arrival(&mut self, p: Pending, note: Option<String>, now: Nanos) -> Arrival {
+        let index = p.frame.index;
         let synthetic_l2 = p
             .frame
             .synthetic_l2
@@ -496,26 +584,35 @@ impl ReplayWire {
             && let Some(t) = l.tcp
             && let Some(state) = self.seq.get_mut(&flow)
         {
-            segment::rewrite_acks(&mut frame, l, |a| state.clamp(a), state.live_tsval);
-            if t.ack_flag
-                && let Some(d) = state.distance(t.ack)
+            // Data and FIN take sequence space the stack must acknowledge; either may need sending again.
+            let len = t.payload_len as u32 + u32::from(t.fin);
+            if to_stack
+                && len > 0
+                && !t.syn
+                && !p.frame.truncated
+                && let Some(offset) = state.peer_offset(t.seq)
             {
-                let sent = if (d.wrapping_sub(state.live_sent) as i32) > 0 {
-                    state.live_sent
-                } else {
-                    d
-                };
-                state.acked = seq_max(state.acked, sent);
+                state
+                    .unacked
+                    .sent(offset, len, frame.clone(), l.clone(), now);
+                self.retx_flows.insert(flow);
+                self.retx_due = self.retx_due.min(now + retransmit::TIMEOUT_NS);
             }
+            state.rewrite_for_stack(&mut frame, l);
             state.last_injected =
                 Some((frame[..t.payload_at.min(frame.len())].to_vec(), l.clone()));
         }
         let note = (!notes.is_empty()).then(|| notes.join("; "));
-        Arrival { frame, fate, note }
+        Arrival {
+            frame,
+            fate,
+            note,
+            capture_frame: Some(index + 1),
+        }
     }
 
     /// What the stack sent: learn its sequence numbers, answer its ARP and neighbour solicitations.
-    fn observe(&mut self, frame: &[u8]) {
+    fn observe(&mut self, frame: &[u8], now: Nanos) {
         if let Some(reply) = self.answer_arp(frame).or_else(|| self.answer_ns(frame)) {
             self.synthetic.push_back(reply);
             return;
@@ -539,6 +636,18 @@ impl ReplayWire {
         if let Some(ts) = segment::tsval(frame, &l) {
             state.live_tsval = Some(ts);
         }
+        if t.rst {
+            state.unacked.clear();
+        } else if t.ack_flag
+            && let Some(upto) = state.peer_offset(t.ack)
+        {
+            state.unacked.acked(upto);
+            if let Some((again, pl)) = state.unacked.hole(now) {
+                let arrival = retransmission(state, again, &pl, "the stack's ack stops at a hole");
+                self.synthetic.push_back(arrival);
+                self.report.borrow_mut().retransmitted += 1;
+            }
+        }
         // The peer owes acks for bytes it recorded acknowledging before the stack had sent them: now that the
         // stack has sent more of them, acknowledge what it has.
         let due = if (state.owed.wrapping_sub(state.live_sent) as i32) > 0 {
@@ -555,6 +664,7 @@ impl ReplayWire {
             self.synthetic.push_back(Arrival {
                 frame: ack,
                 fate: Fate::Inject,
+                capture_frame: None,
                 note: Some(format!(
                     "synthetic: the peer's acknowledgement of the stack's first {} bytes, which the capture \
                      acknowledged before the stack had sent them",
@@ -608,6 +718,7 @@ impl ReplayWire {
         Some(Arrival {
             frame: buf,
             fate: Fate::Inject,
+            capture_frame: None,
             note: Some(format!(
                 "synthetic: the replay answers the stack's ARP request with {peer}'s MAC from the capture"
             )),
@@ -646,10 +757,25 @@ impl ReplayWire {
         Some(Arrival {
             frame,
             fate: Fate::Inject,
+            capture_frame: None,
             note: Some(format!(
                 "synthetic: the replay answers the stack's neighbour solicitation with {peer}'s MAC from the capture"
             )),
         })
+    }
+}
+
+/// A data segment the peer sends again, its acks pointed at the stack as they stand now.
+fn retransmission(state: &mut SeqState, mut frame: Vec<u8>, l: &Layers, why: &str) -> Arrival {
+    state.rewrite_for_stack(&mut frame, l);
+    Arrival {
+        frame,
+        fate: Fate::Inject,
+        capture_frame: None,
+        note: Some(format!(
+            "synthetic: the emulated peer sends this segment of the capture again ({why}); the capture's \
+             own receiver did not need it"
+        )),
     }
 }
 
@@ -740,14 +866,15 @@ impl Wire for ReplayWire {
         self.next_arrival(now)
     }
 
-    fn transmit(&mut self, _now: Nanos, frame: &[u8]) {
-        self.observe(frame);
+    fn transmit(&mut self, now: Nanos, frame: &[u8]) {
+        self.observe(frame, now);
     }
 
     fn next_event(&self) -> Option<Nanos> {
         if !self.synthetic.is_empty() {
             return Some(0);
         }
+        let retx = (!self.retx_flows.is_empty()).then_some(self.retx_due);
         // Only the head of each flow can go next: frames queued behind a held one wait with it, and counting
         // their (past) due times would wake the engine again and again at the same instant.
         // Frames are queued in due order and a frame's time here is never before its due time, so the scan
@@ -769,15 +896,22 @@ impl Wire for ReplayWire {
                 left -= 1;
             }
             let t = match p.held_since {
-                Some(since) => since + ACK_WAIT_LIMIT_NS,
+                Some(since) => since + self.hold_limit(p.flow),
                 None => p.due,
             };
             best = Some(best.map_or(t, |b| b.min(t)));
         }
-        best
+        best.into_iter().chain(retx).min()
     }
 
     fn is_done(&self) -> bool {
-        self.exhausted && self.pending.is_empty() && self.synthetic.is_empty()
+        self.exhausted
+            && self.pending.is_empty()
+            && self.synthetic.is_empty()
+            && self.retx_flows.iter().all(|f| {
+                self.seq
+                    .get(f)
+                    .is_none_or(|s| s.unacked.is_empty() || s.unacked.exhausted())
+            })
     }
 }
