@@ -167,6 +167,13 @@ pub struct ConnectionView<'a> {
     pub app_read: DigestView,
     pub app_written: DigestView,
     pub events: Vec<ConnEventView<'a>>,
+    /// App wait/wake events counted but not kept (a long transfer's), when there were any.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub events_elided: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl<'a> ConnectionView<'a> {
@@ -196,6 +203,7 @@ impl<'a> ConnectionView<'a> {
                     detail: &e.detail,
                 })
                 .collect(),
+            events_elided: c.events_elided,
         }
     }
 }

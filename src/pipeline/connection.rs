@@ -132,6 +132,7 @@ impl TcpConn {
                 role,
                 app: app_name.to_string(),
                 events: Vec::new(),
+                events_elided: 0,
                 app_read: StreamDigest::default(),
                 app_written: StreamDigest::default(),
             },
@@ -163,7 +164,7 @@ impl TcpConn {
     }
 
     pub fn event(&mut self, t_ns: Nanos, kind: ConnEventKind, detail: impl Into<String>) {
-        self.record.events.push(ConnEvent {
+        self.record.push_event(ConnEvent {
             t_ns,
             kind,
             detail: detail.into(),

@@ -207,6 +207,24 @@ pub struct ConnectionRecord {
     /// What the app read from the connection, and what it wrote to it.
     pub app_read: StreamDigest,
     pub app_written: StreamDigest,
+    /// App wait/wake events not kept once the connection had `MAX_CONN_EVENTS` (a long transfer has one per
+    /// read); state changes and the other events are always kept.
+    pub events_elided: u64,
+}
+
+/// Events a connection keeps before it keeps only the ones that are not app waits and wakes.
+pub const MAX_CONN_EVENTS: usize = 1024;
+
+impl ConnectionRecord {
+    /// Record an event, in bounded memory: past `MAX_CONN_EVENTS`, app waits and wakes are only counted.
+    pub fn push_event(&mut self, event: ConnEvent) {
+        let frequent = matches!(event.kind, ConnEventKind::AppWait | ConnEventKind::AppWake);
+        if frequent && self.events.len() >= MAX_CONN_EVENTS {
+            self.events_elided += 1;
+        } else {
+            self.events.push(event);
+        }
+    }
 }
 
 /// Latency samples in a bounded map: each value is kept to three significant digits, so memory stays bounded

@@ -125,7 +125,7 @@ impl UdpService {
 
 impl UdpFlow {
     fn event(&mut self, t_ns: Nanos, kind: ConnEventKind, detail: String) {
-        self.record.events.push(ConnEvent { t_ns, kind, detail });
+        self.record.push_event(ConnEvent { t_ns, kind, detail });
     }
 }
 
@@ -221,6 +221,7 @@ impl Pipeline {
                 role: Role::Accepted,
                 app: app.name().to_string(),
                 events: Vec::new(),
+                events_elided: 0,
                 app_read: StreamDigest::default(),
                 app_written: StreamDigest::default(),
             },
