@@ -13,7 +13,8 @@ use serde::Serialize;
 use super::segment::Tcp;
 
 /// How many bytes one side may run ahead of the other before the excess is counted but no longer compared.
-const MAX_AHEAD: usize = 4 << 20;
+/// (The replay reads at most a few thousand frames ahead of the stack, so this is not reached in practice.)
+const MAX_AHEAD: usize = 8 << 20;
 /// Out-of-order pieces a side may hold while waiting for a gap to fill.
 const MAX_PIECES: usize = 1024;
 
@@ -142,7 +143,9 @@ impl FlowCompare {
 
     /// Compare what both sides have; forget what was compared.
     fn compare(&mut self) {
-        if self.payload_divergence.is_some() {
+        // Once a side dropped bytes it could not keep, the two streams no longer line up: stop comparing.
+        if self.payload_divergence.is_some() || self.recorded.overflow > 0 || self.live.overflow > 0
+        {
             self.recorded.pending.clear();
             self.live.pending.clear();
             return;

@@ -32,6 +32,8 @@ pub const ACK_WAIT_LIMIT_NS: Nanos = 2_000_000_000;
 /// How long a frame waits for the stack to send what it acknowledges before it goes in acknowledging only
 /// what was sent (the stack is held back by its window or its congestion window, which only acks open).
 pub const ACK_CLAMP_AFTER_NS: Nanos = 200_000;
+/// How long after the stack sends owed bytes the emulated peer acknowledges them.
+pub const OWED_ACK_DELAY_NS: Nanos = 100_000;
 /// Capture records read ahead of the current time, at most (memory stays bounded at any speed).
 const LOOKAHEAD: usize = 4096;
 
@@ -44,8 +46,12 @@ struct SeqState {
     recorded_isn: Option<u32>,
     peer_isn: Option<u32>,
     live_isn: Option<u32>,
-    /// Sequence space the live stack has sent, relative to its ISN (the SYN counts one).
+    /// Sequence space the live stack has put on the wire without a gap, relative to its ISN (the SYN counts
+    /// one): what the emulated peer has received and may acknowledge.
     live_sent: u32,
+    /// Stretches the stack put on the wire beyond a gap (a segment it sent that never reached the wire, lost
+    /// to a full tx queue), start → end: received, not yet acknowledgeable.
+    live_beyond: BTreeMap<u32, u32>,
     live_tsval: Option<u32>,
     /// How far (past the stack's ISN) the peer has acknowledged in frames injected so far.
     acked: u32,
@@ -56,9 +62,42 @@ struct SeqState {
     last_injected: Option<(Vec<u8>, Layers)>,
     /// Data the peer injected that the stack has not acknowledged, to send again if it needs it.
     unacked: Unacked,
+    /// When the owed acknowledgement goes out, if one is scheduled.
+    ack_due: Option<Nanos>,
 }
 
+/// Stretches beyond a gap the peer keeps at most (the stack's send window bounds them in practice).
+const MAX_LIVE_BEYOND: usize = 1024;
+
 impl SeqState {
+    /// How far the peer owes an acknowledgement now: what it recorded acknowledging, as far as the stack sent.
+    fn owed_now(&self) -> u32 {
+        if (self.owed.wrapping_sub(self.live_sent) as i32) > 0 {
+            self.live_sent
+        } else {
+            self.owed
+        }
+    }
+
+    /// The stack put `[start, end)` of its sequence space on the wire: extend what the peer has received.
+    fn saw_live(&mut self, start: u32, end: u32) {
+        if (start.wrapping_sub(self.live_sent) as i32) > 0 {
+            if self.live_beyond.len() < MAX_LIVE_BEYOND {
+                let e = self.live_beyond.entry(start).or_insert(end);
+                *e = seq_max(*e, end);
+            }
+            return;
+        }
+        self.live_sent = seq_max(self.live_sent, end);
+        while let Some((&s, &e)) = self.live_beyond.first_key_value() {
+            if (s.wrapping_sub(self.live_sent) as i32) > 0 {
+                break;
+            }
+            self.live_beyond.pop_first();
+            self.live_sent = seq_max(self.live_sent, e);
+        }
+    }
+
     /// Where a peer sequence number lies in the peer's stream (0 = its first data byte).
     fn peer_offset(&self, seq: u32) -> Option<u32> {
         self.peer_isn
@@ -189,6 +228,8 @@ pub struct ReplayWire {
     /// Flows with data the stack has not acknowledged, and the earliest time one may need sending again.
     retx_flows: BTreeSet<FlowId>,
     retx_due: Nanos,
+    /// Flows with an owed acknowledgement scheduled.
+    ack_flows: BTreeSet<FlowId>,
     primed: BTreeSet<IpAddr>,
     scripts: Scripts,
     report: Rc<RefCell<WireReport>>,
@@ -216,6 +257,7 @@ impl ReplayWire {
             synthetic: VecDeque::new(),
             seq: BTreeMap::new(),
             retx_flows: BTreeSet::new(),
+            ack_flows: BTreeSet::new(),
             retx_due: Nanos::MAX,
             primed: BTreeSet::new(),
             scripts,
@@ -405,6 +447,9 @@ impl ReplayWire {
         if now >= self.retx_due {
             self.retransmit_timed_out(now);
         }
+        if !self.ack_flows.is_empty() {
+            self.send_owed_acks(now);
+        }
         if let Some(a) = self.synthetic.pop_front() {
             self.report.borrow_mut().synthetic += 1;
             return Some(a);
@@ -521,6 +566,50 @@ impl ReplayWire {
         }
     }
 
+    /// Send each owed acknowledgement whose time has come, covering everything owed by now.
+    fn send_owed_acks(&mut self, now: Nanos) {
+        let due: Vec<FlowId> = self
+            .ack_flows
+            .iter()
+            .filter(|f| {
+                self.seq
+                    .get(f)
+                    .is_none_or(|s| s.ack_due.is_none_or(|t| t <= now))
+            })
+            .copied()
+            .collect();
+        for flow in due {
+            self.ack_flows.remove(&flow);
+            let Some(state) = self.seq.get_mut(&flow) else {
+                continue;
+            };
+            state.ack_due = None;
+            let upto = state.owed_now();
+            if (upto.wrapping_sub(state.acked) as i32) <= 0 {
+                continue;
+            }
+            let (Some(live), Some((pattern, pl))) = (state.live_isn, &state.last_injected) else {
+                continue;
+            };
+            let Some(ack) =
+                segment::pure_ack(pattern, pl, live.wrapping_add(upto), state.live_tsval)
+            else {
+                continue;
+            };
+            state.acked = upto;
+            self.synthetic.push_back(Arrival {
+                frame: ack,
+                fate: Fate::Inject,
+                capture_frame: None,
+                note: Some(format!(
+                    "synthetic: the peer's acknowledgement of the stack's first {} bytes, which the capture \
+                     acknowledged before the stack had sent them",
+                    upto.saturating_sub(1)
+                )),
+            });
+        }
+    }
+
     /// Send again what timed out unacknowledged, and work out when to look next.
     fn retransmit_timed_out(&mut self, now: Nanos) {
         let mut next = Nanos::MAX;
@@ -628,10 +717,8 @@ impl ReplayWire {
             state.live_isn = Some(t.seq);
         }
         if let Some(isn) = state.live_isn {
-            let end = t.seq.wrapping_sub(isn).wrapping_add(t.seq_len());
-            if (end.wrapping_sub(state.live_sent) as i32) > 0 {
-                state.live_sent = end;
-            }
+            let start = t.seq.wrapping_sub(isn);
+            state.saw_live(start, start.wrapping_add(t.seq_len()));
         }
         if let Some(ts) = segment::tsval(frame, &l) {
             state.live_tsval = Some(ts);
@@ -649,28 +736,11 @@ impl ReplayWire {
             }
         }
         // The peer owes acks for bytes it recorded acknowledging before the stack had sent them: now that the
-        // stack has sent more of them, acknowledge what it has.
-        let due = if (state.owed.wrapping_sub(state.live_sent) as i32) > 0 {
-            state.live_sent
-        } else {
-            state.owed
-        };
-        if (due.wrapping_sub(state.acked) as i32) > 0
-            && let (Some(live), Some((pattern, pl))) = (state.live_isn, &state.last_injected)
-            && let Some(ack) =
-                segment::pure_ack(pattern, pl, live.wrapping_add(due), state.live_tsval)
-        {
-            state.acked = due;
-            self.synthetic.push_back(Arrival {
-                frame: ack,
-                fate: Fate::Inject,
-                capture_frame: None,
-                note: Some(format!(
-                    "synthetic: the peer's acknowledgement of the stack's first {} bytes, which the capture \
-                     acknowledged before the stack had sent them",
-                    due.saturating_sub(1)
-                )),
-            });
+        // stack has sent more of them, acknowledge them, shortly and in one ack for a whole burst (as a
+        // delayed-ACK receiver does; an ack per segment at once would flood the frame buffer).
+        if (state.owed_now().wrapping_sub(state.acked) as i32) > 0 && state.ack_due.is_none() {
+            state.ack_due = Some(now + OWED_ACK_DELAY_NS);
+            self.ack_flows.insert(flow);
         }
         let data = segment::payload(frame, &t);
         let mut report = self.report.borrow_mut();
@@ -875,6 +945,11 @@ impl Wire for ReplayWire {
             return Some(0);
         }
         let retx = (!self.retx_flows.is_empty()).then_some(self.retx_due);
+        let acks = self
+            .ack_flows
+            .iter()
+            .filter_map(|f| self.seq.get(f).and_then(|s| s.ack_due))
+            .min();
         // Only the head of each flow can go next: frames queued behind a held one wait with it, and counting
         // their (past) due times would wake the engine again and again at the same instant.
         // Frames are queued in due order and a frame's time here is never before its due time, so the scan
@@ -901,13 +976,14 @@ impl Wire for ReplayWire {
             };
             best = Some(best.map_or(t, |b| b.min(t)));
         }
-        best.into_iter().chain(retx).min()
+        best.into_iter().chain(retx).chain(acks).min()
     }
 
     fn is_done(&self) -> bool {
         self.exhausted
             && self.pending.is_empty()
             && self.synthetic.is_empty()
+            && self.ack_flows.is_empty()
             && self.retx_flows.iter().all(|f| {
                 self.seq
                     .get(f)
