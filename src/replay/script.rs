@@ -37,6 +37,8 @@ pub struct FlowScript {
     pub peer_datagrams: u64,
     /// Stream bytes the app has already written: their chunks are dropped, and retransmissions of them ignored.
     pub played: u64,
+    /// Bytes held in `chunks`, not yet played.
+    pub held: u64,
 }
 
 /// One datagram the recorded server sent.
@@ -65,6 +67,7 @@ impl FlowScript {
         let missing = want.saturating_sub(bytes.len());
         bytes.resize(want, 0);
         bytes.truncate(want);
+        self.held += bytes.len() as u64;
         self.chunks.insert(
             start,
             Chunk {
@@ -116,7 +119,7 @@ impl FlowScript {
             if *entry.key() + entry.get().data.len() as u64 > self.played {
                 break;
             }
-            entry.remove();
+            self.held -= entry.remove().data.len() as u64;
         }
     }
 

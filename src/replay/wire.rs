@@ -34,6 +34,10 @@ pub const ACK_WAIT_LIMIT_NS: Nanos = 2_000_000_000;
 pub const ACK_CLAMP_AFTER_NS: Nanos = 200_000;
 /// How long after the stack sends owed bytes the emulated peer acknowledges them.
 pub const OWED_ACK_DELAY_NS: Nanos = 100_000;
+/// Unplayed script bytes (all flows) past which reading the capture waits for the stack.
+pub const SCRIPT_LIMIT: u64 = 4 << 20;
+/// Reads between two sums of the scripts' unplayed bytes.
+const THROTTLE_CHECK_EVERY: u32 = 64;
 /// Capture records read ahead of the current time, at most (memory stays bounded at any speed).
 const LOOKAHEAD: usize = 4096;
 
@@ -230,6 +234,11 @@ pub struct ReplayWire {
     retx_due: Nanos,
     /// Flows with an owed acknowledgement scheduled.
     ack_flows: BTreeSet<FlowId>,
+    /// Reading paused for the stack to play what the scripts hold (see `throttled`).
+    throttle: bool,
+    reads_since_check: u32,
+    /// When the stack last put new sequence space of any flow on the wire.
+    last_progress: Nanos,
     primed: BTreeSet<IpAddr>,
     scripts: Scripts,
     report: Rc<RefCell<WireReport>>,
@@ -258,6 +267,9 @@ impl ReplayWire {
             seq: BTreeMap::new(),
             retx_flows: BTreeSet::new(),
             ack_flows: BTreeSet::new(),
+            throttle: false,
+            reads_since_check: 0,
+            last_progress: 0,
             retx_due: Nanos::MAX,
             primed: BTreeSet::new(),
             scripts,
@@ -281,6 +293,7 @@ impl ReplayWire {
         while !self.exhausted
             && self.pending.len() < LOOKAHEAD
             && self.pending.back().is_none_or(|p| p.due <= now)
+            && !self.throttled(now)
         {
             match self.source.next() {
                 Some(frame) => self.read(frame),
@@ -294,8 +307,24 @@ impl ReplayWire {
         }
     }
 
+    /// Is reading paused because the scripts hold `SCRIPT_LIMIT` bytes the apps have not played, while the
+    /// stack is still making progress? (At `--max-speed` the capture would otherwise be read ever further
+    /// ahead of the live stack, and memory would grow with the capture. A stack that stopped for
+    /// `ACK_WAIT_LIMIT_NS` is not waited for.) Counted every `THROTTLE_CHECK_EVERY` reads.
+    fn throttled(&mut self, now: Nanos) -> bool {
+        if self.reads_since_check < THROTTLE_CHECK_EVERY && !self.throttle {
+            return false;
+        }
+        self.reads_since_check = 0;
+        let held: u64 = self.scripts.borrow().values().map(|s| s.held).sum();
+        self.throttle =
+            held > SCRIPT_LIMIT && now.saturating_sub(self.last_progress) < ACK_WAIT_LIMIT_NS;
+        self.throttle
+    }
+
     /// Classify one record, learn from it, and queue it.
     fn read(&mut self, frame: CapturedFrame) {
+        self.reads_since_check += 1;
         let due = self.due_of(frame.t_ns);
         let layers = if frame.problem.is_none() {
             segment::parse(&frame.frame, frame.orig_len as usize)
@@ -718,7 +747,11 @@ impl ReplayWire {
         }
         if let Some(isn) = state.live_isn {
             let start = t.seq.wrapping_sub(isn);
+            let before = state.live_sent;
             state.saw_live(start, start.wrapping_add(t.seq_len()));
+            if state.live_sent != before {
+                self.last_progress = now;
+            }
         }
         if let Some(ts) = segment::tsval(frame, &l) {
             state.live_tsval = Some(ts);
@@ -976,7 +1009,15 @@ impl Wire for ReplayWire {
             };
             best = Some(best.map_or(t, |b| b.min(t)));
         }
-        best.into_iter().chain(retx).chain(acks).min()
+        // While reading waits for the stack, the wire has something to do when the stack stops making progress.
+        let unthrottle = self
+            .throttle
+            .then_some(self.last_progress + ACK_WAIT_LIMIT_NS);
+        best.into_iter()
+            .chain(retx)
+            .chain(acks)
+            .chain(unthrottle)
+            .min()
     }
 
     fn is_done(&self) -> bool {
