@@ -150,20 +150,30 @@ impl FlowCompare {
             self.live.pending.clear();
             return;
         }
-        while let (Some(&r), Some(&l)) = (self.recorded.pending.front(), self.live.pending.front())
-        {
-            if r != l {
+        // Compare the contiguous runs both queues hold at their fronts, a run at a time.
+        loop {
+            let (r, l) = (
+                self.recorded.pending.as_slices().0,
+                self.live.pending.as_slices().0,
+            );
+            let n = r.len().min(l.len());
+            if n == 0 {
+                return;
+            }
+            if let Some(at) = r[..n].iter().zip(&l[..n]).position(|(a, b)| a != b) {
                 self.payload_divergence = Some(format!(
-                    "payload byte {}: recorded 0x{r:02x}, smoltcp sent 0x{l:02x}",
-                    self.compared
+                    "payload byte {}: recorded 0x{:02x}, smoltcp sent 0x{:02x}",
+                    self.compared + at as u64,
+                    r[at],
+                    l[at]
                 ));
                 self.recorded.pending.clear();
                 self.live.pending.clear();
                 return;
             }
-            self.recorded.pending.pop_front();
-            self.live.pending.pop_front();
-            self.compared += 1;
+            self.recorded.pending.drain(..n);
+            self.live.pending.drain(..n);
+            self.compared += n as u64;
         }
     }
 
