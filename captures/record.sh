@@ -14,7 +14,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib.sh"
 
 OUT=${PPC_OUT:-$HERE}
-CAPTURES=(demo http-get http-post parallel refused udp-echo ipv6-tcp bulk lossy truncated)
+CAPTURES=(demo http-get http-post parallel refused udp-echo ipv6-tcp bulk lossy truncated upload)
 SERVER=10.77.0.2
 WORK=$(mktemp -d)
 
@@ -44,6 +44,7 @@ open(f"{www}/lossy-48k.txt", "wb").write(sized(48 * 1024, "lossy"))
 open(f"{www}/bulk-1m.txt", "wb").write(sized(1024 * 1024, "bulk"))
 open(f"{work}/post-6k.txt", "wb").write(sized(6000, "post"))
 open(f"{work}/post-96k.txt", "wb").write(sized(96 * 1024, "upload"))
+open(f"{work}/post-1m.txt", "wb").write(sized(1024 * 1024, "upload"))
 EOF
 }
 
@@ -147,6 +148,16 @@ rec_bulk() {
   client curl -sS -o /dev/null "http://$SERVER/bulk-1m.txt"
   ppc_capture_stop
   finish bulk pcap
+}
+
+rec_upload() {
+  ppc_setup direct
+  post_server "$SERVER" 8000
+  ppc_capture_start "$WORK/upload.raw.pcap" -s 0
+  client curl -sS -o /dev/null -H 'Expect:' -H 'Content-Type: text/plain' \
+    --data-binary "@$WORK/post-1m.txt" "http://$SERVER:8000/upload"
+  ppc_capture_stop
+  finish upload pcap
 }
 
 rec_lossy() {

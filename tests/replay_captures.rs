@@ -20,7 +20,7 @@ fn capture(name: &str) -> PathBuf {
         .join(name)
 }
 
-const ALL: [&str; 10] = [
+const ALL: [&str; 11] = [
     "demo.pcapng",
     "http-get.pcap",
     "http-post.pcapng",
@@ -31,6 +31,7 @@ const ALL: [&str; 10] = [
     "bulk.pcap",
     "lossy.pcap",
     "truncated.pcap",
+    "upload.pcap",
 ];
 
 /// `pktpath replay FILE --headless --export …json` plus `args`; the summary and the document.
@@ -135,6 +136,7 @@ fn http_exchanges_complete_with_the_recorded_bytes() {
         "ipv6-tcp.pcapng",
         "bulk.pcap",
         "lossy.pcap",
+        "upload.pcap",
     ] {
         for speed in [&["--speed", "1"][..], &["--max-speed"][..]] {
             let (summary, doc) = replay(name, speed);

@@ -81,6 +81,12 @@ pub trait Wire {
     fn next_event(&self) -> Option<Nanos>;
     /// Nothing more will come unless the pipeline sends something.
     fn is_done(&self) -> bool;
+    /// Does the far side wait for room in the frame buffer rather than overflow it? (A replay at full speed
+    /// has no recorded pace to keep: it goes as fast as the stack takes frames. A TAP or a paced replay
+    /// does not wait, and overflow is a drop.)
+    fn waits_for_room(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -412,6 +418,9 @@ impl Pipeline {
         if let Some(id) = self.wire_slot.take() {
             self.enqueue_rx(id, now);
             return Some(Action::FrameBufferIn);
+        }
+        if self.wire.waits_for_room() && self.rx_queue.len() >= self.rx_queue.capacity() {
+            return None;
         }
         let arrival = self.wire.arrive(now)?;
         self.stats.frames_in += 1;

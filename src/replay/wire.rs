@@ -1020,6 +1020,10 @@ impl Wire for ReplayWire {
             .min()
     }
 
+    fn waits_for_room(&self) -> bool {
+        self.speed.is_none()
+    }
+
     fn is_done(&self) -> bool {
         self.exhausted
             && self.pending.is_empty()
