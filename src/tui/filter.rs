@@ -34,6 +34,8 @@ use crate::pipeline::trace::{ConnId, PacketRecord};
 
 /// Why an expression did not parse: where (a byte offset into the input; the input's length when the
 /// problem is its end) and a one-line message naming the offending token and what was expected.
+/// Everything before the offending token is ASCII (keywords, addresses, numbers, ASCII blanks), so the
+/// offset is also the character column for a caret under the input.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("at {offset}: {message}")]
 pub struct FilterError {
@@ -117,7 +119,7 @@ pub const MAX_DEPTH: usize = 64;
 impl Filter {
     /// Parse an expression; empty (or all-blank) input gives the match-everything filter.
     pub fn parse(input: &str) -> Result<Filter, FilterError> {
-        let toks = lex(input)?;
+        let toks = lex(input);
         let mut p = Parser {
             toks,
             pos: 0,
@@ -130,17 +132,13 @@ impl Filter {
         let t = p.peek();
         match t.kind {
             Kind::End => Ok(Filter { expr: Some(expr) }),
-            Kind::RParen => Err(FilterError::new(
-                t.at,
-                "unbalanced parenthesis: unmatched ')'",
-            )),
-            _ => Err(FilterError::new(
-                t.at,
+            Kind::RParen => Err(t.error(|| "unbalanced parenthesis: unmatched ')'".into())),
+            _ => Err(t.error(|| {
                 format!(
                     "expected 'and', 'or' or end of input, found {}",
                     t.describe()
-                ),
-            )),
+                )
+            })),
         }
     }
 
@@ -164,6 +162,14 @@ impl Filter {
             info: OnceCell::new(),
         };
         ctx.eval(expr)
+    }
+}
+
+impl std::str::FromStr for Filter {
+    type Err = FilterError;
+
+    fn from_str(s: &str) -> Result<Filter, FilterError> {
+        Filter::parse(s)
     }
 }
 
@@ -357,6 +363,9 @@ enum Kind {
     And,
     Or,
     Not,
+    /// A lone `&` or `|`. The tokens stop here, so the parser reports it where it reaches it, after
+    /// any earlier problem.
+    Bad,
     End,
 }
 
@@ -368,6 +377,16 @@ struct Token<'a> {
 }
 
 impl Token<'_> {
+    /// An error at this token; `message` unless the token is itself a lexical error.
+    fn error(&self, message: impl FnOnce() -> String) -> FilterError {
+        let message = if self.kind == Kind::Bad {
+            format!("unexpected '{0}', expected '{0}{0}'", self.text)
+        } else {
+            message()
+        };
+        FilterError::new(self.at, message)
+    }
+
     /// How an error message names this token: `'text'` (shortened if long), or "end of input".
     fn describe(&self) -> String {
         if self.kind == Kind::End {
@@ -388,7 +407,8 @@ fn is_delimiter(b: u8) -> bool {
     b.is_ascii_whitespace() || matches!(b, b'(' | b')' | b'!' | b'&' | b'|')
 }
 
-fn lex(input: &str) -> Result<Vec<Token<'_>>, FilterError> {
+/// The tokens, ending with `End`, or with `Bad` at the first lone `&`/`|`.
+fn lex(input: &str) -> Vec<Token<'_>> {
     let b = input.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -405,11 +425,12 @@ fn lex(input: &str) -> Result<Vec<Token<'_>>, FilterError> {
             b'&' if b.get(i + 1) == Some(&b'&') => (Kind::And, 2),
             b'|' if b.get(i + 1) == Some(&b'|') => (Kind::Or, 2),
             b'&' | b'|' => {
-                let c = c as char;
-                return Err(FilterError::new(
-                    i,
-                    format!("unexpected '{c}', expected '{c}{c}'"),
-                ));
+                out.push(Token {
+                    kind: Kind::Bad,
+                    text: &input[i..i + 1],
+                    at: i,
+                });
+                return out;
             }
             _ => {
                 // Delimiters are ASCII, so the word ends on a char boundary.
@@ -440,7 +461,7 @@ fn lex(input: &str) -> Result<Vec<Token<'_>>, FilterError> {
         text: "",
         at: input.len(),
     });
-    Ok(out)
+    out
 }
 
 // ---- parser ----
@@ -460,7 +481,7 @@ impl<'a> Parser<'a> {
 
     fn bump(&mut self) -> Token<'a> {
         let t = self.toks[self.pos];
-        if t.kind != Kind::End {
+        if !matches!(t.kind, Kind::End | Kind::Bad) {
             self.pos += 1;
         }
         t
@@ -521,8 +542,8 @@ impl<'a> Parser<'a> {
                 self.bump();
                 self.parse_predicate(t)
             }
-            Kind::RParen | Kind::And | Kind::Or | Kind::End => {
-                let msg = match after {
+            Kind::RParen | Kind::And | Kind::Or | Kind::End | Kind::Bad => {
+                Err(t.error(|| match after {
                     Some(a) if a.kind == Kind::LParen && t.kind == Kind::RParen => {
                         "empty parentheses, expected an expression between '(' and ')'".to_string()
                     }
@@ -532,8 +553,7 @@ impl<'a> Parser<'a> {
                         t.describe()
                     ),
                     None => format!("expected an expression, found {}", t.describe()),
-                };
-                Err(FilterError::new(t.at, msg))
+                }))
             }
         }
     }
@@ -544,21 +564,19 @@ impl<'a> Parser<'a> {
         let t = self.bump();
         match t.kind {
             Kind::RParen => Ok(e),
-            Kind::End => Err(FilterError::new(
-                t.at,
+            Kind::End => Err(t.error(|| {
                 format!(
                     "unbalanced parenthesis: expected ')' to close '(' at {}, found end of input",
                     open.at
-                ),
-            )),
-            _ => Err(FilterError::new(
-                t.at,
+                )
+            })),
+            _ => Err(t.error(|| {
                 format!(
                     "expected 'and', 'or' or ')' to close '(' at {}, found {}",
                     open.at,
                     t.describe()
-                ),
-            )),
+                )
+            })),
         }
     }
 
@@ -588,13 +606,12 @@ impl<'a> Parser<'a> {
                     (Kind::Word, "host") => Pred::Host(side, self.address(&format!("{kw} host"))?),
                     (Kind::Word, "port") => Pred::Port(side, self.port(&format!("{kw} port"))?),
                     _ => {
-                        return Err(FilterError::new(
-                            t.at,
+                        return Err(t.error(|| {
                             format!(
                                 "expected 'host' or 'port' after '{kw}', found {}",
                                 t.describe()
-                            ),
-                        ));
+                            )
+                        }));
                     }
                 }
             }
@@ -696,10 +713,7 @@ fn number(s: &str) -> Option<Result<u64, ()>> {
 }
 
 fn expected_after(t: Token<'_>, what: &str, keyword: &str) -> FilterError {
-    FilterError::new(
-        t.at,
-        format!("expected {what} after '{keyword}', found {}", t.describe()),
-    )
+    t.error(|| format!("expected {what} after '{keyword}', found {}", t.describe()))
 }
 
 #[cfg(test)]

@@ -368,6 +368,22 @@ fn errors_have_exact_position_and_message() {
         ("tcp & udp", "at 4: unexpected '&', expected '&&'"),
         ("tcp | udp", "at 4: unexpected '|', expected '||'"),
         ("tcp |", "at 4: unexpected '|', expected '||'"),
+        ("&", "at 0: unexpected '&', expected '&&'"),
+        ("tcp and &", "at 8: unexpected '&', expected '&&'"),
+        ("port &", "at 5: unexpected '&', expected '&&'"),
+        ("src |", "at 4: unexpected '|', expected '||'"),
+        ("(tcp | udp)", "at 5: unexpected '|', expected '||'"),
+        ("(tcp &&& udp)", "at 7: unexpected '&', expected '&&'"),
+        // the first problem in reading order wins, even before a lone symbol
+        (
+            "foo & bar",
+            "at 0: unknown word 'foo', expected a predicate such as tcp, udp, icmp, arp, host, port, \
+             syn, rx, tx, dropped, stage or flow",
+        ),
+        (
+            "port x |",
+            "at 5: expected a port number after 'port', found 'x'",
+        ),
         // long and odd tokens are shortened and escaped
         (
             "abcdefghijklmnopqrstuvwxyz0123",
@@ -407,6 +423,18 @@ fn error_fields() {
     assert_eq!(e.offset, 5);
     let e = Filter::parse("(tcp and udp ü").unwrap_err();
     assert_eq!(e.offset, 13);
+    let e = Filter::parse("tcp\u{a0}and udp").unwrap_err();
+    assert_eq!(e.offset, 0, "a non-ASCII blank is part of a word: {e}");
+}
+
+#[test]
+fn from_str_is_parse() {
+    let f: Filter = "TCP && !syn".parse().unwrap();
+    assert_eq!(f, Filter::parse("tcp and not syn").unwrap());
+    assert_eq!(
+        "tcp (".parse::<Filter>().unwrap_err().to_string(),
+        "at 4: expected 'and', 'or' or end of input, found '('"
+    );
 }
 
 #[test]
@@ -467,7 +495,11 @@ fn prefixes_and_garbage_never_panic() {
         let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
         let s = String::from_utf8_lossy(&bytes);
         if let Err(e) = Filter::parse(&s) {
-            assert!(e.offset <= s.len());
+            // The offset is a char boundary with only ASCII before it, so it is also the column.
+            assert!(
+                s.get(..e.offset).is_some_and(|head| head.is_ascii()),
+                "{s:?}: {e}"
+            );
             assert!(!e.to_string().contains('\n'));
         }
         let n = (next() % 12) as usize;
@@ -482,7 +514,10 @@ fn prefixes_and_garbage_never_panic() {
                     f.matches(pkt);
                 }
             }
-            Err(e) => assert!(e.offset <= s.len(), "{s:?}: {e}"),
+            Err(e) => assert!(
+                s.get(..e.offset).is_some_and(|h| h.is_ascii()),
+                "{s:?}: {e}"
+            ),
         }
     }
 }
