@@ -9,7 +9,7 @@
 //! predicate := tcp | udp | icmp | arp | ip | ip6            -- from the frame's dissection
 //!            | syn | fin | rst | ack | psh                   -- TCP flags (false for anything not TCP)
 //!            | rx | tx                                       -- the packet's direction
-//!            | delivered | consumed | sent | dropped | in_flight   -- its outcome
+//!            | delivered | consumed | sent | dropped | in_flight   -- its outcome (in_flight: or none yet)
 //!            | [src | dst] host ADDR                         -- IPv4 or IPv6; ARP sender/target count too
 //!            | [src | dst] port N                            -- TCP or UDP
 //!            | stage NAME                                    -- it has a hop at that stage
