@@ -282,6 +282,11 @@ impl Pipeline {
             && self.udp.is_quiet(&self.stack)
     }
 
+    /// Let virtual time pass to `t` with nothing happening (after `step` said the path is idle until then).
+    pub fn wait_until(&mut self, t: Nanos) {
+        self.clock.wait_until(t);
+    }
+
     /// Perform the next single action, and report what it did hop by hop.
     pub fn step(&mut self) -> Step {
         self.report = Some(StepReport {

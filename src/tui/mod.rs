@@ -1,4 +1,5 @@
-//! The terminal UI (issue 4). So far only its filter expression language, shared by the packet list and
-//! by breakpoints.
+//! The terminal UI (issue 4). So far: the debugger that drives a run step by step (breakpoints, step back)
+//! and the filter expression language shared by the packet list and by breakpoints.
 
+pub mod debugger;
 pub mod filter;

@@ -1,0 +1,281 @@
+//! The debugger behind the TUI's keys: step one hop, finish the selected packet's path, continue to a
+//! breakpoint, and step back — by re-running the deterministic run from the start to the step before, since a
+//! run is a pure function of its inputs. It drives a real `Pipeline` one engine step at a time.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+
+use crate::pipeline::Pipeline;
+use crate::pipeline::clock::Nanos;
+use crate::pipeline::engine::{Step, StepReport};
+use crate::pipeline::stage::{OutcomeKind, Stage};
+use crate::pipeline::trace::{PacketId, PacketRecord};
+
+use super::filter::Filter;
+
+/// Finished packets the debugger keeps for lookups (breakpoints, the list); older ones are forgotten.
+pub const HISTORY: usize = 100_000;
+
+/// Where `continue` stops.
+#[derive(Debug, Clone)]
+pub enum Breakpoint {
+    /// A packet reaches this stage.
+    Stage(Stage),
+    /// A packet matching the filter moves.
+    Filter(Filter),
+    /// A packet is dropped, anywhere.
+    AnyDrop,
+    /// A TCP connection changes state.
+    TcpStateChange,
+    /// A connection's own rx or tx buffer holds more than this many bytes.
+    BufferAbove(usize),
+}
+
+impl fmt::Display for Breakpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Breakpoint::Stage(s) => write!(f, "stage {}", s.name()),
+            Breakpoint::Filter(x) => write!(f, "filter '{x}'"),
+            Breakpoint::AnyDrop => f.write_str("any drop"),
+            Breakpoint::TcpStateChange => f.write_str("TCP state change"),
+            Breakpoint::BufferAbove(n) => write!(f, "buffer above {n} bytes"),
+        }
+    }
+}
+
+/// A breakpoint that stopped the run, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// Index into the debugger's breakpoints.
+    pub breakpoint: usize,
+    pub packet: Option<PacketId>,
+    /// One line: which breakpoint and what happened, e.g. "any drop: #12 dropped at frame_buffer (…)".
+    pub why: String,
+}
+
+/// What one debugger move did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moved {
+    /// One engine step, with its hops.
+    Stepped(StepReport),
+    /// Nothing could act: virtual time jumped to the next event.
+    Waited { until: Nanos },
+    /// The run has nothing more to do.
+    Ended,
+}
+
+/// A pipeline under the debugger's control.
+pub struct Debugger {
+    build: Box<dyn FnMut() -> Pipeline>,
+    pipeline: Pipeline,
+    /// Moves made since the start (steps and waits), which `step_back` replays one fewer of.
+    moves: u64,
+    finished: VecDeque<PacketRecord>,
+    finished_index: BTreeMap<PacketId, usize>,
+    first_kept: usize,
+    /// State changes seen so far per live packet, to notice new ones.
+    changes_seen: BTreeMap<PacketId, usize>,
+    pub breakpoints: Vec<Breakpoint>,
+}
+
+impl Debugger {
+    /// Control a run; `build` makes it afresh (identically) for every step back.
+    pub fn new(mut build: Box<dyn FnMut() -> Pipeline>) -> Self {
+        let pipeline = build();
+        Debugger {
+            build,
+            pipeline,
+            moves: 0,
+            finished: VecDeque::new(),
+            finished_index: BTreeMap::new(),
+            first_kept: 0,
+            changes_seen: BTreeMap::new(),
+            breakpoints: Vec::new(),
+        }
+    }
+
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    pub fn moves(&self) -> u64 {
+        self.moves
+    }
+
+    /// Finished packets still kept, oldest first.
+    pub fn finished(&self) -> impl Iterator<Item = &PacketRecord> {
+        self.finished.iter()
+    }
+
+    /// A packet, on its way or finished (if still kept).
+    pub fn packet(&self, id: PacketId) -> Option<&PacketRecord> {
+        self.pipeline.packet(id).or_else(|| {
+            let i = *self.finished_index.get(&id)?;
+            self.finished.get(i - self.first_kept)
+        })
+    }
+
+    /// One move: an engine step, or a wait for the next event when nothing can act.
+    pub fn step(&mut self) -> Moved {
+        let moved = match self.pipeline.step() {
+            Step::Progress(report) => Moved::Stepped(report),
+            Step::Idle { next: Some(t) }
+                if !self.pipeline.wire().is_done() || !self.pipeline.is_quiet() =>
+            {
+                self.pipeline.wait_until(t);
+                Moved::Waited { until: t }
+            }
+            Step::Idle { .. } => return Moved::Ended,
+        };
+        self.moves += 1;
+        self.keep_finished();
+        moved
+    }
+
+    /// Step until `packet` has reached its outcome (or the run ends, or `limit` moves were made).
+    pub fn next(&mut self, packet: PacketId, limit: u64) -> Moved {
+        let mut last = Moved::Ended;
+        for _ in 0..limit {
+            if self.finished_index.contains_key(&packet) {
+                break;
+            }
+            last = self.step();
+            if last == Moved::Ended {
+                break;
+            }
+        }
+        last
+    }
+
+    /// Step until a breakpoint hits, the run ends, or `limit` moves were made.
+    pub fn cont(&mut self, limit: u64) -> Option<Hit> {
+        for _ in 0..limit {
+            match self.step() {
+                Moved::Stepped(report) => {
+                    if let Some(hit) = self.check(&report) {
+                        return Some(hit);
+                    }
+                }
+                Moved::Waited { .. } => {}
+                Moved::Ended => return None,
+            }
+        }
+        None
+    }
+
+    /// Go back one move: rebuild the run and replay all moves but the last.
+    pub fn step_back(&mut self) {
+        let target = self.moves.saturating_sub(1);
+        self.pipeline = (self.build)();
+        self.moves = 0;
+        self.finished.clear();
+        self.finished_index.clear();
+        self.first_kept = 0;
+        self.changes_seen.clear();
+        while self.moves < target {
+            if self.step() == Moved::Ended {
+                break;
+            }
+        }
+    }
+
+    fn keep_finished(&mut self) {
+        let done: Vec<PacketRecord> = self.pipeline.drain_finished().collect();
+        for p in done {
+            self.changes_seen.remove(&p.id);
+            self.finished_index
+                .insert(p.id, self.first_kept + self.finished.len());
+            self.finished.push_back(p);
+            if self.finished.len() > HISTORY
+                && let Some(old) = self.finished.pop_front()
+            {
+                self.finished_index.remove(&old.id);
+                self.first_kept += 1;
+            }
+        }
+    }
+
+    /// The first breakpoint this step hit, if any.
+    fn check(&mut self, report: &StepReport) -> Option<Hit> {
+        let moved: Vec<PacketId> = {
+            let mut ids: Vec<PacketId> = report.hops.iter().map(|(id, _)| *id).collect();
+            ids.extend(&report.finished);
+            ids.dedup();
+            ids
+        };
+        let new_state_change = moved.iter().find(|id| {
+            let n = self.packet(**id).map_or(0, |p| p.state_changes.len());
+            n > self.changes_seen.get(id).copied().unwrap_or(0)
+        });
+        let new_state_change = new_state_change.copied();
+        for id in &moved {
+            if let Some(n) = self.packet(*id).map(|p| p.state_changes.len())
+                && !self.finished_index.contains_key(id)
+            {
+                self.changes_seen.insert(*id, n);
+            }
+        }
+        for (i, bp) in self.breakpoints.iter().enumerate() {
+            let hit = |packet: Option<PacketId>, what: String| Hit {
+                breakpoint: i,
+                packet,
+                why: format!("{bp}: {what}"),
+            };
+            match bp {
+                Breakpoint::Stage(stage) => {
+                    if let Some((id, _)) = report.hops.iter().find(|(_, s)| s == stage) {
+                        return Some(hit(Some(*id), format!("#{id} reached {}", stage.name())));
+                    }
+                }
+                Breakpoint::Filter(f) => {
+                    if let Some(id) = moved
+                        .iter()
+                        .find(|id| self.packet(**id).is_some_and(|p| f.matches(p)))
+                    {
+                        return Some(hit(Some(*id), format!("#{id} matches")));
+                    }
+                }
+                Breakpoint::AnyDrop => {
+                    let dropped = report.finished.iter().find_map(|id| {
+                        let p = self.packet(*id)?;
+                        let o = p.outcome.as_ref()?;
+                        (o.kind == OutcomeKind::Dropped).then(|| (*id, o.stage, o.reason.clone()))
+                    });
+                    if let Some((id, stage, reason)) = dropped {
+                        let why = reason.map_or(String::new(), |r| format!(" ({r})"));
+                        return Some(hit(
+                            Some(id),
+                            format!("#{id} dropped at {}{why}", stage.name()),
+                        ));
+                    }
+                }
+                Breakpoint::TcpStateChange => {
+                    if let Some(id) = new_state_change
+                        && let Some(c) = self.packet(id).and_then(|p| p.state_changes.last())
+                    {
+                        return Some(hit(
+                            Some(id),
+                            format!("connection {}: {} → {} (#{id})", c.conn, c.from, c.to),
+                        ));
+                    }
+                }
+                Breakpoint::BufferAbove(n) => {
+                    if let Some((conn, rx, tx)) = self
+                        .pipeline
+                        .conn_buffer_levels()
+                        .find(|(_, rx, tx)| rx.max(tx) > n)
+                    {
+                        return Some(hit(
+                            None,
+                            format!("connection {conn} holds {rx} bytes rx, {tx} bytes tx"),
+                        ));
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests;
