@@ -239,7 +239,19 @@ pub fn run(spec: &ReplaySpec, export: Option<(PathBuf, Format)>) -> anyhow::Resu
 
 /// Survey the capture, then replay it to the end, writing what `plan` asks for. pcapng timestamps are the
 /// capture's first timestamp plus virtual time.
-pub fn run_with(spec: &ReplaySpec, plan: &ExportPlan) -> anyhow::Result<ReplayResult> {
+/// A replay ready to run: the pipeline with the emulated wire and the recorded apps, and what the survey and
+/// the wire report. Built afresh, identically, as often as asked (the TUI's step back re-runs from here).
+pub struct Prepared {
+    pub pipeline: Pipeline,
+    pub identity: Identity,
+    pub format: &'static str,
+    pub survey: Survey,
+    pub report: Rc<RefCell<WireReport>>,
+    stopped: StopRecord,
+}
+
+/// Survey the capture and build the pipeline that replays it.
+pub fn prepare(spec: &ReplaySpec) -> anyhow::Result<Prepared> {
     let mut survey = Survey::default();
     let reader = spec.source.open()?;
     let format = reader.format();
@@ -284,10 +296,28 @@ pub fn run_with(spec: &ReplaySpec, plan: &ExportPlan) -> anyhow::Result<ReplayRe
     let clock = Box::new(VirtualClock::new(spec.hop_cost_ns));
     let mut pipeline = Pipeline::new(config, clock, Box::new(wire));
     pipeline.set_app_source(Box::new(RecordedSource {
-        scripts: scripts.clone(),
+        scripts,
         played: BTreeMap::new(),
     }));
+    Ok(Prepared {
+        pipeline,
+        identity,
+        format,
+        survey,
+        report,
+        stopped,
+    })
+}
 
+pub fn run_with(spec: &ReplaySpec, plan: &ExportPlan) -> anyhow::Result<ReplayResult> {
+    let Prepared {
+        mut pipeline,
+        identity,
+        format,
+        survey,
+        report,
+        stopped,
+    } = prepare(spec)?;
     let base_ns = survey.first_t_ns.unwrap_or(0);
     let mut exports = Exports::open(plan, &header(spec, &identity, format), base_ns)?;
     let mut packets = 0u64;

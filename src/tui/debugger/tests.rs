@@ -167,3 +167,44 @@ fn step_back_returns_to_exactly_the_step_before() {
     assert_eq!(d.pipeline().stats(), &stats);
     assert_eq!(d.finished().cloned().collect::<Vec<_>>(), kept);
 }
+
+#[test]
+fn a_replay_of_the_demo_capture_steps_and_steps_back() {
+    use crate::replay::run::{self, ReplaySpec, Source};
+    let spec = ReplaySpec {
+        source: Source::demo(),
+        as_ip: None,
+        apps: Vec::new(),
+        speed: Some(1.0),
+        frame_buffer: 256,
+        seed: 0,
+        hop_cost_ns: 1000,
+        tail_ns: 10_000_000_000,
+    };
+    let build_spec = spec.clone();
+    let mut d = Debugger::new(Box::new(move || {
+        run::prepare(&build_spec)
+            .expect("the demo replays")
+            .pipeline
+    }));
+    d.breakpoints.push(Breakpoint::Stage(Stage::App));
+    let hit = d.cont(100_000).expect("the GET reaches the app");
+    let request = d.packet(hit.packet.unwrap()).unwrap().clone();
+    assert_eq!(
+        request.capture_frame,
+        Some(6),
+        "the request is the capture's frame 6"
+    );
+    let at = d.moves();
+    d.step();
+    d.step_back();
+    assert_eq!(d.moves(), at);
+    assert_eq!(
+        d.packet(request.id),
+        Some(&request),
+        "the same packet, the same way"
+    );
+    run_to_end(&mut d);
+    let headless = run::run(&spec, None).unwrap();
+    assert_eq!(d.pipeline().stats(), &headless.stats);
+}
