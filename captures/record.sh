@@ -14,7 +14,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib.sh"
 
 OUT=${PPC_OUT:-$HERE}
-CAPTURES=(demo http-get http-post parallel refused udp-echo ipv6-tcp bulk lossy truncated upload)
+CAPTURES=(demo http-get http-post parallel refused udp-echo ipv6-tcp bulk lossy truncated upload iperf3)
 SERVER=10.77.0.2
 WORK=$(mktemp -d)
 
@@ -158,6 +158,16 @@ rec_upload() {
     --data-binary "@$WORK/post-1m.txt" "http://$SERVER:8000/upload"
   ppc_capture_stop
   finish upload pcap
+}
+
+rec_iperf3() {
+  ppc_setup direct
+  ppc_bg ppc-server iperf3 -s -B "$SERVER" -1
+  ppc_wait_listen ppc-server tcp 5201
+  ppc_capture_start "$WORK/iperf3.raw.pcap" -s 0
+  client iperf3 -c "$SERVER" -n 256K >/dev/null
+  ppc_capture_stop
+  finish iperf3 pcap
 }
 
 rec_lossy() {

@@ -20,7 +20,7 @@ fn capture(name: &str) -> PathBuf {
         .join(name)
 }
 
-const ALL: [&str; 11] = [
+const ALL: [&str; 12] = [
     "demo.pcapng",
     "http-get.pcap",
     "http-post.pcapng",
@@ -32,6 +32,7 @@ const ALL: [&str; 11] = [
     "lossy.pcap",
     "truncated.pcap",
     "upload.pcap",
+    "iperf3.pcap",
 ];
 
 /// `pktpath replay FILE --headless --export …json` plus `args`; the summary and the document.
@@ -406,5 +407,56 @@ fn as_the_client_the_stack_connects_and_receives_the_recorded_response() {
                 "{name}: {first}"
             );
         }
+    }
+}
+
+/// iperf3's server resets its data connection once the test is over: the replayed app does the same, at the
+/// same point of its turns, and smoltcp's RST matches the recorded one.
+#[test]
+fn a_recorded_reset_is_replayed_as_a_reset() {
+    let (summary, doc) = replay("iperf3.pcap", &[]);
+    let streams = streams("iperf3.pcap");
+    let conns = doc["connections"].as_array().unwrap();
+    assert_eq!(
+        conns.len(),
+        2,
+        "the control and the data connection: {summary}"
+    );
+    for c in conns {
+        let local: SocketAddr = c["local"].as_str().unwrap().parse().unwrap();
+        let remote: SocketAddr = c["remote"].as_str().unwrap().parse().unwrap();
+        assert_eq!(c["app_read"], digest(&streams[&(remote, local)]));
+    }
+    let data = conns
+        .iter()
+        .find(|c| {
+            c["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["kind"] == "reset")
+        })
+        .expect("the data connection was given up by its app");
+    let port = data["remote"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let resets: Vec<&Value> = packets(&doc)
+        .iter()
+        .filter(|p| {
+            let s = p["summary"].as_str().unwrap();
+            p["dir"] == "tx" && s.contains("[R.]") && s.contains(&format!(":{port} "))
+        })
+        .collect();
+    assert_eq!(resets.len(), 1, "{summary}");
+    for d in doc["replay"]["diff"].as_array().unwrap() {
+        let first = d["first_divergence"].as_str().unwrap_or("");
+        assert!(
+            first.is_empty() || first.starts_with("window on the SYN"),
+            "{d}"
+        );
     }
 }

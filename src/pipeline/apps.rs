@@ -14,6 +14,9 @@ pub trait AppIo {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
     /// Close our sending direction: the stack will send FIN once what was written has gone.
     fn shutdown_write(&mut self);
+    /// Give the connection up: once what was written has been sent and acknowledged, the stack resets it
+    /// (RST) instead of closing it, as a process that closes a socket with unread data makes its kernel do.
+    fn abort(&mut self);
 }
 
 /// A stream application.

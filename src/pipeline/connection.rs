@@ -90,6 +90,8 @@ pub struct TcpConn {
     tx_sources: VecDeque<(u64, Vec<PacketId>)>,
     read_since_write: Vec<PacketId>,
     app_eof: bool,
+    /// The app called `abort`: the stack resets the connection once the app's bytes are acknowledged.
+    app_aborted: bool,
     pub close_sent: bool,
     waiting_since: Option<Nanos>,
 }
@@ -158,6 +160,7 @@ impl TcpConn {
             tx_sources: VecDeque::new(),
             read_since_write: Vec::new(),
             app_eof: false,
+            app_aborted: false,
             close_sent: false,
             waiting_since: None,
         })
@@ -288,9 +291,19 @@ impl TcpConn {
             read_digest: &mut self.record.app_read,
             write_digest: &mut self.record.app_written,
             shut: false,
+            aborted: false,
         };
         self.app.service(&mut io);
         let (read, written, blocked, shut) = (io.read, io.written, io.would_block_read, io.shut);
+        if io.aborted && !self.app_aborted {
+            self.app_aborted = true;
+            self.event(
+                now,
+                ConnEventKind::Reset,
+                "app gave the connection up: stack will reset it",
+            );
+            p.moved = true;
+        }
         if read > 0 {
             if let Some(since) = self.waiting_since.take() {
                 self.event(
@@ -376,6 +389,19 @@ impl TcpConn {
                 _ => break,
             }
         }
+        // An app that gave up: once its bytes have gone and been acknowledged, reset instead of closing.
+        if self.app_aborted
+            && self.tx_buf.is_empty()
+            && socket.send_queue() == 0
+            && !self.close_sent
+            && socket.is_open()
+        {
+            socket.abort();
+            self.close_sent = true;
+            p.moved = true;
+            p.egress_needed = true;
+            return;
+        }
         if self.app_eof && self.tx_buf.is_empty() && !self.close_sent && socket.is_open() {
             socket.close();
             self.close_sent = true;
@@ -406,6 +432,7 @@ struct RecordingIo<'a> {
     read_digest: &'a mut StreamDigest,
     write_digest: &'a mut StreamDigest,
     shut: bool,
+    aborted: bool,
 }
 
 impl AppIo for RecordingIo<'_> {
@@ -434,6 +461,10 @@ impl AppIo for RecordingIo<'_> {
     fn shutdown_write(&mut self) {
         let _ = self.stream.shutdown(Shutdown::Write);
         self.shut = true;
+    }
+
+    fn abort(&mut self) {
+        self.aborted = true;
     }
 }
 

@@ -993,8 +993,9 @@ impl Pipeline {
         let ended: Vec<ConnId> = self
             .conns
             .iter()
-            .filter(|(_, c)| match c.state {
-                tcp::State::Closed | tcp::State::Listen => true,
+            .filter(|(id, c)| match c.state {
+                // A connection reset by its app still has its RST to send: it goes with the egress.
+                tcp::State::Closed | tcp::State::Listen => !self.egress_pending.contains(id),
                 tcp::State::TimeWait => {
                     c.at_socket.is_empty() && c.at_conn.is_empty() && c.rx_buffered() == 0
                 }

@@ -91,6 +91,17 @@ impl App for RecordedApp {
         let Some(script) = scripts.get(&self.key) else {
             return;
         };
+        // The recorded server reset the connection at this point of its turns: so does the app.
+        if let Some((at, after)) = script.reset
+            && script.fin.is_none()
+            && self.written >= at
+            && self.received() >= after
+        {
+            drop(scripts);
+            io.abort();
+            self.shut = true;
+            return;
+        }
         let close = match script.fin {
             Some((at, after)) => self.written >= at && self.received() >= after,
             // No FIN recorded (the capture ended first, or the server reset): close once the client did.

@@ -26,8 +26,9 @@ pub struct FlowScript {
     pub chunks: BTreeMap<u64, Chunk>,
     /// The server's FIN: its stream offset and the client bytes it had received by then.
     pub fin: Option<(u64, u64)>,
-    /// The server reset the connection instead of closing it.
-    pub reset: bool,
+    /// The server reset the connection instead of closing it: the stream offset it had sent by then and the
+    /// client bytes it had received.
+    pub reset: Option<(u64, u64)>,
     /// Set once the wire has read the whole capture: a gap in `chunks` will then never be filled.
     pub complete: bool,
     /// A UDP flow: the datagrams the recorded server sent, in order, each with how many of the client's

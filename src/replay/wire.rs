@@ -443,7 +443,7 @@ impl ReplayWire {
             script.fin = Some((offset + t.payload_len as u64, after));
         }
         if t.rst {
-            script.reset = true;
+            script.reset.get_or_insert((offset, after));
         }
     }
 
