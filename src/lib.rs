@@ -7,3 +7,4 @@ pub mod headless;
 pub mod pipeline;
 pub mod replay;
 pub mod sim;
+pub mod tui;
