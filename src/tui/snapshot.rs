@@ -22,7 +22,8 @@ pub enum Mode {
 pub struct StageCounts {
     /// Packets whose latest hop is this stage right now.
     pub queued: u64,
-    /// Packets that went on from this stage (or, at the lane's last stage, completed there).
+    /// Packets that went on from this stage or completed there without a drop (rx: delivered, consumed; tx:
+    /// sent). A packet still sitting here is not counted yet.
     pub passed: u64,
     /// Packets dropped at this stage.
     pub drops: u64,
@@ -101,17 +102,26 @@ impl Snapshot {
         let stats = pipeline.stats();
         // Indexed by `Dir as usize`: rx, tx.
         let mut lanes = [Lane::default(); 2];
-        // Each recorded transition (from → to) is one finished packet leaving `from`.
-        for (&(dir, from, _), h) in &stats.hop_latency {
-            lanes[dir as usize][from as usize].passed += h.count();
+        // Every finished packet records its hop transitions, and a drop always follows a hop to the drop stage.
+        // An rx packet that reached a stage and was not dropped there either went on or ended there well
+        // (delivered at the app, consumed by the stack), so rx `passed` is reached minus dropped. tx packets
+        // start at different stages (the app, or the stack for a bare ACK), so there it counts leaving.
+        for (&(dir, from, to), h) in &stats.hop_latency {
+            match dir {
+                Dir::Rx => {
+                    lanes[Dir::Rx as usize][to as usize].passed += h.count();
+                    if from == Stage::Wire {
+                        lanes[Dir::Rx as usize][Stage::Wire as usize].passed += h.count();
+                    }
+                }
+                Dir::Tx => lanes[Dir::Tx as usize][from as usize].passed += h.count(),
+            }
         }
-        // Completing at the end of the lane counts as passing its last stage.
-        lanes[Dir::Rx as usize][Stage::App as usize].passed +=
-            stats.outcomes.get("delivered").copied().unwrap_or(0);
+        // Reaching the wire is how a tx packet completes.
         lanes[Dir::Tx as usize][Stage::Wire as usize].passed +=
             stats.outcomes.get("sent").copied().unwrap_or(0);
         // Stats keys drops by stage and reason, not direction; only the tx queue's overflow is a tx drop,
-        // except `connection_closed`, which can strand either way and is shown on the rx lane.
+        // and `connection_closed`, which can strand either way, is shown on the rx lane.
         for (&(stage, code), &n) in &stats.drops {
             let dir = if code == TX_ONLY_DROP {
                 Dir::Tx
@@ -119,6 +129,9 @@ impl Snapshot {
                 Dir::Rx
             };
             lanes[dir as usize][stage as usize].drops += n;
+        }
+        for c in &mut lanes[Dir::Rx as usize][Stage::FrameBuffer as usize..] {
+            c.passed = c.passed.saturating_sub(c.drops);
         }
         let mut rows: Vec<PacketRow> = finished_window.iter().map(PacketRow::of).collect();
         for p in pipeline.in_flight() {
@@ -155,6 +168,14 @@ impl Snapshot {
 
     pub fn counts(&self, dir: Dir, stage: Stage) -> StageCounts {
         self.lane(dir)[stage as usize]
+    }
+
+    /// What the pipeline cannot know: where its events come from, whether the UI paused it, and how fast it runs.
+    pub fn with_mode(mut self, mode: Mode, paused: bool, speed: Option<f64>) -> Snapshot {
+        self.mode = mode;
+        self.paused = paused;
+        self.speed = speed;
+        self
     }
 
     /// Select a packet by id (kept even if it is not among the rows; then nothing is highlighted).
@@ -231,7 +252,8 @@ pub(crate) mod tests {
             "finished window then in flight, by id"
         );
         assert_eq!(s.counts(Dir::Rx, Stage::Wire), counts(0, 3, 0));
-        assert_eq!(s.counts(Dir::Rx, Stage::Stack), counts(0, 1, 0));
+        // Packets 1 and 3 (ARP, SYN) ended in the stack; 5 went on.
+        assert_eq!(s.counts(Dir::Rx, Stage::Stack), counts(0, 3, 0));
         assert_eq!(s.counts(Dir::Rx, Stage::SocketBuffer), counts(1, 0, 0));
         // Packet 6 (the ACK for it) waits in the tx queue.
         assert_eq!(s.counts(Dir::Tx, Stage::FrameBuffer), counts(1, 2, 0));
@@ -267,7 +289,7 @@ pub(crate) mod tests {
         );
         let rx: Vec<_> = s.rx.iter().map(|c| (c.queued, c.passed)).collect();
         // Four of the six rx frames (ARP, SYN, two ACKs) end in the stack; two reach the app.
-        assert_eq!(rx, [(0, 6), (0, 6), (0, 2), (0, 2), (0, 2), (0, 2)]);
+        assert_eq!(rx, [(0, 6), (0, 6), (0, 6), (0, 2), (0, 2), (0, 2)]);
         let tx: Vec<_> = s.tx.iter().map(|c| (c.queued, c.passed)).collect();
         assert_eq!(tx, [(0, 6), (0, 6), (0, 6), (0, 2), (0, 2), (0, 2)]);
         let udp = &s.rows[1];
@@ -299,6 +321,7 @@ pub(crate) mod tests {
         assert_eq!((s.frames_in, s.frames_out, s.dropped), (17, 14, 3));
         assert_eq!(s.counts(Dir::Rx, Stage::Wire), counts(0, 17, 0));
         assert_eq!(s.counts(Dir::Rx, Stage::FrameBuffer), counts(0, 14, 3));
+        assert_eq!(s.counts(Dir::Rx, Stage::Stack), counts(0, 14, 0));
         assert!(s.tx.iter().all(|c| c.drops == 0));
         assert!(s.rows.is_empty());
     }

@@ -356,7 +356,7 @@ mod tests {
         );
         assert_eq!(
             lines[2],
-            "rx → │pass 3    ││pass 3    ││pass 1    │║pass 0    ║│pass 0    ││pass 0    │   "
+            "rx → │pass 3    ││pass 3    ││pass 3    │║pass 0    ║│pass 0    ││pass 0    │   "
         );
         assert_eq!(
             lines[3],
@@ -383,7 +383,7 @@ mod tests {
         assert_eq!(lines[0], moved);
         assert_eq!(
             lines[2],
-            "rx → │pass 3    ││pass 3    ││pass 1    ││pass 1    │║pass 0    ║│pass 0    │   "
+            "rx → │pass 3    ││pass 3    ││pass 3    ││pass 1    │║pass 0    ║│pass 0    │   "
         );
     }
 
@@ -506,7 +506,7 @@ mod tests {
         let lines = screen(&sim_at(Stage::SocketBuffer), 80, 6, true);
         assert_eq!(
             lines[0],
-            "rx →  wire 0/3/0  fbuf 0/3/0  stack 0/1/0▶sock 1/0/0  conn 0/0/0  app 0/0/0     "
+            "rx →  wire 0/3/0  fbuf 0/3/0  stack 0/3/0▶sock 1/0/0  conn 0/0/0  app 0/0/0     "
         );
         assert_eq!(
             lines[1],
