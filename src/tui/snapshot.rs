@@ -85,7 +85,7 @@ pub struct Snapshot {
     pub frame_buffer_capacity: usize,
     pub rx: Lane,
     pub tx: Lane,
-    /// Finished rows from the caller's window, then the packets in flight; ordered by id.
+    /// Finished rows from the caller's window and (up to `MAX_IN_FLIGHT_ROWS`) the packets in flight, by id.
     pub rows: Vec<PacketRow>,
     pub selected: Option<PacketId>,
 }
@@ -93,6 +93,10 @@ pub struct Snapshot {
 /// The one drop reason that only the tx lane has; every other code is counted on the rx lane (see
 /// `Snapshot::of`).
 const TX_ONLY_DROP: &str = "tx_queue_full";
+
+/// At most this many in-flight packets become rows (the oldest: a stuck packet is the interesting one). Both
+/// frame buffers full at their default size fit; the counters still count every packet in flight.
+pub const MAX_IN_FLIGHT_ROWS: usize = 1024;
 
 impl Snapshot {
     /// Build from the pipeline's run-wide counters, its packets in flight and `finished_window` (the finished
@@ -134,6 +138,7 @@ impl Snapshot {
             c.passed = c.passed.saturating_sub(c.drops);
         }
         let mut rows: Vec<PacketRow> = finished_window.iter().map(PacketRow::of).collect();
+        let mut in_flight_rows = 0;
         for p in pipeline.in_flight() {
             if let Some(last) = p.last_stage() {
                 lanes[p.dir as usize][last as usize].queued += 1;
@@ -141,7 +146,10 @@ impl Snapshot {
             for pair in p.hops.windows(2) {
                 lanes[p.dir as usize][pair[0].stage as usize].passed += 1;
             }
-            rows.push(PacketRow::of(p));
+            if in_flight_rows < MAX_IN_FLIGHT_ROWS {
+                in_flight_rows += 1;
+                rows.push(PacketRow::of(p));
+            }
         }
         rows.sort_by_key(|r| r.id);
         rows.dedup_by_key(|r| r.id);

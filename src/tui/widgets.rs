@@ -547,4 +547,19 @@ mod tests {
         assert!(plain[(5, 15)].modifier.contains(Modifier::REVERSED));
         assert_eq!(coloured[(72, 15)].fg, Color::Yellow, "in_flight outcome");
     }
+
+    #[test]
+    fn tiny_terminals_draw_what_fits_without_panicking() {
+        let snapshot = sim_at(Stage::SocketBuffer);
+        for (w, h) in [(40, 12), (20, 4), (6, 2), (1, 1)] {
+            let lines = screen(&snapshot, w, h, true);
+            assert_eq!(lines.len(), usize::from(h));
+        }
+        let lines = screen(&snapshot, 40, 12, true);
+        assert_eq!(lines[0], "     ┌wir┐┌fra┐┌sta┐╔▶so╗┌con┐┌app┐     ");
+        // The summary gives way first; time, glyphs and outcome keep their columns.
+        assert_eq!(lines[10], "        time dir summa… path   outcome  ");
+        // Room for one row: the selected one.
+        assert_eq!(lines[11], "▶   0.000256 rx  10.0.… ●●●●○○ in_flight");
+    }
 }
