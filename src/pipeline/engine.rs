@@ -251,6 +251,16 @@ impl Pipeline {
         self.packets.get(&id)
     }
 
+    /// The packets still on their way, by id (read-only; the TUI's snapshot counts queue depths from them).
+    pub fn in_flight(&self) -> impl Iterator<Item = &PacketRecord> + '_ {
+        self.packets.iter()
+    }
+
+    /// Capacity of the rx frame buffer and of the tx queue (they are the same size).
+    pub fn frame_buffer_capacity(&self) -> usize {
+        self.rx_queue.capacity()
+    }
+
     pub fn frame_buffer_depth(&self) -> (usize, usize) {
         (self.rx_queue.len(), self.tx_queue.len())
     }
