@@ -2,6 +2,8 @@
 //! besides the run itself (selection, pause, speed, filter, input line, help, focus, status message). No
 //! terminal I/O here: a caller feeds it keys and ticks and asks it to draw (see `view`).
 
+use std::collections::VecDeque;
+
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::debugger::{Breakpoint, Debugger, Moved};
@@ -94,6 +96,8 @@ pub struct App {
     pub list_filter_text: String,
     pub input: Option<Input>,
     pub help: bool,
+    /// Draw without colour (NO_COLOR); every coloured meaning also has a character, see `widgets`.
+    pub no_color: bool,
     pub focus: Pane,
     pub detail_scroll: u16,
     /// One line: the last breakpoint hit and why, or what the last key did.
@@ -101,7 +105,7 @@ pub struct App {
     /// The virtual time the run should have reached, advanced by ticks; the clock may run ahead of it when the
     /// run waits for its next event, and then ticks do nothing until it catches up.
     target_ns: Nanos,
-    undo: Vec<UndoPoint>,
+    undo: VecDeque<UndoPoint>,
 }
 
 impl App {
@@ -117,11 +121,12 @@ impl App {
             list_filter_text: String::new(),
             input: None,
             help: false,
+            no_color: false,
             focus: Pane::List,
             detail_scroll: 0,
             status: String::new(),
             target_ns,
-            undo: Vec::new(),
+            undo: VecDeque::new(),
         }
     }
 
@@ -364,9 +369,9 @@ impl App {
     fn save_undo_point(&mut self) {
         self.paused = true;
         if self.undo.len() == UNDO_DEPTH {
-            self.undo.remove(0);
+            self.undo.pop_front();
         }
-        self.undo.push(UndoPoint {
+        self.undo.push_back(UndoPoint {
             moves: self.debugger.moves(),
             selected: self.selected,
             status: self.status.clone(),
@@ -441,11 +446,10 @@ impl App {
 
     fn step_back(&mut self) {
         self.paused = true;
-        match self.undo.pop() {
+        match self.undo.pop_back() {
             Some(point) => {
-                while self.debugger.moves() > point.moves {
-                    self.debugger.step_back();
-                }
+                // One rebuild, however many moves the key made (a continue may have made a million).
+                self.debugger.rewind_to(point.moves);
                 self.selected = point.selected;
                 self.status = point.status;
                 self.detail_scroll = point.detail_scroll;

@@ -324,3 +324,18 @@ fn q_quits_but_is_just_a_letter_in_the_input_line() {
     let mut app = demo();
     assert_eq!(press(&mut app, "?q"), Control::Quit);
 }
+
+#[test]
+fn no_color_draws_the_whole_screen_without_colour() {
+    let mut app = demo();
+    app.no_color = true;
+    press(&mut app, "bstage app\nc?");
+    let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    terminal.draw(|f| app.render(f)).unwrap();
+    let buf = terminal.backend().buffer();
+    assert!(
+        buf.content()
+            .iter()
+            .all(|c| c.fg == ratatui::style::Color::Reset && c.bg == ratatui::style::Color::Reset)
+    );
+}

@@ -154,7 +154,7 @@ impl App {
         ]));
         let bar_style = Style::new().add_modifier(Modifier::REVERSED);
         frame.render_widget(Paragraph::new(status_bar(&snapshot)).style(bar_style), bar);
-        let no_color = false;
+        let no_color = self.no_color;
         let snapshot_ref = &snapshot;
         frame.render_widget(
             PipelineDiagram {
@@ -196,7 +196,7 @@ impl App {
         frame.render_widget(
             PacketList {
                 snapshot,
-                no_color: false,
+                no_color: self.no_color,
             },
             rows,
         );
@@ -211,7 +211,7 @@ impl App {
         let packet = self.selected.and_then(|id| self.debugger.packet(id));
         let Some(p) = packet else {
             let text = match self.selected {
-                Some(id) => format!("detail: #{id} is no longer kept"),
+                Some(id) => format!("detail: #{id} is not kept (or not made yet)"),
                 None => "detail: no packet selected (j/k select, s steps)".into(),
             };
             frame.render_widget(Paragraph::new(title(text, focused)), head);
