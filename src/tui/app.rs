@@ -6,16 +6,18 @@ use std::collections::VecDeque;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::debugger::{Breakpoint, Debugger, Moved};
+use super::debugger::{Debugger, Moved};
 use super::filter::Filter;
 use super::snapshot::{Mode, Snapshot};
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::engine::StepReport;
-use crate::pipeline::stage::Stage;
 use crate::pipeline::trace::{PacketId, PacketRecord};
 use crate::replay::run::{self, ReplaySpec};
 
+mod input;
 mod view;
+
+pub use input::{Input, InputError, InputKind, parse_breakpoint};
 
 /// `n` gives up after this many moves (a packet stuck in a full buffer may never finish).
 pub const NEXT_LIMIT: u64 = 100_000;
@@ -43,36 +45,6 @@ pub enum Pane {
     #[default]
     List,
     Detail,
-}
-
-/// What an open input line is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputKind {
-    ListFilter,
-    Breakpoint,
-}
-
-impl InputKind {
-    pub fn prompt(self) -> &'static str {
-        match self {
-            InputKind::ListFilter => "filter: ",
-            InputKind::Breakpoint => "break on: ",
-        }
-    }
-}
-
-/// A parse error under the input line; `column` (into the text) is where the caret goes, if known.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputError {
-    pub column: Option<usize>,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Input {
-    pub kind: InputKind,
-    pub text: String,
-    pub error: Option<InputError>,
 }
 
 /// What `u` goes back to: the debugger's move count and the screen state that went with it.
@@ -475,40 +447,6 @@ fn describe_step(report: &StepReport) -> String {
         .map(|(id, stage)| format!("#{id} → {stage}"))
         .collect();
     format!("step: {}", hops.join(", "))
-}
-
-/// `stage NAME`, `drop`, `state`, `buffer N`, or else a filter expression.
-pub fn parse_breakpoint(text: &str) -> Result<Breakpoint, InputError> {
-    let plain = |message: String| InputError {
-        column: None,
-        message,
-    };
-    let mut words = text.split_whitespace();
-    match (words.next(), words.next(), words.next()) {
-        (None, ..) => Err(plain(
-            "type stage NAME, drop, state, buffer N, or a filter expression".into(),
-        )),
-        (Some("stage"), Some(name), None) => Stage::from_name(name)
-            .map(Breakpoint::Stage)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Stage::ALL.iter().map(|s| s.name()).collect();
-                plain(format!("no stage '{name}' (one of: {})", names.join(", ")))
-            }),
-        (Some("stage"), ..) => Err(plain("stage needs one name, e.g. stage app".into())),
-        (Some("drop"), None, _) => Ok(Breakpoint::AnyDrop),
-        (Some("state"), None, _) => Ok(Breakpoint::TcpStateChange),
-        (Some("buffer"), Some(n), None) => n
-            .parse()
-            .map(Breakpoint::BufferAbove)
-            .map_err(|_| plain(format!("buffer needs a byte count, not '{n}'"))),
-        (Some("buffer"), ..) => Err(plain("buffer needs a byte count, e.g. buffer 4096".into())),
-        _ => Filter::parse(text)
-            .map(Breakpoint::Filter)
-            .map_err(|e| InputError {
-                column: Some(e.offset),
-                message: e.message,
-            }),
-    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use super::{App, Input, Pane};
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::trace::PacketRecord;
 use crate::tui::snapshot::{Mode, Snapshot};
-use crate::tui::widgets::{PacketList, PipelineDiagram};
+use crate::tui::widgets::{PacketList, PipelineDiagram, fit, format_time};
 
 /// Below this height the diagram shrinks to one line per lane, leaving room for the list and the detail.
 const FULL_DIAGRAM_MIN_HEIGHT: u16 = 30;
@@ -37,20 +37,6 @@ pub const KEYS: &[(&str, &str)] = &[
     ("?", "this help (any key closes it)"),
     ("q", "quit"),
 ];
-
-/// Cut to `width` characters, marking the cut with `…`.
-fn fit(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_string();
-    }
-    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
-}
-
-fn format_time(t_ns: Nanos) -> String {
-    format!("{}.{:06}", t_ns / 1_000_000_000, (t_ns / 1000) % 1_000_000)
-}
 
 /// A short latency: `800ns`, `1.5µs`, `2.0ms`, `1.250s`.
 fn format_latency(ns: Nanos) -> String {
