@@ -165,7 +165,13 @@ impl Debugger {
 
     /// Go back one move: rebuild the run and replay all moves but the last.
     pub fn step_back(&mut self) {
-        let target = self.moves.saturating_sub(1);
+        self.rewind_to(self.moves.saturating_sub(1));
+    }
+
+    /// Go back to just after move `target` (no further than the start) with one rebuild, however far back
+    /// that is; going forward is what `step` is for, so a later `target` replays only up to the current move.
+    pub fn rewind_to(&mut self, target: u64) {
+        let target = target.min(self.moves);
         self.pipeline = (self.build)();
         self.moves = 0;
         self.finished.clear();

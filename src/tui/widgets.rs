@@ -214,12 +214,12 @@ fn outcome_color(row: &PacketRow) -> Color {
 }
 
 /// Seconds with microseconds: virtual times start at zero, so this stays short for a long while.
-fn format_time(t_ns: u64) -> String {
+pub(crate) fn format_time(t_ns: u64) -> String {
     format!("{}.{:06}", t_ns / 1_000_000_000, (t_ns / 1000) % 1_000_000)
 }
 
 /// Cut to `width` characters, marking the cut with `…`.
-fn fit(text: &str, width: usize) -> String {
+pub(crate) fn fit(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
         return text.to_string();
     }

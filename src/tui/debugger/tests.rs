@@ -208,3 +208,23 @@ fn a_replay_of_the_demo_capture_steps_and_steps_back() {
     let headless = run::run(&spec, None).unwrap();
     assert_eq!(d.pipeline().stats(), &headless.stats);
 }
+
+#[test]
+fn rewinding_many_moves_at_once_is_the_same_as_stepping_back_each() {
+    let mut d = debugger(spec(2, 5000, 256));
+    for _ in 0..30 {
+        d.step();
+    }
+    let (now, stats) = (d.pipeline().now(), d.pipeline().stats().clone());
+    let kept: Vec<PacketRecord> = d.finished().cloned().collect();
+    for _ in 0..25 {
+        d.step();
+    }
+    d.rewind_to(30);
+    assert_eq!(d.moves(), 30);
+    assert_eq!(d.pipeline().now(), now);
+    assert_eq!(d.pipeline().stats(), &stats);
+    assert_eq!(d.finished().cloned().collect::<Vec<_>>(), kept);
+    d.rewind_to(1_000);
+    assert_eq!(d.moves(), 30, "rewinding never goes forward");
+}

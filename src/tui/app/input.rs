@@ -1,0 +1,70 @@
+//! The input line (`b` for a breakpoint, `/` for the list filter): what it is for, its text and its error,
+//! and how a breakpoint is read from what was typed.
+
+use crate::pipeline::stage::Stage;
+use crate::tui::debugger::Breakpoint;
+use crate::tui::filter::Filter;
+
+/// What an open input line is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    ListFilter,
+    Breakpoint,
+}
+
+impl InputKind {
+    pub fn prompt(self) -> &'static str {
+        match self {
+            InputKind::ListFilter => "filter: ",
+            InputKind::Breakpoint => "break on: ",
+        }
+    }
+}
+
+/// A parse error under the input line; `column` (into the text) is where the caret goes, if known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub kind: InputKind,
+    pub text: String,
+    pub error: Option<InputError>,
+}
+
+/// `stage NAME`, `drop`, `state`, `buffer N`, or else a filter expression.
+pub fn parse_breakpoint(text: &str) -> Result<Breakpoint, InputError> {
+    let plain = |message: String| InputError {
+        column: None,
+        message,
+    };
+    let mut words = text.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (None, ..) => Err(plain(
+            "type stage NAME, drop, state, buffer N, or a filter expression".into(),
+        )),
+        (Some("stage"), Some(name), None) => Stage::from_name(name)
+            .map(Breakpoint::Stage)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Stage::ALL.iter().map(|s| s.name()).collect();
+                plain(format!("no stage '{name}' (one of: {})", names.join(", ")))
+            }),
+        (Some("stage"), ..) => Err(plain("stage needs one name, e.g. stage app".into())),
+        (Some("drop"), None, _) => Ok(Breakpoint::AnyDrop),
+        (Some("state"), None, _) => Ok(Breakpoint::TcpStateChange),
+        (Some("buffer"), Some(n), None) => n
+            .parse()
+            .map(Breakpoint::BufferAbove)
+            .map_err(|_| plain(format!("buffer needs a byte count, not '{n}'"))),
+        (Some("buffer"), ..) => Err(plain("buffer needs a byte count, e.g. buffer 4096".into())),
+        _ => Filter::parse(text)
+            .map(Breakpoint::Filter)
+            .map_err(|e| InputError {
+                column: Some(e.offset),
+                message: e.message,
+            }),
+    }
+}

@@ -1,0 +1,341 @@
+use super::*;
+use crate::replay::run::Source;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+fn demo() -> App {
+    let spec = ReplaySpec {
+        source: Source::demo(),
+        as_ip: None,
+        apps: Vec::new(),
+        speed: Some(1.0),
+        frame_buffer: 256,
+        seed: 0,
+        hop_cost_ns: 1000,
+        tail_ns: 10_000_000_000,
+    };
+    App::replay(&spec).expect("the demo replays")
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+/// Press each key in turn (characters of `keys`; `\n` is Enter, `\x1b` Esc).
+fn press(app: &mut App, keys: &str) -> Control {
+    let mut last = Control::Continue;
+    for c in keys.chars() {
+        let code = match c {
+            '\n' => KeyCode::Enter,
+            '\x1b' => KeyCode::Esc,
+            '\t' => KeyCode::Tab,
+            c => KeyCode::Char(c),
+        };
+        last = app.handle(key(code));
+    }
+    last
+}
+
+/// The text of every line of the screen, styles ignored.
+fn screen(app: &App, width: u16, height: u16) -> Vec<String> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|f| app.render(f)).unwrap();
+    let buf = terminal.backend().buffer().clone();
+    (0..height)
+        .map(|y| (0..width).map(|x| buf[(x, y)].symbol()).collect::<String>())
+        .collect()
+}
+
+/// The first diagram line (the rx lane's box tops) after each of three `s` presses from the start: the first
+/// packet (the peer's ARP request) goes wire → frame_buffer → stack, one hop per press.
+const RX_TOPS_100: [&str; 3] = [
+    "     ╔▶wire════════╗┌frame_buffer─┐┌stack────────┐┌socket_buffer┐┌conn_buffer──┐┌app──────────┐     ",
+    "     ┌wire─────────┐╔▶frame_buffer╗┌stack────────┐┌socket_buffer┐┌conn_buffer──┐┌app──────────┐     ",
+    "     ┌wire─────────┐┌frame_buffer─┐╔▶stack═══════╗┌socket_buffer┐┌conn_buffer──┐┌app──────────┐     ",
+];
+const RX_LANE_80: [&str; 3] = [
+    "rx → ▶wire 1/0/0  fbuf 0/0/0  stack 0/0/0 sock 0/0/0  conn 0/0/0  app 0/0/0     ",
+    "rx →  wire 0/1/0 ▶fbuf 1/0/0  stack 0/0/0 sock 0/0/0  conn 0/0/0  app 0/0/0     ",
+    "rx →  wire 0/1/0  fbuf 0/1/0 ▶stack 0/1/0 sock 0/0/0  conn 0/0/0  app 0/0/0     ",
+];
+
+#[test]
+fn each_step_moves_the_highlight_one_hop_and_the_status_bar_says_paused() {
+    let mut app = demo();
+    assert!(!app.paused, "starts running at the replay's pace");
+    for (i, t) in ["0.000001", "0.000002", "0.000003"].iter().enumerate() {
+        press(&mut app, "s");
+        let wide = screen(&app, 100, 30);
+        assert_eq!(
+            wide[0].trim_end(),
+            format!("REPLAY demo (built in: cap…  PAUSED  t {t}  x1  in 1 out 0  drops 0  lost 0")
+        );
+        assert_eq!(wide[1], RX_TOPS_100[i], "press {}", i + 1);
+        let narrow = screen(&app, 80, 24);
+        assert_eq!(narrow[1], RX_LANE_80[i], "press {}", i + 1);
+    }
+    // The selection followed the first packet that moved; the detail pane shows its hops and what it caused.
+    let lines = screen(&app, 100, 30);
+    assert_eq!(
+        lines[13].trim_end(),
+        "▶   0.000000 rx  ARP who-has 10.77.0.2 tell 10.77.0.1              ●●●○○○ consumed"
+    );
+    assert_eq!(lines[20].trim_end(), "  detail: #1");
+    assert_eq!(
+        lines[22].trim_end(),
+        "hops: wire 0.000000 → frame_buffer +1.0µs → stack +1.0µs"
+    );
+    assert_eq!(
+        lines[23].trim_end(),
+        "outcome: consumed at stack: ARP request for 10.77.0.2 answered"
+    );
+    assert_eq!(lines[24].trim_end(), "caused: #2");
+    assert_eq!(
+        lines[26].trim_end(),
+        "0000  ff ff ff ff ff ff 02 77 00 00 00 01 08 06 00 01"
+    );
+    assert_eq!(
+        lines[29].trim_end(),
+        "step: #1 → stack, #2 → stack, #2 → frame_buffer"
+    );
+}
+
+#[test]
+fn continue_stops_at_a_stage_breakpoint_and_says_which_and_why() {
+    let mut app = demo();
+    press(&mut app, "bstage app\n");
+    assert_eq!(
+        screen(&app, 80, 24)[23].trim_end(),
+        "breakpoint 1: stage app"
+    );
+    press(&mut app, "c");
+    let lines = screen(&app, 100, 30);
+    assert_eq!(lines[29].trim_end(), "stage app: #10 reached app");
+    assert!(lines[0].contains("  PAUSED  t 0.000133  "), "{}", lines[0]);
+    assert_eq!(
+        lines[1],
+        "     ┌wire─────────┐┌frame_buffer─┐┌stack────────┐┌socket_buffer┐┌conn_buffer──┐╔▶app═════════╗     "
+    );
+    assert_eq!(
+        lines[19].trim_end(),
+        "▶   0.000126 rx  10.77.0.1:49392 > 10.77.0.2:80 TCP [P.] seq=3248… ●●●●●● delivered"
+    );
+    assert_eq!(lines[20].trim_end(), "  detail: #10");
+    assert_eq!(lines[24].trim_end(), "outcome: delivered at app");
+}
+
+#[test]
+fn a_list_filter_lists_only_the_matching_rows() {
+    let mut app = demo();
+    press(&mut app, "bstage app\nc/tcp and syn\n");
+    assert!(app.input.is_none());
+    let lines = screen(&app, 100, 30);
+    assert_eq!(lines[11].trim_end(), "» packets: 3 matching 'tcp and syn'");
+    let rows: Vec<&str> = lines[13..20].iter().map(|l| l.trim_end()).collect();
+    assert_eq!(
+        rows,
+        [
+            "    0.000040 rx  10.77.0.1:49392 > 10.77.0.2:80 TCP [S] seq=32483… ●●●○○○ consumed",
+            "    0.000044 tx  10.77.0.2:80 > 10.77.0.1:49392 TCP [S.] seq=4260… ○○○●●● sent",
+            "    0.000053 rx  10.77.0.2:80 > 10.77.0.1:49392 TCP [S.] seq=3876… ●○○○○○ consumed",
+            "",
+            "",
+            "",
+            "",
+        ]
+    );
+    // The selected packet (not a SYN) stays selected and detailed, though not listed.
+    assert_eq!(lines[20].trim_end(), "  detail: #10");
+    // An empty filter lists everything again.
+    press(&mut app, "/");
+    for _ in 0.."tcp and syn".len() {
+        app.handle(key(KeyCode::Backspace));
+    }
+    press(&mut app, "\n");
+    assert_eq!(screen(&app, 100, 30)[11].trim_end(), "» packets: 11");
+}
+
+#[test]
+fn a_bad_filter_shows_the_error_under_the_input_and_the_app_carries_on() {
+    let mut app = demo();
+    assert_eq!(press(&mut app, "/port x\n"), Control::Continue);
+    let lines = screen(&app, 80, 24);
+    assert_eq!(lines[22].trim_end(), "filter: port x█");
+    assert_eq!(
+        lines[23],
+        "             ^ expected a port number after 'port', found 'x'                   "
+    );
+    assert!(app.list_filter.is_match_all(), "the old filter stays");
+    // Typing clears the error; Esc closes the input without applying; the run goes on.
+    press(&mut app, "\x1b");
+    assert!(app.input.is_none());
+    app.tick(1_000_000);
+    assert!(app.debugger().pipeline().now() >= 1_000_000);
+}
+
+#[test]
+fn a_bad_breakpoint_shows_its_error_too() {
+    let mut app = demo();
+    press(&mut app, "bstage nowhere\n");
+    let lines = screen(&app, 100, 30);
+    assert_eq!(lines[28].trim_end(), "break on: stage nowhere█");
+    assert_eq!(
+        lines[29].trim_end(),
+        "          no stage 'nowhere' (one of: wire, frame_buffer, stack, socket_buffer, conn_buffer, app)"
+    );
+    assert!(app.debugger().breakpoints.is_empty());
+}
+
+#[test]
+fn breakpoint_inputs_parse_to_every_kind() {
+    let parse = |t: &str| parse_breakpoint(t).map(|b| b.to_string());
+    assert_eq!(parse("stage app").unwrap(), "stage app");
+    assert_eq!(parse("drop").unwrap(), "any drop");
+    assert_eq!(parse(" state ").unwrap(), "TCP state change");
+    assert_eq!(parse("buffer 4096").unwrap(), "buffer above 4096 bytes");
+    assert_eq!(parse("tcp and syn").unwrap(), "filter 'tcp and syn'");
+    assert!(parse("").is_err());
+    assert!(parse("buffer lots").unwrap_err().message.contains("'lots'"));
+    assert!(parse("stage").is_err());
+    assert_eq!(parse("port x").unwrap_err().column, Some(5));
+}
+
+#[test]
+fn help_lists_every_key_and_any_key_closes_it() {
+    let mut app = demo();
+    press(&mut app, "s");
+    let before = screen(&app, 80, 24);
+    press(&mut app, "?");
+    let lines = screen(&app, 80, 24);
+    let text = lines.join("\n");
+    for (keys, what) in view::KEYS {
+        assert!(text.contains(keys) && text.contains(what), "{keys} {what}");
+    }
+    for k in [
+        "space", "s ", "n ", "c ", "b ", "/ ", "+  -", "Tab", "u  Bksp", "? ", "q ", "g  G",
+    ] {
+        assert!(
+            lines[5..18].iter().any(|l| l.contains(&format!("│{k}"))),
+            "{k}"
+        );
+    }
+    assert!(!text.contains("export"), "e is not bound");
+    assert_eq!(
+        lines[4],
+        "       ┌ keys ─────────────────────────────────────────────────────────┐utcome  "
+    );
+    assert_eq!(
+        lines[8].trim_end(),
+        "       │s         step one hop                                         │"
+    );
+    press(&mut app, "x");
+    assert_eq!(screen(&app, 80, 24), before);
+}
+
+#[test]
+fn step_back_restores_the_previous_screen_exactly() {
+    let mut app = demo();
+    press(&mut app, "ss");
+    let (wide, narrow) = (screen(&app, 100, 30), screen(&app, 80, 24));
+    press(&mut app, "s");
+    assert_ne!(screen(&app, 100, 30), wide);
+    press(&mut app, "u");
+    assert_eq!(screen(&app, 100, 30), wide);
+    assert_eq!(screen(&app, 80, 24), narrow);
+
+    // A continue is one step back too, and Backspace is the same key.
+    press(&mut app, "bstage app\n");
+    let before_continue = screen(&app, 100, 30);
+    press(&mut app, "c");
+    app.handle(key(KeyCode::Backspace));
+    assert_eq!(screen(&app, 100, 30), before_continue);
+}
+
+#[test]
+fn next_finishes_the_selected_packets_path() {
+    let mut app = demo();
+    press(&mut app, "s");
+    assert_eq!(app.selected, Some(1));
+    press(&mut app, "n");
+    assert_eq!(app.status, "next: #1 consumed at stack");
+    press(&mut app, "n");
+    assert_eq!(app.status, "next: #1 has already finished");
+}
+
+#[test]
+fn movement_keys_walk_the_list_and_tab_switches_to_the_detail_pane() {
+    let mut app = demo();
+    press(&mut app, "bstage app\nc");
+    assert_eq!(app.selected, Some(10));
+    press(&mut app, "j");
+    assert_eq!(app.selected, Some(11));
+    app.handle(key(KeyCode::Up));
+    press(&mut app, "k");
+    assert_eq!(app.selected, Some(9));
+    press(&mut app, "g");
+    assert_eq!(app.selected, Some(1));
+    press(&mut app, "G");
+    assert_eq!(app.selected, Some(11));
+    press(&mut app, "\t");
+    assert_eq!(app.focus, Pane::Detail);
+    press(&mut app, "jj");
+    assert_eq!((app.selected, app.detail_scroll), (Some(11), 2));
+    assert!(screen(&app, 80, 24)[13].starts_with("» detail: #11"));
+}
+
+#[test]
+fn speed_keys_double_and_halve_within_bounds() {
+    let mut app = demo();
+    press(&mut app, "++");
+    assert_eq!(app.speed, Some(4.0));
+    press(&mut app, "---");
+    assert_eq!(app.speed, Some(0.5));
+    assert!(screen(&app, 80, 24)[0].contains("  x0.5  "));
+    for _ in 0..20 {
+        press(&mut app, "+");
+    }
+    assert_eq!(app.speed, Some(64.0));
+}
+
+#[test]
+fn ticks_run_at_the_pace_and_stop_at_a_breakpoint() {
+    let mut app = demo();
+    press(&mut app, " ");
+    assert!(app.paused);
+    app.tick(1_000_000_000);
+    assert_eq!(app.debugger().moves(), 0, "paused: nothing moves");
+    press(&mut app, " ");
+    app.tick(20_000);
+    let now = app.debugger().pipeline().now();
+    assert!((20_000..133_000).contains(&now), "{now}");
+    press(&mut app, "bstage app\n");
+    app.tick(1_000_000_000);
+    assert!(app.paused);
+    assert_eq!(app.status, "stage app: #10 reached app");
+    assert_eq!(app.selected, Some(10));
+}
+
+#[test]
+fn q_quits_but_is_just_a_letter_in_the_input_line() {
+    let mut app = demo();
+    assert_eq!(press(&mut app, "/q"), Control::Continue);
+    assert_eq!(app.input.as_ref().unwrap().text, "q");
+    assert_eq!(press(&mut app, "\x1bq"), Control::Quit);
+    let mut app = demo();
+    assert_eq!(press(&mut app, "?q"), Control::Quit);
+}
+
+#[test]
+fn no_color_draws_the_whole_screen_without_colour() {
+    let mut app = demo();
+    app.no_color = true;
+    press(&mut app, "bstage app\nc?");
+    let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    terminal.draw(|f| app.render(f)).unwrap();
+    let buf = terminal.backend().buffer();
+    assert!(
+        buf.content()
+            .iter()
+            .all(|c| c.fg == ratatui::style::Color::Reset && c.bg == ratatui::style::Color::Reset)
+    );
+}

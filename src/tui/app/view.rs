@@ -1,0 +1,264 @@
+//! Drawing the whole screen from an `App`: status bar, pipeline diagram, packet list, detail pane for the
+//! selected packet, the message or input line, and the help overlay.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use super::{App, Input, Pane};
+use crate::pipeline::clock::Nanos;
+use crate::pipeline::trace::PacketRecord;
+use crate::tui::snapshot::{Mode, Snapshot};
+use crate::tui::widgets::{PacketList, PipelineDiagram, fit, format_time};
+
+/// Below this height the diagram shrinks to one line per lane, leaving room for the list and the detail.
+const FULL_DIAGRAM_MIN_HEIGHT: u16 = 30;
+/// The diagram's one-line-per-lane form.
+const COMPACT_DIAGRAM_HEIGHT: u16 = 2;
+/// The source's name in the status bar is cut to this, so the counters after it stay on an 80-column screen.
+const MODE_NAME_WIDTH: usize = 20;
+const HEX_BYTES_PER_LINE: usize = 16;
+
+/// Every key, for the help overlay; the key handler in `App::handle` is the other half of this table.
+pub const KEYS: &[(&str, &str)] = &[
+    ("↓ j  ↑ k", "move the selection (scroll in the detail pane)"),
+    ("g  G", "first / last packet"),
+    ("space", "pause / resume"),
+    ("s", "step one hop"),
+    ("n", "next: finish the selected packet's path"),
+    ("c", "continue to a breakpoint"),
+    ("b", "break on: stage NAME, drop, state, buffer N, filter"),
+    ("/", "filter the list (Enter applies, Esc cancels)"),
+    ("+  -", "faster / slower"),
+    ("Tab", "switch between the list and the detail pane"),
+    ("u  Bksp", "step back"),
+    ("?", "this help (any key closes it)"),
+    ("q", "quit"),
+];
+
+/// A short latency: `800ns`, `1.5µs`, `2.0ms`, `1.250s`.
+fn format_latency(ns: Nanos) -> String {
+    match ns {
+        0..1_000 => format!("{ns}ns"),
+        1_000..1_000_000 => format!("{:.1}µs", ns as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1}ms", ns as f64 / 1e6),
+        _ => format!("{:.3}s", ns as f64 / 1e9),
+    }
+}
+
+fn status_bar(s: &Snapshot) -> String {
+    let mode = match &s.mode {
+        Mode::Live => "LIVE".to_string(),
+        Mode::Replay { file } => format!("REPLAY {}", fit(file, MODE_NAME_WIDTH)),
+    };
+    let state = if s.paused { "PAUSED" } else { "RUNNING" };
+    let speed = s.speed.map_or("max".to_string(), |x| format!("x{x}"));
+    format!(
+        "{mode}  {state}  t {}  {speed}  in {} out {}  drops {}  lost {}",
+        format_time(s.now_ns),
+        s.frames_in,
+        s.frames_out,
+        s.dropped,
+        s.events_lost
+    )
+}
+
+/// The selected packet, compactly: hops with per-hop latency, outcome, what it caused, smoltcp's lines, hex.
+fn detail_lines(p: &PacketRecord) -> Vec<String> {
+    let mut lines = vec![format!("#{} {} {}", p.id, p.dir.name(), p.summary())];
+    let mut hops = Vec::new();
+    let mut previous: Option<Nanos> = None;
+    for h in &p.hops {
+        hops.push(match previous {
+            None => format!("{} {}", h.stage, format_time(h.t_ns)),
+            Some(t) => format!("{} +{}", h.stage, format_latency(h.t_ns.saturating_sub(t))),
+        });
+        previous = Some(h.t_ns);
+    }
+    lines.push(format!("hops: {}", hops.join(" → ")));
+    lines.push(match &p.outcome {
+        None => "outcome: in flight".into(),
+        Some(o) => {
+            let why = o
+                .reason
+                .as_ref()
+                .map(|r| r.to_string())
+                .or(o.note.clone())
+                .map_or(String::new(), |w| format!(": {w}"));
+            format!("outcome: {} at {}{why}", o.kind.name(), o.stage)
+        }
+    });
+    if !p.caused.is_empty() {
+        let ids: Vec<String> = p.caused.iter().map(|id| format!("#{id}")).collect();
+        lines.push(format!("caused: {}", ids.join(" ")));
+    }
+    for l in &p.stack_log {
+        lines.push(format!("log: {}", l.message));
+    }
+    for (i, chunk) in p.frame.chunks(HEX_BYTES_PER_LINE).enumerate() {
+        let bytes: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
+        lines.push(format!(
+            "{:04x}  {}",
+            i * HEX_BYTES_PER_LINE,
+            bytes.join(" ")
+        ));
+    }
+    lines
+}
+
+/// A pane's title line; the focused pane's is marked and bold.
+fn title(text: String, focused: bool) -> Line<'static> {
+    if focused {
+        Line::styled(
+            format!("» {text}"),
+            Style::new().add_modifier(Modifier::BOLD),
+        )
+    } else {
+        Line::raw(format!("  {text}"))
+    }
+}
+
+impl App {
+    pub fn render(&self, frame: &mut Frame) {
+        let area = frame.area();
+        let snapshot = self.snapshot();
+        let diagram_h = if area.height >= FULL_DIAGRAM_MIN_HEIGHT {
+            PipelineDiagram::FULL_HEIGHT
+        } else {
+            COMPACT_DIAGRAM_HEIGHT
+        };
+        let input_error = self.input.as_ref().is_some_and(|i| i.error.is_some());
+        let bottom_h = if input_error { 2 } else { 1 };
+        let [bar, diagram, list, detail, bottom] = area.layout(&Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(diagram_h),
+            Constraint::Fill(1),
+            Constraint::Fill(1),
+            Constraint::Length(bottom_h),
+        ]));
+        let bar_style = Style::new().add_modifier(Modifier::REVERSED);
+        frame.render_widget(Paragraph::new(status_bar(&snapshot)).style(bar_style), bar);
+        let no_color = self.no_color;
+        let snapshot_ref = &snapshot;
+        frame.render_widget(
+            PipelineDiagram {
+                snapshot: snapshot_ref,
+                no_color,
+            },
+            diagram,
+        );
+        self.render_list(frame, &snapshot, list);
+        self.render_detail(frame, detail);
+        match &self.input {
+            Some(input) => render_input(frame, input, bottom),
+            None => {
+                let message = if self.status.is_empty() {
+                    "? help  q quit"
+                } else {
+                    &self.status
+                };
+                frame.render_widget(Paragraph::new(message), bottom);
+            }
+        }
+        if self.help {
+            render_help(frame, area);
+        }
+    }
+
+    fn render_list(&self, frame: &mut Frame, snapshot: &Snapshot, area: Rect) {
+        let [head, rows] = area.layout(&Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Fill(1),
+        ]));
+        let filter = if self.list_filter_text.is_empty() {
+            String::new()
+        } else {
+            format!(" matching '{}'", self.list_filter_text)
+        };
+        let text = format!("packets: {}{filter}", snapshot.rows.len());
+        frame.render_widget(Paragraph::new(title(text, self.focus == Pane::List)), head);
+        frame.render_widget(
+            PacketList {
+                snapshot,
+                no_color: self.no_color,
+            },
+            rows,
+        );
+    }
+
+    fn render_detail(&self, frame: &mut Frame, area: Rect) {
+        let [head, body] = area.layout(&Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Fill(1),
+        ]));
+        let focused = self.focus == Pane::Detail;
+        let packet = self.selected.and_then(|id| self.debugger.packet(id));
+        let Some(p) = packet else {
+            let text = match self.selected {
+                Some(id) => format!("detail: #{id} is not kept (or not made yet)"),
+                None => "detail: no packet selected (j/k select, s steps)".into(),
+            };
+            frame.render_widget(Paragraph::new(title(text, focused)), head);
+            return;
+        };
+        frame.render_widget(
+            Paragraph::new(title(format!("detail: #{}", p.id), focused)),
+            head,
+        );
+        let lines: Vec<Line> = detail_lines(p).into_iter().map(Line::raw).collect();
+        // Clamp so `G` (scroll to the end) leaves the last lines on screen rather than an empty pane.
+        let max_scroll = (lines.len() as u16).saturating_sub(body.height);
+        let scroll = self.detail_scroll.min(max_scroll);
+        frame.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .scroll((scroll, 0)),
+            body,
+        );
+    }
+}
+
+fn render_input(frame: &mut Frame, input: &Input, area: Rect) {
+    let prompt = input.kind.prompt();
+    let line = format!("{prompt}{}█", input.text);
+    let [text, error] = area.layout(&Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Fill(1),
+    ]));
+    frame.render_widget(Paragraph::new(line), text);
+    if let Some(e) = &input.error {
+        // A caret under the offending token when the parser says where it is.
+        let message = match e.column {
+            Some(c) => format!("{}^ {}", " ".repeat(prompt.len() + c), e.message),
+            None => format!("{}{}", " ".repeat(prompt.len()), e.message),
+        };
+        frame.render_widget(Paragraph::new(message), error);
+    }
+}
+
+fn render_help(frame: &mut Frame, area: Rect) {
+    let key_w = KEYS
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let lines: Vec<Line> = KEYS
+        .iter()
+        .map(|(k, what)| Line::raw(format!("{k:<key_w$}  {what}")))
+        .collect();
+    let width = lines.iter().map(|l| l.width()).max().unwrap_or(0) as u16 + 4;
+    let height = lines.len() as u16 + 2;
+    let rect = Rect::new(
+        area.x + area.width.saturating_sub(width) / 2,
+        area.y + area.height.saturating_sub(height) / 2,
+        width.min(area.width),
+        height.min(area.height),
+    );
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::new().borders(Borders::ALL).title(" keys ")),
+        rect,
+    );
+}
