@@ -1,11 +1,20 @@
 //! The `pktpath` binary: parse arguments, run the chosen front end, map errors to exit codes
 //! (0 ok, 1 runtime error, 2 usage error).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use pktpath::cli::{self, Command};
 use pktpath::headless;
 use pktpath::replay::run as replay;
+use pktpath::tui::run as tui;
+
+/// What a `sim` or `replay` without `--headless` says when stdout is not a terminal (exit 2).
+const NOT_A_TERMINAL: &str =
+    "pktpath: stdout is not a terminal; add --headless to print a summary instead";
+/// What a TUI run with an export option says (exit 2): exports are written by headless runs.
+const EXPORT_NEEDS_HEADLESS: &str =
+    "pktpath: --export and --pcap-out are written by headless runs; add --headless";
 
 fn main() -> ExitCode {
     let cli = match cli::parse() {
@@ -13,7 +22,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("pktpath: {e:#}");
             ExitCode::from(1)
@@ -21,30 +30,58 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: cli::Cli) -> anyhow::Result<()> {
-    // No command: the built-in demo (the TUI takes this over when it arrives).
-    let command = cli.command.unwrap_or_else(cli::demo_command);
+fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    let terminal = std::io::stdout().is_terminal();
+    // No command: the built-in demo, in the TUI on a terminal, else its headless summary.
+    let (command, implicit) = match cli.command {
+        Some(command) => (command, false),
+        None => (cli::demo_command(), true),
+    };
     match command {
         Command::Sim(args) => {
             if let Err(usage) = args.validate() {
                 eprintln!("pktpath: {usage}");
-                std::process::exit(2);
+                return Ok(ExitCode::from(2));
             }
             let spec = args.spec();
             let plan = args.exports();
-            // The TUI arrives with its own issue; until then every sim run is headless.
+            if !args.headless {
+                if !terminal {
+                    eprintln!("{NOT_A_TERMINAL}");
+                    return Ok(ExitCode::from(2));
+                }
+                if plan.timeline.is_some() || plan.pcap.is_some() {
+                    eprintln!("{EXPORT_NEEDS_HEADLESS}");
+                    return Ok(ExitCode::from(2));
+                }
+                tui::run_sim(&spec)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let result = headless::run_sim_with(&spec, &plan)?;
             let text = headless::summary(&spec, &result, plan.timeline.as_ref());
             headless::print(&mut std::io::stdout().lock(), &text)?;
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Replay(args) => {
             let spec = args.spec();
             let plan = args.exports();
+            let headless = args.headless || (implicit && !terminal);
+            if !headless {
+                if !terminal {
+                    eprintln!("{NOT_A_TERMINAL}");
+                    return Ok(ExitCode::from(2));
+                }
+                if plan.timeline.is_some() || plan.pcap.is_some() {
+                    eprintln!("{EXPORT_NEEDS_HEADLESS}");
+                    return Ok(ExitCode::from(2));
+                }
+                tui::run_replay(&spec)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let result = replay::run_with(&spec, &plan)?;
             let text = replay::summary(&spec, &result, plan.timeline.as_ref());
             headless::print(&mut std::io::stdout().lock(), &text)?;
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

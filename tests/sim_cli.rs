@@ -449,3 +449,25 @@ fn oversized_payload_is_a_usage_error() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("--clients 1000 × --bytes 1073741824"), "{err}");
 }
+
+/// Without `--headless`, `sim` and `replay` open the TUI, which needs a terminal: with stdout piped they say so in
+/// one line and exit 2, and write nothing to stdout.
+#[test]
+fn without_a_terminal_the_tui_commands_say_so_and_exit_2() {
+    let capture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/demo.pcapng");
+    for args in [
+        vec!["sim"],
+        vec!["sim", "--clients", "1"],
+        vec!["replay", "--demo"],
+        vec!["replay", capture.to_str().unwrap()],
+    ] {
+        let out = pktpath(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            "pktpath: stdout is not a terminal; add --headless to print a summary instead\n",
+            "{args:?}"
+        );
+        assert!(stdout(&out).is_empty(), "{args:?}: {}", stdout(&out));
+    }
+}

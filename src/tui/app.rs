@@ -220,6 +220,19 @@ impl App {
         Control::Continue
     }
 
+    /// The mouse wheel: moves the selection (or scrolls the detail pane when it has the focus), one row per
+    /// notch. Ignored while the input line or the help overlay is open.
+    pub fn wheel(&mut self, down: bool) {
+        if self.input.is_some() || self.help {
+            return;
+        }
+        if down {
+            self.move_down()
+        } else {
+            self.move_up()
+        }
+    }
+
     fn open_input(&mut self, kind: InputKind, text: String) {
         self.input = Some(Input {
             kind,

@@ -5,5 +5,7 @@
 pub mod app;
 pub mod debugger;
 pub mod filter;
+pub mod run;
 pub mod snapshot;
+pub mod term;
 pub mod widgets;

@@ -339,3 +339,26 @@ fn no_color_draws_the_whole_screen_without_colour() {
             .all(|c| c.fg == ratatui::style::Color::Reset && c.bg == ratatui::style::Color::Reset)
     );
 }
+
+#[test]
+fn the_wheel_moves_the_selection_like_the_arrows_but_not_while_help_is_open() {
+    let mut app = demo();
+    app.tick(1_000_000_000);
+    let mut arrows = demo();
+    arrows.tick(1_000_000_000);
+    assert!(
+        app.row_ids().len() >= 3,
+        "the demo has finished packets by 1 s"
+    );
+    for down in [true, true, true, false] {
+        app.wheel(down);
+        arrows.handle(key(if down { KeyCode::Down } else { KeyCode::Up }));
+        assert_eq!(app.selected, arrows.selected);
+    }
+    assert!(app.selected.is_some());
+    let before = app.selected;
+    press(&mut app, "?");
+    app.wheel(true);
+    assert_eq!(app.selected, before);
+    assert!(app.help, "the wheel does not close help");
+}

@@ -1,0 +1,164 @@
+//! End to end: the real binary in a pseudo-terminal with no arguments opens the TUI on the demo capture. The
+//! test reads the screen through a vt100 parser, pauses, steps, quits, and checks that the terminal modes the
+//! TUI turned on (alternate screen, hidden cursor, mouse capture) were turned off again at exit.
+
+use std::io::{Read, Write};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+
+const ROWS: u16 = 30;
+const COLS: u16 = 100;
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The terminal as the child left it: every byte it wrote, and the screen those bytes make.
+struct Screen {
+    bytes: Vec<u8>,
+    parser: vt100::Parser,
+    output: Receiver<Vec<u8>>,
+}
+
+impl Screen {
+    fn contents(&self) -> String {
+        self.parser.screen().contents()
+    }
+
+    /// Take whatever output has arrived, waiting at most `timeout` for the first piece.
+    fn pump(&mut self, timeout: Duration) {
+        if let Ok(chunk) = self.output.recv_timeout(timeout) {
+            self.feed(&chunk);
+            while let Ok(chunk) = self.output.try_recv() {
+                self.feed(&chunk);
+            }
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) {
+        self.bytes.extend_from_slice(chunk);
+        self.parser.process(chunk);
+    }
+
+    /// Read output until the screen satisfies `ok`, or fail after `WAIT` showing the screen.
+    fn wait_for(&mut self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let text = self.contents();
+            if ok(&text) {
+                return text;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "timed out waiting for {what}; the screen:\n{text}"
+            );
+            self.pump(Duration::from_millis(100));
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|w| w == needle)
+}
+
+#[test]
+fn the_tui_runs_the_demo_in_a_pty_and_restores_the_terminal() {
+    let pty = native_pty_system();
+    let pair = pty
+        .openpty(PtySize {
+            rows: ROWS,
+            cols: COLS,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .expect("open a pty");
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_pktpath"));
+    cmd.cwd(env!("CARGO_MANIFEST_DIR"));
+    cmd.env("TERM", "xterm-256color");
+    cmd.env_remove("NO_COLOR");
+    let mut child = pair.slave.spawn_command(cmd).expect("spawn pktpath");
+    drop(pair.slave);
+
+    let mut reader = pair.master.try_clone_reader().expect("pty reader");
+    let mut writer = pair.master.take_writer().expect("pty writer");
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let mut screen = Screen {
+        bytes: Vec::new(),
+        parser: vt100::Parser::new(ROWS.try_into().unwrap(), COLS.try_into().unwrap(), 0),
+        output: rx,
+    };
+    let mut press = |key: &[u8]| {
+        writer.write_all(key).expect("write to the pty");
+        writer.flush().unwrap();
+    };
+
+    // The pipeline diagram with its stages, and the demo named in the status bar.
+    screen.wait_for("the stage names", |s| {
+        s.contains("wire")
+            && s.contains("frame_buffer")
+            && s.contains("stack")
+            && s.contains("demo")
+    });
+
+    press(b" ");
+    let paused = screen.wait_for("PAUSED", |s| s.contains("PAUSED"));
+
+    press(b"s");
+    screen.wait_for("the screen to change after a step", |s| {
+        s != paused && s.contains("PAUSED")
+    });
+
+    let drawn = screen.bytes.len();
+    press(b"q");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for pktpath") {
+            break status;
+        }
+        assert!(start.elapsed() < WAIT, "pktpath did not exit after q");
+        screen.pump(Duration::from_millis(50));
+    };
+    // Whatever the child wrote last is still in the pty; give the reader a moment to hand it over.
+    let start = Instant::now();
+    while find(&screen.bytes, b"\x1b[?1049l").is_none() && start.elapsed() < WAIT {
+        screen.pump(Duration::from_millis(50));
+    }
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(status.exit_code(), 0);
+
+    let tail = &screen.bytes[drawn..];
+    for (name, seq) in [
+        ("leave the alternate screen", &b"\x1b[?1049l"[..]),
+        ("show the cursor", b"\x1b[?25h"),
+        ("stop mouse reporting", b"\x1b[?1000l"),
+        ("stop SGR mouse reporting", b"\x1b[?1006l"),
+    ] {
+        assert!(
+            find(tail, seq).is_some(),
+            "after quitting, the output does not {name} ({seq:?}); it ends {:?}",
+            String::from_utf8_lossy(&tail[tail.len().saturating_sub(200)..])
+        );
+    }
+    // Nothing is drawn after the terminal was given back: leaving the alternate screen comes after the last
+    // draw, and the parser agrees the main screen is showing with the cursor visible.
+    let left = find(&screen.bytes, b"\x1b[?1049l").unwrap();
+    assert!(find(&screen.bytes, b"\x1b[?1049h").unwrap() < left);
+    assert!(!screen.parser.screen().alternate_screen());
+    assert!(!screen.parser.screen().hide_cursor());
+    assert_eq!(
+        screen.parser.screen().mouse_protocol_mode(),
+        vt100::MouseProtocolMode::None
+    );
+}
