@@ -60,8 +60,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).rposition(|w| w == needle)
 }
 
-#[test]
-fn the_tui_runs_the_demo_in_a_pty_and_restores_the_terminal() {
+type Child = Box<dyn portable_pty::Child + Send + Sync>;
+
+/// Start the real binary with `args` in a 100×30 pty; its output feeds a `Screen`.
+fn spawn(args: &[&str]) -> (Screen, Box<dyn Write + Send>, Child) {
     let pty = native_pty_system();
     let pair = pty
         .openpty(PtySize {
@@ -72,14 +74,15 @@ fn the_tui_runs_the_demo_in_a_pty_and_restores_the_terminal() {
         })
         .expect("open a pty");
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_pktpath"));
+    cmd.args(args);
     cmd.cwd(env!("CARGO_MANIFEST_DIR"));
     cmd.env("TERM", "xterm-256color");
     cmd.env_remove("NO_COLOR");
-    let mut child = pair.slave.spawn_command(cmd).expect("spawn pktpath");
+    let child = pair.slave.spawn_command(cmd).expect("spawn pktpath");
     drop(pair.slave);
 
     let mut reader = pair.master.try_clone_reader().expect("pty reader");
-    let mut writer = pair.master.take_writer().expect("pty writer");
+    let writer = pair.master.take_writer().expect("pty writer");
     let (tx, rx) = channel();
     std::thread::spawn(move || {
         let mut buf = [0u8; 8192];
@@ -94,11 +97,58 @@ fn the_tui_runs_the_demo_in_a_pty_and_restores_the_terminal() {
             }
         }
     });
-    let mut screen = Screen {
+    let screen = Screen {
         bytes: Vec::new(),
         parser: vt100::Parser::new(ROWS.try_into().unwrap(), COLS.try_into().unwrap(), 0),
         output: rx,
     };
+    (screen, writer, child)
+}
+
+/// Wait (bounded) for the child to exit, still reading its output, then for the pty to hand over the last of it.
+fn wait_exit(screen: &mut Screen, child: &mut Child) -> portable_pty::ExitStatus {
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for pktpath") {
+            break status;
+        }
+        assert!(start.elapsed() < WAIT, "pktpath did not exit");
+        screen.pump(Duration::from_millis(50));
+    };
+    let start = Instant::now();
+    while find(&screen.bytes, b"\x1b[?1049l").is_none() && start.elapsed() < WAIT {
+        screen.pump(Duration::from_millis(50));
+    }
+    status
+}
+
+/// Every mode the TUI turned on is off again in `tail` (the output after the last draw), and the parser agrees.
+fn assert_restored(screen: &Screen, tail: &[u8]) {
+    for (name, seq) in [
+        ("leave the alternate screen", &b"\x1b[?1049l"[..]),
+        ("show the cursor", b"\x1b[?25h"),
+        ("stop mouse reporting", b"\x1b[?1000l"),
+        ("stop SGR mouse reporting", b"\x1b[?1006l"),
+    ] {
+        assert!(
+            find(tail, seq).is_some(),
+            "after quitting, the output does not {name} ({seq:?}); it ends {:?}",
+            String::from_utf8_lossy(&tail[tail.len().saturating_sub(200)..])
+        );
+    }
+    let left = find(&screen.bytes, b"\x1b[?1049l").unwrap();
+    assert!(find(&screen.bytes, b"\x1b[?1049h").unwrap() < left);
+    assert!(!screen.parser.screen().alternate_screen());
+    assert!(!screen.parser.screen().hide_cursor());
+    assert_eq!(
+        screen.parser.screen().mouse_protocol_mode(),
+        vt100::MouseProtocolMode::None
+    );
+}
+
+#[test]
+fn the_tui_runs_the_demo_in_a_pty_and_restores_the_terminal() {
+    let (mut screen, mut writer, mut child) = spawn(&[]);
     let mut press = |key: &[u8]| {
         writer.write_all(key).expect("write to the pty");
         writer.flush().unwrap();
@@ -122,43 +172,24 @@ fn the_tui_runs_the_demo_in_a_pty_and_restores_the_terminal() {
 
     let drawn = screen.bytes.len();
     press(b"q");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for pktpath") {
-            break status;
-        }
-        assert!(start.elapsed() < WAIT, "pktpath did not exit after q");
-        screen.pump(Duration::from_millis(50));
-    };
-    // Whatever the child wrote last is still in the pty; give the reader a moment to hand it over.
-    let start = Instant::now();
-    while find(&screen.bytes, b"\x1b[?1049l").is_none() && start.elapsed() < WAIT {
-        screen.pump(Duration::from_millis(50));
-    }
+    let status = wait_exit(&mut screen, &mut child);
     assert!(status.success(), "exit status {status:?}");
     assert_eq!(status.exit_code(), 0);
+    assert_restored(&screen, &screen.bytes[drawn..]);
+}
 
-    let tail = &screen.bytes[drawn..];
-    for (name, seq) in [
-        ("leave the alternate screen", &b"\x1b[?1049l"[..]),
-        ("show the cursor", b"\x1b[?25h"),
-        ("stop mouse reporting", b"\x1b[?1000l"),
-        ("stop SGR mouse reporting", b"\x1b[?1006l"),
-    ] {
-        assert!(
-            find(tail, seq).is_some(),
-            "after quitting, the output does not {name} ({seq:?}); it ends {:?}",
-            String::from_utf8_lossy(&tail[tail.len().saturating_sub(200)..])
-        );
-    }
-    // Nothing is drawn after the terminal was given back: leaving the alternate screen comes after the last
-    // draw, and the parser agrees the main screen is showing with the cursor visible.
-    let left = find(&screen.bytes, b"\x1b[?1049l").unwrap();
-    assert!(find(&screen.bytes, b"\x1b[?1049h").unwrap() < left);
-    assert!(!screen.parser.screen().alternate_screen());
-    assert!(!screen.parser.screen().hide_cursor());
-    assert_eq!(
-        screen.parser.screen().mouse_protocol_mode(),
-        vt100::MouseProtocolMode::None
-    );
+/// SIGTERM (and SIGINT, the same handler) ends the loop normally: exit 0 and the terminal given back.
+#[test]
+fn sigterm_ends_the_sim_tui_and_restores_the_terminal() {
+    let (mut screen, _writer, mut child) = spawn(&["sim", "--clients", "1"]);
+    screen.wait_for("the live stage names", |s| {
+        s.contains("LIVE") && s.contains("frame_buffer") && s.contains("stack")
+    });
+    let pid = child.process_id().expect("a pid") as libc::pid_t;
+    let drawn = screen.bytes.len();
+    // SAFETY: kill(2) on the child this test spawned and has not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = wait_exit(&mut screen, &mut child);
+    assert!(status.success(), "exit status {status:?}");
+    assert_restored(&screen, &screen.bytes[drawn..]);
 }
