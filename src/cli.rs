@@ -15,7 +15,7 @@ use crate::sim::SimSpec;
     name = "pktpath",
     version,
     about = "Trace every packet through a userspace network path: wire → frame buffer → smoltcp → connection → app",
-    after_help = "With no command, pktpath replays its built-in demo capture (an HTTP GET)."
+    after_help = "With no command, pktpath replays its built-in demo capture (an HTTP GET): in the TUI when stdout is a terminal, else as a headless summary."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -70,7 +70,7 @@ pub struct ReplayArgs {
     /// Seed for the stack's ISNs; same capture and seed, same timeline.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,
-    /// Run without the TUI and print a summary.
+    /// Run without the TUI and print a summary (needed when stdout is not a terminal, and for --export/--pcap-out).
     #[arg(long)]
     pub headless: bool,
     /// Write the stage timeline to this file.
@@ -146,7 +146,7 @@ pub struct SimArgs {
     /// Seed for the stacks' ISNs and the peer's payloads; same seed, same timeline.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,
-    /// Run without the TUI and print a summary.
+    /// Run without the TUI and print a summary (needed when stdout is not a terminal, and for --export/--pcap-out).
     #[arg(long)]
     pub headless: bool,
     /// Write the stage timeline to this file.
