@@ -272,6 +272,19 @@ impl Pipeline {
             .map(|(&id, c)| (id, c.rx_buffered(), c.tx_buffered()))
     }
 
+    /// The open TCP connections' records with their current state (`ESTABLISHED`, …), by connection id
+    /// (read-only; the TUI's connections view draws them).
+    pub fn open_connections(&self) -> impl Iterator<Item = (&ConnectionRecord, String)> + '_ {
+        self.conns
+            .values()
+            .map(|c| (&c.record, c.state.to_string()))
+    }
+
+    /// The TCP connections that ended during the run so far, in the order they did.
+    pub fn closed_connections(&self) -> &[ConnectionRecord] {
+        &self.closed
+    }
+
     /// The earliest wire time of a packet still on its way (an rx frame that has arrived but not finished).
     /// Every packet drained later either has this wire time or later, or reaches the wire at `now()` or later.
     pub fn earliest_wire_in_flight(&self) -> Option<Nanos> {

@@ -45,6 +45,8 @@ pub enum Pane {
     #[default]
     List,
     Detail,
+    /// The TCP connections, drawn where the detail pane is while it has the focus.
+    Connections,
 }
 
 /// What `u` goes back to: the debugger's move count and the screen state that went with it.
@@ -72,6 +74,8 @@ pub struct App {
     pub no_color: bool,
     pub focus: Pane,
     pub detail_scroll: u16,
+    /// Lines the connections pane is scrolled past.
+    pub conns_scroll: u16,
     /// One line: the last breakpoint hit and why, or what the last key did.
     pub status: String,
     /// The virtual time the run should have reached, advanced by ticks; the clock may run ahead of it when the
@@ -96,6 +100,7 @@ impl App {
             no_color: false,
             focus: Pane::List,
             detail_scroll: 0,
+            conns_scroll: 0,
             status: String::new(),
             target_ns,
             undo: VecDeque::new(),
@@ -212,7 +217,8 @@ impl App {
             KeyCode::Tab => {
                 self.focus = match self.focus {
                     Pane::List => Pane::Detail,
-                    Pane::Detail => Pane::List,
+                    Pane::Detail => Pane::Connections,
+                    Pane::Connections => Pane::List,
                 }
             }
             _ => {}
@@ -295,9 +301,18 @@ impl App {
         self.snapshot().rows.iter().map(|r| r.id).collect()
     }
 
+    /// The focused pane's scroll, if it scrolls (the list moves the selection instead).
+    fn pane_scroll(&mut self) -> Option<&mut u16> {
+        match self.focus {
+            Pane::List => None,
+            Pane::Detail => Some(&mut self.detail_scroll),
+            Pane::Connections => Some(&mut self.conns_scroll),
+        }
+    }
+
     fn move_down(&mut self) {
-        if self.focus == Pane::Detail {
-            self.detail_scroll = self.detail_scroll.saturating_add(1);
+        if let Some(scroll) = self.pane_scroll() {
+            *scroll = scroll.saturating_add(1);
             return;
         }
         let ids = self.row_ids();
@@ -309,8 +324,8 @@ impl App {
     }
 
     fn move_up(&mut self) {
-        if self.focus == Pane::Detail {
-            self.detail_scroll = self.detail_scroll.saturating_sub(1);
+        if let Some(scroll) = self.pane_scroll() {
+            *scroll = scroll.saturating_sub(1);
             return;
         }
         let ids = self.row_ids();
@@ -327,9 +342,9 @@ impl App {
     }
 
     fn move_to(&mut self, first: bool) {
-        if self.focus == Pane::Detail {
-            // `G` goes far down; the pane clamps the scroll to its text when drawing.
-            self.detail_scroll = if first { 0 } else { u16::MAX };
+        // `G` goes far down; the panes clamp the scroll to their text when drawing.
+        if let Some(scroll) = self.pane_scroll() {
+            *scroll = if first { 0 } else { u16::MAX };
             return;
         }
         let ids = self.row_ids();

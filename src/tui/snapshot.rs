@@ -2,10 +2,13 @@
 //! It is built from the pipeline's counters, the packets still in flight, and a bounded window of finished
 //! records chosen by the caller (the rows to show, never the whole history).
 
+use std::net::SocketAddr;
+
 use crate::pipeline::clock::Nanos;
+use crate::pipeline::connection::CONN_BUFFER;
 use crate::pipeline::engine::Pipeline;
 use crate::pipeline::stage::{Dir, OutcomeKind, Stage};
-use crate::pipeline::trace::{PacketId, PacketRecord};
+use crate::pipeline::trace::{ConnEventKind, ConnId, ConnectionRecord, PacketId, PacketRecord};
 
 /// Where the events come from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -71,6 +74,71 @@ impl PacketRow {
     }
 }
 
+/// One TCP connection, open or closed, for the connections view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnRow {
+    pub id: ConnId,
+    pub proto: &'static str,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub app: String,
+    /// The state now (open), or the last it reached (closed).
+    pub state: String,
+    /// Every state it went through, oldest first (`LISTEN`, `SYN-RECEIVED`, `ESTABLISHED`, …).
+    pub history: Vec<String>,
+    pub open: bool,
+    /// Bytes waiting in the connection's own rx and tx buffers (0 once closed), out of `capacity` each.
+    pub rx_buffered: usize,
+    pub tx_buffered: usize,
+    pub capacity: usize,
+    /// What the app read from the connection and wrote to it.
+    pub app_read: u64,
+    pub app_written: u64,
+}
+
+impl ConnRow {
+    /// `state` is `None` for a closed connection (it ends in its history's last state).
+    pub fn of(r: &ConnectionRecord, state: Option<String>, rx: usize, tx: usize) -> ConnRow {
+        let history = state_history(r);
+        let open = state.is_some();
+        let state = state
+            .or_else(|| history.last().cloned())
+            .unwrap_or_else(|| "CLOSED".into());
+        ConnRow {
+            id: r.id,
+            proto: r.proto.name(),
+            local: r.local,
+            remote: r.remote,
+            app: r.app.clone(),
+            state,
+            history,
+            open,
+            rx_buffered: rx,
+            tx_buffered: tx,
+            capacity: CONN_BUFFER,
+            app_read: r.app_read.bytes,
+            app_written: r.app_written.bytes,
+        }
+    }
+}
+
+/// The states in a record's `state` events (`LISTEN → SYN-RECEIVED (packet 3)`): the first one's `from`,
+/// then each `to`.
+fn state_history(r: &ConnectionRecord) -> Vec<String> {
+    let mut history: Vec<String> = Vec::new();
+    for e in r.events.iter().filter(|e| e.kind == ConnEventKind::State) {
+        let Some((from, to)) = e.detail.split_once(" → ") else {
+            continue;
+        };
+        let to = to.split(" (").next().unwrap_or(to);
+        if history.is_empty() {
+            history.push(from.to_string());
+        }
+        history.push(to.to_string());
+    }
+    history
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Snapshot {
     pub now_ns: Nanos,
@@ -88,6 +156,8 @@ pub struct Snapshot {
     /// Finished rows from the caller's window and (up to `MAX_IN_FLIGHT_ROWS`) the packets in flight, by id.
     pub rows: Vec<PacketRow>,
     pub selected: Option<PacketId>,
+    /// The TCP connections: those that ended, then the open ones, by id.
+    pub connections: Vec<ConnRow>,
 }
 
 /// The one drop reason that only the tx lane has; every other code is counted on the rx lane (see
@@ -153,6 +223,20 @@ impl Snapshot {
         }
         rows.sort_by_key(|r| r.id);
         rows.dedup_by_key(|r| r.id);
+        let levels: std::collections::BTreeMap<ConnId, (usize, usize)> = pipeline
+            .conn_buffer_levels()
+            .map(|(id, rx, tx)| (id, (rx, tx)))
+            .collect();
+        let mut connections: Vec<ConnRow> = pipeline
+            .closed_connections()
+            .iter()
+            .map(|r| ConnRow::of(r, None, 0, 0))
+            .chain(pipeline.open_connections().map(|(r, state)| {
+                let (rx, tx) = levels.get(&r.id).copied().unwrap_or_default();
+                ConnRow::of(r, Some(state), rx, tx)
+            }))
+            .collect();
+        connections.sort_by_key(|c| c.id);
         Snapshot {
             now_ns: pipeline.now(),
             frames_in: stats.frames_in,
@@ -163,6 +247,7 @@ impl Snapshot {
             rx: lanes[Dir::Rx as usize],
             tx: lanes[Dir::Tx as usize],
             rows,
+            connections,
             ..Snapshot::default()
         }
     }

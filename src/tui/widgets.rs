@@ -9,7 +9,11 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, BorderType, Paragraph, Widget};
 
 use super::snapshot::{PacketRow, Snapshot, StageCounts};
+
+mod connections;
+
 use crate::pipeline::stage::{Dir, OutcomeKind, Stage};
+pub use connections::{CONN_LINES, ConnectionsView};
 
 /// Marks the selected packet's stage in the diagram and the selected row in the list.
 pub const SELECTED_MARKER: &str = "▶";

@@ -362,3 +362,67 @@ fn the_wheel_moves_the_selection_like_the_arrows_but_not_while_help_is_open() {
     assert_eq!(app.selected, before);
     assert!(app.help, "the wheel does not close help");
 }
+
+#[test]
+fn tab_cycles_to_the_connections_pane_which_shows_the_open_connection_at_a_breakpoint() {
+    let mut app = demo();
+    press(&mut app, "bstage app\nc\t");
+    assert_eq!(app.focus, Pane::Detail);
+    press(&mut app, "\t");
+    assert_eq!(app.focus, Pane::Connections);
+    let lines = screen(&app, 80, 24);
+    assert_eq!(
+        lines[13..18],
+        [
+            "» connections: 1 (1 open)                                                       ",
+            "#1 tcp 10.77.0.2:80 ⇄ 10.77.0.1:49392 recorded ESTABLISHED                      ",
+            "  LISTEN → SYN-RECEIVED → ESTABLISHED                                           ",
+            "  rx [░░░░░░░░░░░░░░░░░░░░░░░░░] 0/65536  tx [░░░░░░░░░░░░░░░░░░░░░░░░░] 0/65536",
+            "  read 82 B  written 0 B                                                        ",
+        ]
+    );
+    assert_eq!(lines[23].trim_end(), "stage app: #10 reached app");
+    let wide = screen(&app, 120, 40);
+    let wide: Vec<&str> = wide[25..30].iter().map(|l| l.trim_end()).collect();
+    assert_eq!(
+        wide,
+        [
+            "» connections: 1 (1 open)",
+            "#1 tcp 10.77.0.2:80 ⇄ 10.77.0.1:49392 recorded ESTABLISHED",
+            "  LISTEN → SYN-RECEIVED → ESTABLISHED",
+            "  rx [░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░] 0/65536  tx [░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░] 0/65536",
+            "  read 82 B  written 0 B",
+        ]
+    );
+    // Tab once more goes back to the list, and the detail pane is back.
+    press(&mut app, "\t");
+    assert_eq!(app.focus, Pane::List);
+    assert_eq!(screen(&app, 80, 24)[13].trim_end(), "  detail: #10");
+}
+
+#[test]
+fn a_finished_run_shows_the_closed_connection_in_its_final_state() {
+    let mut app = demo();
+    app.tick(20_000_000_000);
+    assert_eq!(app.status, "the run ended");
+    press(&mut app, "\t\t");
+    let lines = screen(&app, 80, 24);
+    assert_eq!(
+        lines[13..18],
+        [
+            "» connections: 1 (0 open)                                                       ",
+            "#1 tcp 10.77.0.2:80 ⇄ 10.77.0.1:49392 recorded CLOSED                           ",
+            "  LISTEN → SYN-RECEIVED → ESTABLISHED → CLOSE-WAIT → LAST-ACK → CLOSED          ",
+            "  rx [░░░░░░░░░░░░░░░░░░░░░░░░░] 0/65536  tx [░░░░░░░░░░░░░░░░░░░░░░░░░] 0/65536",
+            "  read 82 B  written 253 B                                                      ",
+        ]
+    );
+    let c = &app.snapshot().connections[0];
+    assert!(!c.open);
+    // j scrolls the pane; drawing clamps the scroll to its text, which fits here.
+    press(&mut app, "jjj");
+    assert_eq!(app.conns_scroll, 3);
+    assert_eq!(screen(&app, 80, 24)[13..18], lines[13..18]);
+    press(&mut app, "g");
+    assert_eq!(app.conns_scroll, 0);
+}

@@ -1,5 +1,5 @@
 //! Drawing the whole screen from an `App`: status bar, pipeline diagram, packet list, detail pane for the
-//! selected packet, the message or input line, and the help overlay.
+//! selected packet (or the connections, while they have the focus), the message or input line, and the help overlay.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -11,7 +11,7 @@ use super::{App, Input, Pane};
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::trace::PacketRecord;
 use crate::tui::snapshot::{Mode, Snapshot};
-use crate::tui::widgets::{PacketList, PipelineDiagram, fit, format_time};
+use crate::tui::widgets::{ConnectionsView, PacketList, PipelineDiagram, fit, format_time};
 
 /// Below this height the diagram shrinks to one line per lane, leaving room for the list and the detail.
 const FULL_DIAGRAM_MIN_HEIGHT: u16 = 30;
@@ -32,7 +32,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("b", "break on: stage NAME, drop, state, buffer N, filter"),
     ("/", "filter the list (Enter applies, Esc cancels)"),
     ("+  -", "faster / slower"),
-    ("Tab", "switch between the list and the detail pane"),
+    ("Tab", "next pane: list → detail → connections"),
     ("u  Bksp", "step back"),
     ("?", "this help (any key closes it)"),
     ("q", "quit"),
@@ -150,7 +150,11 @@ impl App {
             diagram,
         );
         self.render_list(frame, &snapshot, list);
-        self.render_detail(frame, detail);
+        if self.focus == Pane::Connections {
+            self.render_connections(frame, &snapshot, detail);
+        } else {
+            self.render_detail(frame, detail);
+        }
         match &self.input {
             Some(input) => render_input(frame, input, bottom),
             None => {
@@ -185,6 +189,25 @@ impl App {
                 no_color: self.no_color,
             },
             rows,
+        );
+    }
+
+    fn render_connections(&self, frame: &mut Frame, snapshot: &Snapshot, area: Rect) {
+        let [head, body] = area.layout(&Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Fill(1),
+        ]));
+        let n = snapshot.connections.len();
+        let open = snapshot.connections.iter().filter(|c| c.open).count();
+        let text = format!("connections: {n} ({open} open)");
+        frame.render_widget(Paragraph::new(title(text, true)), head);
+        frame.render_widget(
+            ConnectionsView {
+                snapshot,
+                no_color: self.no_color,
+                scroll: self.conns_scroll,
+            },
+            body,
         );
     }
 
