@@ -39,6 +39,32 @@ fn parse_speed(s: &str) -> Result<f64, String> {
     }
 }
 
+/// What a run writes and where it shows itself; shared by `sim` and `replay`.
+#[derive(Args, Debug)]
+pub struct OutputArgs {
+    /// Run without the TUI and print a summary (needed when stdout is not a terminal, and for --export/--pcap-out).
+    #[arg(long)]
+    pub headless: bool,
+    /// Write the stage timeline to this file.
+    #[arg(long, value_name = "PATH")]
+    pub export: Option<PathBuf>,
+    /// Timeline format: json, jsonl, or chrome (Trace Event Format for ui.perfetto.dev).
+    #[arg(long, value_enum, default_value_t = Format::Json, requires = "export")]
+    pub format: Format,
+    /// Write every wire frame (both directions) to this pcapng file, each with its hop timeline as a comment.
+    #[arg(long, value_name = "PATH")]
+    pub pcap_out: Option<PathBuf>,
+}
+
+impl OutputArgs {
+    pub fn exports(&self) -> ExportPlan {
+        ExportPlan {
+            timeline: self.export.clone().map(|p| (p, self.format)),
+            pcap: self.pcap_out.clone(),
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
     /// The capture to replay (pcap or pcapng, recognised by its content).
@@ -70,18 +96,8 @@ pub struct ReplayArgs {
     /// Seed for the stack's ISNs; same capture and seed, same timeline.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,
-    /// Run without the TUI and print a summary (needed when stdout is not a terminal, and for --export/--pcap-out).
-    #[arg(long)]
-    pub headless: bool,
-    /// Write the stage timeline to this file.
-    #[arg(long, value_name = "PATH")]
-    pub export: Option<PathBuf>,
-    /// Timeline format: json, jsonl, or chrome (Trace Event Format for ui.perfetto.dev).
-    #[arg(long, value_enum, default_value_t = Format::Json, requires = "export")]
-    pub format: Format,
-    /// Write every wire frame (both directions) to this pcapng file, each with its hop timeline as a comment.
-    #[arg(long, value_name = "PATH")]
-    pub pcap_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Virtual time one engine step costs, in nanoseconds.
     #[arg(long, default_value_t = 1000, value_name = "NS", value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
     pub hop_cost_ns: u64,
@@ -91,13 +107,6 @@ pub struct ReplayArgs {
 }
 
 impl ReplayArgs {
-    pub fn exports(&self) -> ExportPlan {
-        ExportPlan {
-            timeline: self.export.clone().map(|p| (p, self.format)),
-            pcap: self.pcap_out.clone(),
-        }
-    }
-
     pub fn spec(&self) -> crate::replay::run::ReplaySpec {
         crate::replay::run::ReplaySpec {
             source: match &self.file {
@@ -146,18 +155,8 @@ pub struct SimArgs {
     /// Seed for the stacks' ISNs and the peer's payloads; same seed, same timeline.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,
-    /// Run without the TUI and print a summary (needed when stdout is not a terminal, and for --export/--pcap-out).
-    #[arg(long)]
-    pub headless: bool,
-    /// Write the stage timeline to this file.
-    #[arg(long, value_name = "PATH")]
-    pub export: Option<PathBuf>,
-    /// Timeline format: json, jsonl, or chrome (Trace Event Format for ui.perfetto.dev).
-    #[arg(long, value_enum, default_value_t = Format::Json, requires = "export")]
-    pub format: Format,
-    /// Write every wire frame (both directions) to this pcapng file, each with its hop timeline as a comment.
-    #[arg(long, value_name = "PATH")]
-    pub pcap_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Virtual time one engine step costs, in nanoseconds (hops recorded in the same step share a time).
     #[arg(long, default_value_t = 1000, value_name = "NS", value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
     pub hop_cost_ns: u64,
@@ -173,13 +172,6 @@ pub struct SimArgs {
 pub const MAX_TOTAL_PAYLOAD: u64 = 1 << 30;
 
 impl SimArgs {
-    pub fn exports(&self) -> ExportPlan {
-        ExportPlan {
-            timeline: self.export.clone().map(|p| (p, self.format)),
-            pcap: self.pcap_out.clone(),
-        }
-    }
-
     /// Checks that span several options; the message names the values and says what to do.
     pub fn validate(&self) -> Result<(), String> {
         if let Some(spec) = self.apps.iter().find(|a| a.kind == AppKind::Recorded) {

@@ -44,18 +44,9 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
             let spec = args.spec();
-            let plan = args.exports();
-            if !args.headless {
-                if !terminal {
-                    eprintln!("{NOT_A_TERMINAL}");
-                    return Ok(ExitCode::from(2));
-                }
-                if plan.timeline.is_some() || plan.pcap.is_some() {
-                    eprintln!("{EXPORT_NEEDS_HEADLESS}");
-                    return Ok(ExitCode::from(2));
-                }
-                tui::run_sim(&spec)?;
-                return Ok(ExitCode::SUCCESS);
+            let plan = args.output.exports();
+            if !args.output.headless {
+                return in_tui(terminal, &plan, || tui::run_sim(&spec));
             }
             let result = headless::run_sim_with(&spec, &plan)?;
             let text = headless::summary(&spec, &result, plan.timeline.as_ref());
@@ -64,19 +55,9 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Replay(args) => {
             let spec = args.spec();
-            let plan = args.exports();
-            let headless = args.headless || (implicit && !terminal);
-            if !headless {
-                if !terminal {
-                    eprintln!("{NOT_A_TERMINAL}");
-                    return Ok(ExitCode::from(2));
-                }
-                if plan.timeline.is_some() || plan.pcap.is_some() {
-                    eprintln!("{EXPORT_NEEDS_HEADLESS}");
-                    return Ok(ExitCode::from(2));
-                }
-                tui::run_replay(&spec)?;
-                return Ok(ExitCode::SUCCESS);
+            let plan = args.output.exports();
+            if !(args.output.headless || (implicit && !terminal)) {
+                return in_tui(terminal, &plan, || tui::run_replay(&spec));
             }
             let result = replay::run_with(&spec, &plan)?;
             let text = replay::summary(&spec, &result, plan.timeline.as_ref());
@@ -84,4 +65,22 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Run a front end in the TUI, or say in one line why it cannot be (exit 2).
+fn in_tui(
+    terminal: bool,
+    plan: &pktpath::export::ExportPlan,
+    run: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<ExitCode> {
+    if !terminal {
+        eprintln!("{NOT_A_TERMINAL}");
+        return Ok(ExitCode::from(2));
+    }
+    if plan.timeline.is_some() || plan.pcap.is_some() {
+        eprintln!("{EXPORT_NEEDS_HEADLESS}");
+        return Ok(ExitCode::from(2));
+    }
+    run()?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use super::occupancy::{OccupancySampler, Sample, Track};
 use super::view::{ConnectionView, FORMAT, PacketView, StatsView, VERSION};
-use super::writer::{Header, TimelineWriter, temp_path};
+use super::writer::{Header, TimelineWriter, commit, temp_path};
 use crate::pipeline::Pipeline;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::stage::Stage;
@@ -232,9 +232,6 @@ impl TimelineWriter for ChromeWriter {
             .write_all(b"],\n\"displayTimeUnit\":\"ns\",\n\"metadata\":")?;
         serde_json::to_writer(&mut self.out, &metadata)?;
         self.out.write_all(b"}\n")?;
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&self.temp, &self.target)
+        commit(self.out, &self.temp, &self.target)
     }
 }

@@ -19,7 +19,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::view::PacketView;
-use super::writer::temp_path;
+use super::writer::{commit, temp_path};
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::stage::{Dir, Stage};
 use crate::pipeline::trace::{PacketId, PacketRecord};
@@ -205,10 +205,7 @@ impl PcapngWriter {
         while !self.pending.is_empty() {
             self.write_first()?;
         }
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&self.temp, &self.target)?;
+        commit(self.out, &self.temp, &self.target)?;
         Ok(self.frames)
     }
 }

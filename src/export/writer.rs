@@ -64,6 +64,15 @@ pub(crate) fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.partial"))
 }
 
+/// Flush a file written beside its target, sync it, and rename it into place: a reader sees the whole file
+/// or none.
+pub(crate) fn commit(out: BufWriter<File>, temp: &Path, target: &Path) -> io::Result<()> {
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(temp, target)
+}
+
 pub struct JsonWriter {
     out: BufWriter<File>,
     temp: PathBuf,
@@ -119,10 +128,7 @@ impl TimelineWriter for JsonWriter {
             serde_json::to_writer(&mut self.out, extra)?;
         }
         self.out.write_all(b"}\n")?;
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&self.temp, &self.target)
+        commit(self.out, &self.temp, &self.target)
     }
 }
 

@@ -34,8 +34,11 @@ pub enum Fate {
     /// Into the frame buffer and on to the stack.
     Inject,
     /// Shown at the wire and finished there, not injected: a replayed capture's own record of what the stack
-    /// sent (kept to diff against what it sends now).
-    Recorded,
+    /// sent (kept to diff against what it sends now). `flow` is its connection's (stack, peer) addresses when
+    /// the wire knows them: the recorded frame marks when that connection's app wrote, so the app is woken.
+    Recorded {
+        flow: Option<(SocketAddr, SocketAddr)>,
+    },
     /// Could not be injected, for this reason (a truncated or unreadable record).
     Refused(Reason),
     /// A replayed capture's record of the stack opening a connection: finished at the wire like `Recorded`,
@@ -454,9 +457,8 @@ impl Pipeline {
         self.stats.frames_in += 1;
         // A recorded frame of the stack marks when its app wrote: wake that flow's app (a replayed one plays
         // its next turn once the capture has reached it).
-        if arrival.fate == Fate::Recorded
-            && let Some(key) = dissect::dissect(&arrival.frame).flow_key()
-            && let Some(&cid) = self.conn_by_flow.get(&(key.src, key.dst))
+        if let Fate::Recorded { flow: Some(flow) } = &arrival.fate
+            && let Some(&cid) = self.conn_by_flow.get(flow)
         {
             self.ready.insert(cid);
         }
@@ -470,7 +472,7 @@ impl Pipeline {
         }
         match arrival.fate {
             Fate::Inject => self.wire_slot = Some(id),
-            Fate::Recorded => {
+            Fate::Recorded { .. } => {
                 let note = "recorded response of the stack: kept for the diff, not injected";
                 self.conclude(
                     id,

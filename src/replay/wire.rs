@@ -680,13 +680,13 @@ impl ReplayWire {
         let to_stack = matches!(p.kind, Kind::ToStack);
         let fate = match p.kind {
             Kind::Refused(reason) => Fate::Refused(reason),
-            Kind::FromStack => Fate::Recorded,
+            Kind::FromStack => Fate::Recorded { flow: p.flow },
             Kind::Connect => match p.flow {
                 Some((stack, peer)) => Fate::Connect {
                     local_port: stack.port(),
                     remote: peer,
                 },
-                None => Fate::Recorded,
+                None => Fate::Recorded { flow: None },
             },
             Kind::ToStack | Kind::Other => Fate::Inject,
         };
