@@ -2,20 +2,24 @@
 //! besides the run itself (selection, pause, speed, filter, input line, help, focus, status message). No
 //! terminal I/O here: a caller feeds it keys and ticks and asks it to draw (see `view`).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::debugger::{Debugger, Moved};
 use super::filter::Filter;
-use super::snapshot::{Mode, Snapshot};
+use super::snapshot::{Mode, PacketRow, Snapshot};
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::engine::StepReport;
-use crate::pipeline::trace::{PacketId, PacketRecord};
+use crate::pipeline::trace::PacketId;
 use crate::replay::run::{self, ReplaySpec};
 
 mod input;
+mod list;
 mod view;
+
+pub use list::ListModel;
 
 pub use input::{Input, InputError, InputKind, parse_breakpoint};
 
@@ -25,8 +29,8 @@ pub const NEXT_LIMIT: u64 = 100_000;
 pub const CONTINUE_LIMIT: u64 = 1_000_000;
 /// At most this many moves per tick, so one tick never freezes the screen.
 pub const TICK_LIMIT: u64 = 10_000;
-/// Finished packets the list looks at (the newest), so a long run does not make every frame slower.
-pub const LIST_WINDOW: usize = 2_000;
+/// Rows the list shows until the first draw says how many fit.
+const DEFAULT_LIST_ROWS: usize = 20;
 /// Step-back points kept for `u`.
 const UNDO_DEPTH: usize = 1_000;
 const MIN_SPEED: f64 = 1.0 / 64.0;
@@ -65,9 +69,13 @@ pub struct App {
     pub paused: bool,
     /// Replay speed factor; `None` is as fast as possible. The caller turns real time into virtual time with it.
     pub speed: Option<f64>,
-    /// The list filter in force and the text it was parsed from.
-    pub list_filter: Filter,
+    /// The text of the list filter in force (the filter itself is the debugger history's).
     pub list_filter_text: String,
+    /// The packet on the list's top line while the selection moves within the screen; `None` follows the
+    /// newest packets.
+    top: Option<PacketId>,
+    /// How many rows the list showed at the last draw: what a page is, and where scrolling starts.
+    list_rows: Cell<usize>,
     pub input: Option<Input>,
     pub help: bool,
     /// Draw without colour (NO_COLOR); every coloured meaning also has a character, see `widgets`.
@@ -93,8 +101,9 @@ impl App {
             selected: None,
             paused: false,
             speed,
-            list_filter: Filter::default(),
             list_filter_text: String::new(),
+            top: None,
+            list_rows: Cell::new(DEFAULT_LIST_ROWS),
             input: None,
             help: false,
             no_color: false,
@@ -127,26 +136,51 @@ impl App {
         &self.debugger
     }
 
-    /// What the screen draws: the run's counters, the newest finished packets and those in flight, both
-    /// through the list filter.
+    /// What the screen draws: the run's counters, and the list rows on screen — the page holding the
+    /// selection (from `top`), or the newest packets when nothing is selected.
     pub fn snapshot(&self) -> Snapshot {
-        let finished: Vec<&PacketRecord> = self.debugger.finished().collect();
-        let window: Vec<PacketRecord> = finished[finished.len().saturating_sub(LIST_WINDOW)..]
-            .iter()
-            .filter(|p| self.list_filter.matches(p))
-            .map(|p| (*p).clone())
+        let list = ListModel::new(&self.debugger);
+        let rows = self.list_rows.get().max(1);
+        let start = self.first_row(&list, rows);
+        let shown: Vec<PacketRow> = list
+            .window(start, rows)
+            .into_iter()
+            .filter_map(|id| self.row(id))
             .collect();
-        let mut snapshot = Snapshot::of(self.debugger.pipeline(), &window)
+        let mut snapshot = Snapshot::counters(self.debugger.pipeline())
             .with_mode(self.mode.clone(), self.paused, self.speed)
             .select(self.selected);
-        if !self.list_filter.is_match_all() {
-            let debugger = &self.debugger;
-            let filter = &self.list_filter;
-            snapshot
-                .rows
-                .retain(|r| debugger.packet(r.id).is_none_or(|p| filter.matches(p)));
-        }
+        snapshot.rows = shown;
+        snapshot.listed = list.len();
+        snapshot.first_listed = start;
         snapshot
+    }
+
+    /// The rank of the list's top line: `top`, moved just enough to keep the selection on screen.
+    fn first_row(&self, list: &ListModel, rows: usize) -> usize {
+        let tail = list.len().saturating_sub(rows);
+        let Some(selected) = self.selected else {
+            return tail;
+        };
+        let s = list.rank(selected).unwrap_or_else(|r| r);
+        let top = match self.top {
+            Some(id) => list.rank(id).unwrap_or_else(|r| r),
+            None => tail,
+        };
+        top.clamp(s.saturating_sub(rows - 1), s)
+            .min(tail.max(s.saturating_sub(rows - 1)))
+    }
+
+    fn row(&self, id: PacketId) -> Option<PacketRow> {
+        match self.debugger.pipeline().packet(id) {
+            Some(p) => Some(PacketRow::of(p)),
+            None => self.debugger.history().entry(id).map(PacketRow::of_entry),
+        }
+    }
+
+    /// The list's height at the last draw (the view sets it).
+    pub(crate) fn set_list_rows(&self, rows: usize) {
+        self.list_rows.set(rows.max(1));
     }
 
     /// Advance a running app by `elapsed_virtual_ns` of virtual time, stopping (paused) at a breakpoint.
@@ -203,6 +237,8 @@ impl App {
             KeyCode::Up | KeyCode::Char('k') => self.move_up(),
             KeyCode::Home | KeyCode::Char('g') => self.move_to(true),
             KeyCode::End | KeyCode::Char('G') => self.move_to(false),
+            KeyCode::PageDown => self.move_by(self.list_rows.get() as isize),
+            KeyCode::PageUp => self.move_by(-(self.list_rows.get() as isize)),
             KeyCode::Char(' ') => self.toggle_pause(),
             KeyCode::Char('s') => self.step(),
             KeyCode::Char('n') => self.next(),
@@ -273,9 +309,10 @@ impl App {
         match input.kind {
             InputKind::ListFilter => match Filter::parse(&input.text) {
                 Ok(filter) => {
-                    self.list_filter = filter;
                     self.list_filter_text = input.text.trim().to_string();
                     self.input = None;
+                    self.debugger.set_list_filter(filter);
+                    self.top = None;
                 }
                 Err(e) => {
                     input.error = Some(InputError {
@@ -296,11 +333,6 @@ impl App {
         }
     }
 
-    /// The ids of the rows the list shows, in order.
-    fn row_ids(&self) -> Vec<PacketId> {
-        self.snapshot().rows.iter().map(|r| r.id).collect()
-    }
-
     /// The focused pane's scroll, if it scrolls (the list moves the selection instead).
     fn pane_scroll(&mut self) -> Option<&mut u16> {
         match self.focus {
@@ -315,12 +347,7 @@ impl App {
             *scroll = scroll.saturating_add(1);
             return;
         }
-        let ids = self.row_ids();
-        self.selected = match self.selected {
-            None => ids.first().copied(),
-            Some(s) => ids.iter().find(|&&id| id > s).or(ids.last()).copied(),
-        };
-        self.detail_scroll = 0;
+        self.move_by(1);
     }
 
     fn move_up(&mut self) {
@@ -328,16 +355,48 @@ impl App {
             *scroll = scroll.saturating_sub(1);
             return;
         }
-        let ids = self.row_ids();
-        self.selected = match self.selected {
-            None => ids.last().copied(),
-            Some(s) => ids
-                .iter()
-                .rev()
-                .find(|&&id| id < s)
-                .or(ids.first())
-                .copied(),
+        self.move_by(-1);
+    }
+
+    /// Move the selection `by` rows (clamped to the list). With nothing selected, down selects the first
+    /// row on screen and up the last.
+    fn move_by(&mut self, by: isize) {
+        let list = ListModel::new(&self.debugger);
+        if list.is_empty() {
+            return;
+        }
+        let rows = self.list_rows.get().max(1);
+        let target = match self.selected {
+            None => {
+                let first = self.first_row(&list, rows);
+                if by > 0 {
+                    first
+                } else {
+                    (first + rows).min(list.len()) - 1
+                }
+            }
+            Some(id) => {
+                let at = match list.rank(id) {
+                    Ok(r) => r as isize + by,
+                    // Gone from the list (filtered out): the neighbour in that direction.
+                    Err(r) if by > 0 => r as isize + by - 1,
+                    Err(r) => r as isize + by,
+                };
+                at.clamp(0, list.len() as isize - 1) as usize
+            }
         };
+        self.select_rank(target);
+    }
+
+    /// Select the row at `rank`, scrolling as little as keeps it on screen.
+    fn select_rank(&mut self, rank: usize) {
+        let list = ListModel::new(&self.debugger);
+        let rows = self.list_rows.get().max(1);
+        let top = self.first_row(&list, rows);
+        let top = top.clamp(rank.saturating_sub(rows - 1), rank);
+        let (top, selected) = (list.id_at(top), list.id_at(rank));
+        self.top = top;
+        self.selected = selected;
         self.detail_scroll = 0;
     }
 
@@ -347,9 +406,10 @@ impl App {
             *scroll = if first { 0 } else { u16::MAX };
             return;
         }
-        let ids = self.row_ids();
-        self.selected = if first { ids.first() } else { ids.last() }.copied();
-        self.detail_scroll = 0;
+        match ListModel::new(&self.debugger).len() {
+            0 => {}
+            n => self.select_rank(if first { 0 } else { n - 1 }),
+        }
     }
 
     fn toggle_pause(&mut self) {

@@ -12,8 +12,10 @@ use crate::pipeline::stage::{OutcomeKind, Stage};
 use crate::pipeline::trace::{PacketId, PacketRecord};
 
 use super::filter::Filter;
+use super::history::History;
 
-/// Finished packets the debugger keeps for lookups (breakpoints, the list); older ones are forgotten.
+/// Finished packets whose whole record (hops, log, frame) the debugger keeps for the detail pane and
+/// breakpoints; older ones keep only their list entry (see `History`).
 pub const HISTORY: usize = 100_000;
 
 /// Where `continue` stops.
@@ -75,6 +77,8 @@ pub struct Debugger {
     first_kept: usize,
     /// State changes seen so far per live packet, to notice new ones.
     changes_seen: BTreeMap<PacketId, usize>,
+    /// Every finished packet's list entry.
+    history: History,
     pub breakpoints: Vec<Breakpoint>,
 }
 
@@ -90,8 +94,19 @@ impl Debugger {
             finished_index: BTreeMap::new(),
             first_kept: 0,
             changes_seen: BTreeMap::new(),
+            history: History::new(),
             breakpoints: Vec::new(),
         }
+    }
+
+    /// The list's entries for every finished packet.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// Filter the list.
+    pub fn set_list_filter(&mut self, filter: Filter) {
+        self.history.set_filter(filter);
     }
 
     pub fn pipeline(&self) -> &Pipeline {
@@ -178,6 +193,7 @@ impl Debugger {
         self.finished_index.clear();
         self.first_kept = 0;
         self.changes_seen.clear();
+        self.history.clear();
         while self.moves < target {
             if self.step() == Moved::Ended {
                 break;
@@ -189,6 +205,7 @@ impl Debugger {
         let done: Vec<PacketRecord> = self.pipeline.drain_finished().collect();
         for p in done {
             self.changes_seen.remove(&p.id);
+            self.history.push(&p);
             self.finished_index
                 .insert(p.id, self.first_kept + self.finished.len());
             self.finished.push_back(p);

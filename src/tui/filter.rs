@@ -153,7 +153,7 @@ impl Filter {
     }
 
     /// Does `packet` pass? Its frame is dissected at most once, and only if a predicate needs it.
-    pub fn matches(&self, packet: &PacketRecord) -> bool {
+    pub fn matches(&self, packet: &(impl Subject + ?Sized)) -> bool {
         let Some(expr) = &self.expr else {
             return true;
         };
@@ -184,14 +184,51 @@ impl fmt::Display for Filter {
 
 // ---- matching ----
 
-struct Ctx<'a> {
-    packet: &'a PacketRecord,
+/// What a filter looks at: a whole packet record, or the compact entry the list keeps for every packet.
+pub trait Subject {
+    fn dir(&self) -> Dir;
+    /// `None` while in flight.
+    fn outcome(&self) -> Option<OutcomeKind>;
+    fn reached(&self, stage: Stage) -> bool;
+    fn flow(&self) -> Option<ConnId>;
+    /// The frame's dissection, when the subject keeps one; otherwise `frame` is dissected on demand.
+    fn frame_info(&self) -> Option<&FrameInfo> {
+        None
+    }
+    fn frame(&self) -> &[u8] {
+        &[]
+    }
+}
+
+impl Subject for PacketRecord {
+    fn dir(&self) -> Dir {
+        self.dir
+    }
+    fn outcome(&self) -> Option<OutcomeKind> {
+        self.outcome.as_ref().map(|o| o.kind)
+    }
+    fn reached(&self, stage: Stage) -> bool {
+        PacketRecord::reached(self, stage)
+    }
+    fn flow(&self) -> Option<ConnId> {
+        self.flow
+    }
+    fn frame(&self) -> &[u8] {
+        &self.frame
+    }
+}
+
+struct Ctx<'a, S: Subject + ?Sized> {
+    packet: &'a S,
     info: OnceCell<FrameInfo>,
 }
 
-impl Ctx<'_> {
+impl<S: Subject + ?Sized> Ctx<'_, S> {
     fn info(&self) -> &FrameInfo {
-        self.info.get_or_init(|| dissect(&self.packet.frame))
+        match self.packet.frame_info() {
+            Some(info) => info,
+            None => self.info.get_or_init(|| dissect(self.packet.frame())),
+        }
     }
 
     fn eval(&self, e: &Expr) -> bool {
@@ -206,13 +243,13 @@ impl Ctx<'_> {
     fn pred(&self, p: &Pred) -> bool {
         let pkt = self.packet;
         match *p {
-            Pred::Dir(d) => pkt.dir == d,
-            Pred::Outcome(k) => match &pkt.outcome {
-                Some(o) => o.kind == k,
+            Pred::Dir(d) => pkt.dir() == d,
+            Pred::Outcome(k) => match pkt.outcome() {
+                Some(o) => o == k,
                 None => k == OutcomeKind::InFlight,
             },
             Pred::Stage(s) => pkt.reached(s),
-            Pred::Flow(id) => pkt.flow == Some(id),
+            Pred::Flow(id) => pkt.flow() == Some(id),
             Pred::Proto(proto) => {
                 let i = self.info();
                 match proto {

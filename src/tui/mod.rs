@@ -5,6 +5,7 @@
 pub mod app;
 pub mod debugger;
 pub mod filter;
+pub mod history;
 pub mod run;
 pub mod snapshot;
 pub mod term;

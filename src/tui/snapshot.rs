@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 
+use super::history::Entry;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::connection::CONN_BUFFER;
 use crate::pipeline::engine::Pipeline;
@@ -70,6 +71,28 @@ impl PacketRow {
                 .outcome
                 .as_ref()
                 .and_then(|o| o.reason.as_ref().map(|r| r.code())),
+        }
+    }
+}
+
+impl PacketRow {
+    /// The row of a packet the list remembers only by its entry.
+    pub fn of_entry(e: &Entry) -> PacketRow {
+        let mut stages_reached = [false; 6];
+        for stage in Stage::ALL {
+            if e.has_reached(stage) {
+                stages_reached[stage.position(e.dir)] = true;
+            }
+        }
+        PacketRow {
+            id: e.id,
+            t_ns: e.t_ns,
+            dir: e.dir,
+            summary: e.info.summary(),
+            stages_reached,
+            stage: Some(e.stage),
+            outcome: Some(e.outcome),
+            reason: e.reason,
         }
     }
 }
@@ -155,6 +178,9 @@ pub struct Snapshot {
     pub tx: Lane,
     /// Finished rows from the caller's window and (up to `MAX_IN_FLIGHT_ROWS`) the packets in flight, by id.
     pub rows: Vec<PacketRow>,
+    /// How many packets the whole list holds (the rows are a window of it) and the rank of the first row.
+    pub listed: usize,
+    pub first_listed: usize,
     pub selected: Option<PacketId>,
     /// The TCP connections: those that ended, then the open ones, by id.
     pub connections: Vec<ConnRow>,
@@ -173,6 +199,23 @@ impl Snapshot {
     /// records the caller wants listed). Counts are exact for the whole run, not just the window: `passed`
     /// comes from the hop transitions `Stats` records for every finished packet.
     pub fn of(pipeline: &Pipeline, finished_window: &[PacketRecord]) -> Snapshot {
+        let mut snapshot = Snapshot::counters(pipeline);
+        let mut rows: Vec<PacketRow> = finished_window.iter().map(PacketRow::of).collect();
+        rows.extend(
+            pipeline
+                .in_flight()
+                .take(MAX_IN_FLIGHT_ROWS)
+                .map(PacketRow::of),
+        );
+        rows.sort_by_key(|r| r.id);
+        rows.dedup_by_key(|r| r.id);
+        snapshot.listed = rows.len();
+        snapshot.rows = rows;
+        snapshot
+    }
+
+    /// Everything but the rows: the run's counters, lanes and connections.
+    pub fn counters(pipeline: &Pipeline) -> Snapshot {
         let stats = pipeline.stats();
         // Indexed by `Dir as usize`: rx, tx.
         let mut lanes = [Lane::default(); 2];
@@ -207,8 +250,6 @@ impl Snapshot {
         for c in &mut lanes[Dir::Rx as usize][Stage::FrameBuffer as usize..] {
             c.passed = c.passed.saturating_sub(c.drops);
         }
-        let mut rows: Vec<PacketRow> = finished_window.iter().map(PacketRow::of).collect();
-        let mut in_flight_rows = 0;
         for p in pipeline.in_flight() {
             if let Some(last) = p.last_stage() {
                 lanes[p.dir as usize][last as usize].queued += 1;
@@ -216,13 +257,7 @@ impl Snapshot {
             for pair in p.hops.windows(2) {
                 lanes[p.dir as usize][pair[0].stage as usize].passed += 1;
             }
-            if in_flight_rows < MAX_IN_FLIGHT_ROWS {
-                in_flight_rows += 1;
-                rows.push(PacketRow::of(p));
-            }
         }
-        rows.sort_by_key(|r| r.id);
-        rows.dedup_by_key(|r| r.id);
         let levels: std::collections::BTreeMap<ConnId, (usize, usize)> = pipeline
             .conn_buffer_levels()
             .map(|(id, rx, tx)| (id, (rx, tx)))
@@ -246,7 +281,6 @@ impl Snapshot {
             frame_buffer_capacity: pipeline.frame_buffer_capacity(),
             rx: lanes[Dir::Rx as usize],
             tx: lanes[Dir::Tx as usize],
-            rows,
             connections,
             ..Snapshot::default()
         }

@@ -90,9 +90,10 @@ fn each_step_moves_the_highlight_one_hop_and_the_status_bar_says_paused() {
         "outcome: consumed at stack: ARP request for 10.77.0.2 answered"
     );
     assert_eq!(lines[24].trim_end(), "caused: #2");
+    // Then the layers, then the bytes (scrolled to with j once the detail pane has the focus).
     assert_eq!(
         lines[26].trim_end(),
-        "0000  ff ff ff ff ff ff 02 77 00 00 00 01 08 06 00 01"
+        "Ethernet 02:77:00:00:00:01 > ff:ff:ff:ff:ff:ff type ARP"
     );
     assert_eq!(
         lines[29].trim_end(),
@@ -116,9 +117,14 @@ fn continue_stops_at_a_stage_breakpoint_and_says_which_and_why() {
         lines[1],
         "     ┌wire─────────┐┌frame_buffer─┐┌stack────────┐┌socket_buffer┐┌conn_buffer──┐╔▶app═════════╗     "
     );
+    // The list shows the newest packets, the hit one among them.
+    assert_eq!(
+        lines[18].trim_end(),
+        "▶   0.000126 rx  10.77.0.1:49392 > 10.77.0.2:80 TCP [P.] seq=3248… ●●●●●● delivered"
+    );
     assert_eq!(
         lines[19].trim_end(),
-        "▶   0.000126 rx  10.77.0.1:49392 > 10.77.0.2:80 TCP [P.] seq=3248… ●●●●●● delivered"
+        "    0.000128 tx  10.77.0.2:80 > 10.77.0.1:49392 TCP [.] seq=42601… ○○○●●● sent"
     );
     assert_eq!(lines[20].trim_end(), "  detail: #10");
     assert_eq!(lines[24].trim_end(), "outcome: delivered at app");
@@ -165,7 +171,10 @@ fn a_bad_filter_shows_the_error_under_the_input_and_the_app_carries_on() {
         lines[23],
         "             ^ expected a port number after 'port', found 'x'                   "
     );
-    assert!(app.list_filter.is_match_all(), "the old filter stays");
+    assert!(
+        app.debugger().history().filter().is_match_all(),
+        "the old filter stays"
+    );
     // Typing clears the error; Esc closes the input without applying; the run goes on.
     press(&mut app, "\x1b");
     assert!(app.input.is_none());
@@ -347,7 +356,7 @@ fn the_wheel_moves_the_selection_like_the_arrows_but_not_while_help_is_open() {
     let mut arrows = demo();
     arrows.tick(1_000_000_000);
     assert!(
-        app.row_ids().len() >= 3,
+        ListModel::new(app.debugger()).len() >= 3,
         "the demo has finished packets by 1 s"
     );
     for down in [true, true, true, false] {
@@ -425,4 +434,78 @@ fn a_finished_run_shows_the_closed_connection_in_its_final_state() {
     assert_eq!(screen(&app, 80, 24)[13..18], lines[13..18]);
     press(&mut app, "g");
     assert_eq!(app.conns_scroll, 0);
+}
+
+/// A capture replayed to its end: every packet finished and in the history.
+fn finished_replay(capture: &str) -> App {
+    let spec = ReplaySpec {
+        source: Source::File(format!("{}/captures/{capture}", env!("CARGO_MANIFEST_DIR")).into()),
+        as_ip: None,
+        apps: Vec::new(),
+        speed: None,
+        frame_buffer: 256,
+        seed: 0,
+        hop_cost_ns: 1000,
+        tail_ns: 1_000_000_000,
+    };
+    let mut app = App::replay(&spec).expect("the capture replays");
+    while !app.paused {
+        app.tick(1_000_000_000);
+    }
+    assert_eq!(app.status, "the run ended");
+    app
+}
+
+#[test]
+fn the_list_pages_through_the_whole_history_keeping_the_selection_on_screen() {
+    let mut app = finished_replay("parallel.pcap");
+    let n = ListModel::new(app.debugger()).len();
+    assert_eq!(n, app.debugger().history().total(), "every packet listed");
+    assert_eq!(n, 95);
+    let lines = screen(&app, 100, 30);
+    assert_eq!(lines[11].trim_end(), format!("» packets: {n}"));
+    // 30 lines: status, 2-line diagram, then list and detail share the rest; 7 rows fit.
+    let rows = 7;
+    assert_eq!(app.list_rows.get(), rows);
+    let at = |app: &App| {
+        let s = app.snapshot();
+        let list = ListModel::new(app.debugger());
+        let selected = app.selected.map(|id| list.rank(id).unwrap());
+        (s.first_listed, selected, s.rows.len())
+    };
+    press(&mut app, "g");
+    assert_eq!(at(&app), (0, Some(0), rows));
+    app.handle(key(KeyCode::PageDown));
+    assert_eq!(
+        at(&app),
+        (1, Some(rows), rows),
+        "the selection at the bottom line"
+    );
+    // Up moves within the screen until the top line, then scrolls.
+    for _ in 0..rows - 1 {
+        press(&mut app, "k");
+    }
+    assert_eq!(at(&app), (1, Some(1), rows));
+    press(&mut app, "k");
+    assert_eq!(at(&app), (0, Some(0), rows));
+    press(&mut app, "G");
+    assert_eq!(at(&app), (n - rows, Some(n - 1), rows));
+    let lines = screen(&app, 100, 30);
+    assert!(
+        lines[19].starts_with('▶'),
+        "the last row is selected: {}",
+        lines[19]
+    );
+    app.handle(key(KeyCode::PageUp));
+    assert_eq!(at(&app), (n - rows - 1, Some(n - 1 - rows), rows));
+    // A filter keeps ranks among the matching packets only.
+    press(&mut app, "/syn\n");
+    let list = ListModel::new(app.debugger());
+    assert_eq!(
+        list.len(),
+        15,
+        "five connections: SYN, SYN-ACK, and the recorded SYN-ACK each"
+    );
+    press(&mut app, "g");
+    assert_eq!(at(&app).1, Some(0));
 }

@@ -9,7 +9,11 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::{App, Input, Pane};
 use crate::pipeline::clock::Nanos;
+use crate::pipeline::dissect::dissect;
+use crate::pipeline::stage::Stage;
 use crate::pipeline::trace::PacketRecord;
+use crate::tui::debugger::HISTORY;
+use crate::tui::history::Entry;
 use crate::tui::snapshot::{Mode, Snapshot};
 use crate::tui::widgets::{ConnectionsView, PacketList, PipelineDiagram, fit, format_time};
 
@@ -97,6 +101,7 @@ fn detail_lines(p: &PacketRecord) -> Vec<String> {
     for l in &p.stack_log {
         lines.push(format!("log: {}", l.message));
     }
+    lines.extend(dissect(&p.frame).layers());
     for (i, chunk) in p.frame.chunks(HEX_BYTES_PER_LINE).enumerate() {
         let bytes: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
         lines.push(format!(
@@ -105,6 +110,28 @@ fn detail_lines(p: &PacketRecord) -> Vec<String> {
             bytes.join(" ")
         ));
     }
+    lines
+}
+
+/// A packet the history remembers only by its list entry: what it was, how far it got, how it ended.
+fn entry_lines(e: &Entry) -> Vec<String> {
+    let mut lines = vec![format!("#{} {} {}", e.id, e.dir.name(), e.info.summary())];
+    let reached: Vec<&str> = Stage::ALL
+        .into_iter()
+        .filter(|s| e.has_reached(*s))
+        .map(|s| s.name())
+        .collect();
+    lines.push(format!(
+        "reached: {} (first hop {})",
+        reached.join(" "),
+        format_time(e.t_ns)
+    ));
+    let why = e.reason.map_or(String::new(), |r| format!(": {r}"));
+    lines.push(format!("outcome: {} at {}{why}", e.outcome.name(), e.stage));
+    lines.push(format!(
+        "hops, log and bytes are kept for the newest {HISTORY} finished packets only"
+    ));
+    lines.extend(e.info.layers());
     lines
 }
 
@@ -123,7 +150,6 @@ fn title(text: String, focused: bool) -> Line<'static> {
 impl App {
     pub fn render(&self, frame: &mut Frame) {
         let area = frame.area();
-        let snapshot = self.snapshot();
         let diagram_h = if area.height >= FULL_DIAGRAM_MIN_HEIGHT {
             PipelineDiagram::FULL_HEIGHT
         } else {
@@ -138,6 +164,9 @@ impl App {
             Constraint::Fill(1),
             Constraint::Length(bottom_h),
         ]));
+        // The list's title line and its column header take two lines; the rest are rows.
+        self.set_list_rows(usize::from(list.height.saturating_sub(2)));
+        let snapshot = self.snapshot();
         let bar_style = Style::new().add_modifier(Modifier::REVERSED);
         frame.render_widget(Paragraph::new(status_bar(&snapshot)).style(bar_style), bar);
         let no_color = self.no_color;
@@ -181,7 +210,7 @@ impl App {
         } else {
             format!(" matching '{}'", self.list_filter_text)
         };
-        let text = format!("packets: {}{filter}", snapshot.rows.len());
+        let text = format!("packets: {}{filter}", snapshot.listed);
         frame.render_widget(Paragraph::new(title(text, self.focus == Pane::List)), head);
         frame.render_widget(
             PacketList {
@@ -217,8 +246,17 @@ impl App {
             Constraint::Fill(1),
         ]));
         let focused = self.focus == Pane::Detail;
-        let packet = self.selected.and_then(|id| self.debugger.packet(id));
-        let Some(p) = packet else {
+        let text = match self.selected {
+            Some(id) => {
+                if let Some(p) = self.debugger.packet(id) {
+                    Some(detail_lines(p))
+                } else {
+                    self.debugger.history().entry(id).map(entry_lines)
+                }
+            }
+            None => None,
+        };
+        let Some(text) = text else {
             let text = match self.selected {
                 Some(id) => format!("detail: #{id} is not kept (or not made yet)"),
                 None => "detail: no packet selected (j/k select, s steps)".into(),
@@ -226,11 +264,12 @@ impl App {
             frame.render_widget(Paragraph::new(title(text, focused)), head);
             return;
         };
+        let id = self.selected.unwrap_or_default();
         frame.render_widget(
-            Paragraph::new(title(format!("detail: #{}", p.id), focused)),
+            Paragraph::new(title(format!("detail: #{id}"), focused)),
             head,
         );
-        let lines: Vec<Line> = detail_lines(p).into_iter().map(Line::raw).collect();
+        let lines: Vec<Line> = text.into_iter().map(Line::raw).collect();
         // Clamp so `G` (scroll to the end) leaves the last lines on screen rather than an empty pane.
         let max_scroll = (lines.len() as u16).saturating_sub(body.height);
         let scroll = self.detail_scroll.min(max_scroll);
