@@ -136,6 +136,11 @@ impl App {
         &self.debugger
     }
 
+    /// The debugger itself, for benchmarks and tests that set up a run's history directly.
+    pub fn debugger_mut(&mut self) -> &mut Debugger {
+        &mut self.debugger
+    }
+
     /// What the screen draws: the run's counters, and the list rows on screen — the page holding the
     /// selection (from `top`), or the newest packets when nothing is selected.
     pub fn snapshot(&self) -> Snapshot {

@@ -104,6 +104,11 @@ impl Debugger {
         &self.history
     }
 
+    /// The history itself, for benchmarks and tests that fill it.
+    pub fn history_mut(&mut self) -> &mut History {
+        &mut self.history
+    }
+
     /// Filter the list.
     pub fn set_list_filter(&mut self, filter: Filter) {
         self.history.set_filter(filter);

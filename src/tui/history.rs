@@ -12,7 +12,7 @@ use crate::pipeline::trace::{ConnId, PacketId, PacketRecord};
 use super::filter::{Filter, Subject};
 
 /// Finished packets the list remembers; beyond this the oldest are forgotten (and counted).
-pub const HISTORY_ROWS: usize = 2_000_000;
+pub const HISTORY_ROWS: usize = 1_000_000;
 
 /// What the list keeps of a finished packet: enough to draw its row, filter it and describe it.
 #[derive(Debug, Clone, PartialEq)]

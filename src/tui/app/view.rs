@@ -210,7 +210,13 @@ impl App {
         } else {
             format!(" matching '{}'", self.list_filter_text)
         };
-        let text = format!("packets: {}{filter}", snapshot.listed);
+        let forgotten = self.debugger.history().forgotten();
+        let forgotten = if forgotten > 0 {
+            format!(" ({forgotten} older forgotten)")
+        } else {
+            String::new()
+        };
+        let text = format!("packets: {}{filter}{forgotten}", snapshot.listed);
         frame.render_widget(Paragraph::new(title(text, self.focus == Pane::List)), head);
         frame.render_widget(
             PacketList {
