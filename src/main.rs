@@ -13,8 +13,7 @@ use pktpath::tui::run as tui;
 const NOT_A_TERMINAL: &str =
     "pktpath: stdout is not a terminal; add --headless to print a summary instead";
 /// What a TUI run with an export option says (exit 2): exports are written by headless runs.
-const EXPORT_NEEDS_HEADLESS: &str =
-    "pktpath: --export and --pcap-out are written by headless runs; add --headless";
+const EXPORT_NEEDS_HEADLESS: &str = "pktpath: --export and --pcap-out are written by headless runs; add --headless (in the TUI, e exports)";
 
 fn main() -> ExitCode {
     let cli = match cli::parse() {

@@ -182,8 +182,8 @@ fn the_tui_runs_the_demo_in_a_pty_and_restores_the_terminal() {
 #[test]
 fn sigterm_ends_the_sim_tui_and_restores_the_terminal() {
     let (mut screen, _writer, mut child) = spawn(&["sim", "--clients", "1"]);
-    screen.wait_for("the live stage names", |s| {
-        s.contains("LIVE") && s.contains("frame_buffer") && s.contains("stack")
+    screen.wait_for("the sim stage names", |s| {
+        s.contains("SIM ") && s.contains("frame_buffer") && s.contains("stack")
     });
     let pid = child.process_id().expect("a pid") as libc::pid_t;
     let drawn = screen.bytes.len();

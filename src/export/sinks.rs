@@ -28,7 +28,7 @@ pub struct ExportError {
     pub source: io::Error,
 }
 
-fn at(path: &std::path::Path) -> impl FnOnce(io::Error) -> ExportError + '_ {
+fn at_path(path: &std::path::Path) -> impl FnOnce(io::Error) -> ExportError + '_ {
     move |source| ExportError {
         path: path.to_path_buf(),
         source,
@@ -57,14 +57,14 @@ impl Exports {
         let timeline = match &plan.timeline {
             Some((path, format)) => Some((
                 path.clone(),
-                writer::create(path, *format, header).map_err(at(path))?,
+                writer::create(path, *format, header).map_err(at_path(path))?,
             )),
             None => None,
         };
         let pcap = match &plan.pcap {
             Some(path) => Some((
                 path.clone(),
-                PcapngWriter::create(path, pcap_base_ns).map_err(at(path))?,
+                PcapngWriter::create(path, pcap_base_ns).map_err(at_path(path))?,
             )),
             None => None,
         };
@@ -90,8 +90,17 @@ impl Exports {
             }
         });
         match failed {
-            Some(e) => Err(at(path)(e)),
+            Some(e) => Err(at_path(path)(e)),
             None => Ok(over),
+        }
+    }
+
+    /// Sample buffer levels after one step made at `at`, if the timeline wants them (for callers that step
+    /// the pipeline themselves instead of calling `run`).
+    pub fn after_step(&mut self, pipeline: &Pipeline, at: Nanos) -> Result<(), ExportError> {
+        match self.timeline.as_mut().filter(|(_, w)| w.wants_occupancy()) {
+            Some((path, w)) => w.occupancy(at, pipeline).map_err(at_path(path)),
+            None => Ok(()),
         }
     }
 
@@ -101,17 +110,17 @@ impl Exports {
         for p in pipeline.drain_finished() {
             n += 1;
             if let Some((path, w)) = self.timeline.as_mut() {
-                w.packet(&p).map_err(at(path))?;
+                w.packet(&p).map_err(at_path(path))?;
             }
             if let Some((path, w)) = self.pcap.as_mut() {
-                w.packet(&p).map_err(at(path))?;
+                w.packet(&p).map_err(at_path(path))?;
             }
         }
         if let Some((path, w)) = self.pcap.as_mut() {
             let settled = pipeline
                 .earliest_wire_in_flight()
                 .map_or(pipeline.now(), |t| t.min(pipeline.now()));
-            w.settle(settled).map_err(at(path))?;
+            w.settle(settled).map_err(at_path(path))?;
         }
         Ok(n)
     }
@@ -123,11 +132,11 @@ impl Exports {
         extra: Option<&serde_json::Value>,
     ) -> Result<Written, ExportError> {
         if let Some((path, w)) = self.timeline {
-            w.finish(conns, stats, extra).map_err(at(&path))?;
+            w.finish(conns, stats, extra).map_err(at_path(&path))?;
         }
         let mut written = Written::default();
         if let Some((path, w)) = self.pcap {
-            let frames = w.finish().map_err(at(&path))?;
+            let frames = w.finish().map_err(at_path(&path))?;
             written.pcap = Some((path, frames));
         }
         Ok(written)

@@ -283,6 +283,11 @@ impl Pipeline {
             .map(|c| (&c.record, c.state.to_string()))
     }
 
+    /// The UDP flows (they stay open for the whole run), with the bytes in their own rx and tx buffers.
+    pub fn udp_flows(&self) -> impl Iterator<Item = (&ConnectionRecord, usize, usize)> + '_ {
+        self.udp.flow_levels()
+    }
+
     /// The TCP connections that ended during the run so far, in the order they did.
     pub fn closed_connections(&self) -> &[ConnectionRecord] {
         &self.closed

@@ -23,6 +23,8 @@ use super::trace::{
 
 /// Datagrams a flow holds in each direction before it stops taking more.
 const FLOW_QUEUE: usize = 64;
+/// The most bytes a flow's buffer can hold in one direction: a full queue of the largest datagrams.
+pub const FLOW_BUFFER_BYTES: usize = FLOW_QUEUE * MAX_UDP_PAYLOAD;
 /// Large enough for any datagram an app can write to its AF_UNIX end, so none is cut short on reading.
 const DATAGRAM_READ: usize = 65536;
 
@@ -114,6 +116,15 @@ impl UdpService {
 
     pub fn records(&self) -> Vec<ConnectionRecord> {
         self.flows.values().map(|f| f.record.clone()).collect()
+    }
+
+    /// Each flow's record with the bytes waiting in its own rx and tx buffers.
+    pub fn flow_levels(&self) -> impl Iterator<Item = (&ConnectionRecord, usize, usize)> + '_ {
+        self.flows.values().map(|f| {
+            let rx = f.rx_buf.iter().map(|(_, d)| d.len()).sum();
+            let tx = f.tx_buf.iter().map(|d| d.data.len()).sum();
+            (&f.record, rx, tx)
+        })
     }
 
     /// The frame smoltcp emitted with this meta id carries a datagram from this origin.

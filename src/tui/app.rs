@@ -10,6 +10,8 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use super::debugger::{Debugger, Moved};
 use super::filter::Filter;
 use super::snapshot::{Mode, PacketRow, Snapshot};
+use crate::export::sinks::ExportPlan;
+use crate::export::writer::Header;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::engine::StepReport;
 use crate::pipeline::trace::PacketId;
@@ -21,7 +23,7 @@ mod view;
 
 pub use list::ListModel;
 
-pub use input::{Input, InputError, InputKind, parse_breakpoint};
+pub use input::{Input, InputError, InputKind, parse_breakpoint, parse_export_target};
 
 /// `n` gives up after this many moves (a packet stuck in a full buffer may never finish).
 pub const NEXT_LIMIT: u64 = 100_000;
@@ -29,6 +31,8 @@ pub const NEXT_LIMIT: u64 = 100_000;
 pub const CONTINUE_LIMIT: u64 = 1_000_000;
 /// At most this many moves per tick, so one tick never freezes the screen.
 pub const TICK_LIMIT: u64 = 10_000;
+/// What the export input line offers first.
+const DEFAULT_EXPORT: &str = "pktpath-timeline.json";
 /// Rows the list shows until the first draw says how many fit.
 const DEFAULT_LIST_ROWS: usize = 20;
 /// Step-back points kept for `u`.
@@ -90,6 +94,8 @@ pub struct App {
     /// run waits for its next event, and then ticks do nothing until it catches up.
     target_ns: Nanos,
     undo: VecDeque<UndoPoint>,
+    /// What an export from `e` says about the run's source and stack; `None` when the app cannot export.
+    export_header: Option<Header>,
 }
 
 impl App {
@@ -113,13 +119,22 @@ impl App {
             status: String::new(),
             target_ns,
             undo: VecDeque::new(),
+            export_header: None,
         }
+    }
+
+    /// Let `e` export the run, with this header.
+    pub fn with_export_header(mut self, header: Header) -> App {
+        self.export_header = Some(header);
+        self
     }
 
     /// An app over a replay. The replay is prepared once here so a bad capture is an error now, not a panic
     /// at the first step back (which rebuilds it).
     pub fn replay(spec: &ReplaySpec) -> anyhow::Result<App> {
-        run::prepare(spec)?;
+        let prepared = run::prepare(spec)?;
+        let header = run::header(spec, &prepared.identity, prepared.format);
+        drop(prepared);
         let build_spec = spec.clone();
         let debugger = Debugger::new(Box::new(move || {
             run::prepare(&build_spec)
@@ -129,7 +144,7 @@ impl App {
         let mode = Mode::Replay {
             file: spec.source.name(),
         };
-        Ok(App::new(debugger, mode, spec.speed))
+        Ok(App::new(debugger, mode, spec.speed).with_export_header(header))
     }
 
     pub fn debugger(&self) -> &Debugger {
@@ -253,6 +268,7 @@ impl App {
             KeyCode::Char('/') => {
                 self.open_input(InputKind::ListFilter, self.list_filter_text.clone())
             }
+            KeyCode::Char('e') => self.open_input(InputKind::Export, DEFAULT_EXPORT.into()),
             KeyCode::Char('+') => self.change_speed(2.0),
             KeyCode::Char('-') => self.change_speed(0.5),
             KeyCode::Tab => {
@@ -325,6 +341,13 @@ impl App {
                         message: e.message,
                     })
                 }
+            },
+            InputKind::Export => match parse_export_target(&input.text) {
+                Ok(plan) => {
+                    self.input = None;
+                    self.export(&plan);
+                }
+                Err(e) => input.error = Some(e),
             },
             InputKind::Breakpoint => match parse_breakpoint(&input.text) {
                 Ok(bp) => {
@@ -421,6 +444,38 @@ impl App {
         self.paused = !self.paused;
         // Resuming runs at the pace from now on, rather than catching up on the time spent paused.
         self.target_ns = self.debugger.pipeline().now();
+    }
+
+    /// Write the run as far as it has got; the status line says what was written, or why not.
+    fn export(&mut self, plan: &ExportPlan) {
+        let Some(header) = &self.export_header else {
+            self.status = "export: this run cannot be exported".into();
+            return;
+        };
+        let mut header = header.clone();
+        let moves = self.debugger.moves();
+        if let Some(source) = header.source.as_object_mut() {
+            source.insert("exported_from".into(), "tui".into());
+            source.insert("tui_move".into(), moves.into());
+        }
+        let target = plan
+            .timeline
+            .as_ref()
+            .map(|(p, _)| p)
+            .or(plan.pcap.as_ref())
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        self.status = match self.debugger.export(plan, &header) {
+            Ok((packets, written)) => match written.pcap {
+                Some((_, frames)) => {
+                    format!("exported {frames} frames to {target} (the run up to move {moves})")
+                }
+                None => {
+                    format!("exported {packets} packets to {target} (the run up to move {moves})")
+                }
+            },
+            Err(e) => format!("export failed: {e}"),
+        };
     }
 
     fn change_speed(&mut self, factor: f64) {
@@ -542,5 +597,7 @@ fn describe_step(report: &StepReport) -> String {
     format!("step: {}", hops.join(", "))
 }
 
+#[cfg(test)]
+mod screens;
 #[cfg(test)]
 mod tests;

@@ -13,10 +13,15 @@ use crate::pipeline::trace::{PacketId, PacketRecord};
 
 use super::filter::Filter;
 use super::history::History;
+use crate::export::sinks::{ExportError, ExportPlan, Exports, Written};
+use crate::export::writer::Header;
 
 /// Finished packets whose whole record (hops, log, frame) the debugger keeps for the detail pane and
 /// breakpoints; older ones keep only their list entry (see `History`).
 pub const HISTORY: usize = 100_000;
+
+/// An export hands finished packets to the writers this often (in moves), so memory stays flat.
+const EXPORT_DRAIN_EVERY: u64 = 4096;
 
 /// Where `continue` stops.
 #[derive(Debug, Clone)]
@@ -137,16 +142,10 @@ impl Debugger {
 
     /// One move: an engine step, or a wait for the next event when nothing can act.
     pub fn step(&mut self) -> Moved {
-        let moved = match self.pipeline.step() {
-            Step::Progress(report) => Moved::Stepped(report),
-            Step::Idle { next: Some(t) }
-                if !self.pipeline.wire().is_done() || !self.pipeline.is_quiet() =>
-            {
-                self.pipeline.wait_until(t);
-                Moved::Waited { until: t }
-            }
-            Step::Idle { .. } => return Moved::Ended,
-        };
+        let moved = move_once(&mut self.pipeline);
+        if moved == Moved::Ended {
+            return moved;
+        }
         self.moves += 1;
         self.keep_finished();
         moved
@@ -204,6 +203,34 @@ impl Debugger {
                 break;
             }
         }
+    }
+
+    /// Write the run as it stands (every move made so far) to the files of `plan`: the run is made afresh
+    /// and moved exactly as far, streaming its packets to the writers; those still on their way end
+    /// `in_flight`. Returns how many packets were written and what the writers wrote.
+    pub fn export(
+        &mut self,
+        plan: &ExportPlan,
+        header: &Header,
+    ) -> Result<(u64, Written), ExportError> {
+        let mut pipeline = (self.build)();
+        let mut exports = Exports::open(plan, header, 0)?;
+        let mut packets = 0;
+        for made in 0..self.moves {
+            let at = pipeline.now();
+            match move_once(&mut pipeline) {
+                Moved::Stepped(_) => exports.after_step(&pipeline, at)?,
+                Moved::Waited { .. } => {}
+                Moved::Ended => break,
+            }
+            if made % EXPORT_DRAIN_EVERY == 0 {
+                packets += exports.drain(&mut pipeline)?;
+            }
+        }
+        let connections = pipeline.finish();
+        packets += exports.drain(&mut pipeline)?;
+        let written = exports.finish(&connections, pipeline.stats(), None)?;
+        Ok((packets, written))
     }
 
     fn keep_finished(&mut self) {
@@ -302,6 +329,18 @@ impl Debugger {
             }
         }
         None
+    }
+}
+
+/// One move of `pipeline`: the next engine step, or a wait for the next event when nothing can act now.
+fn move_once(pipeline: &mut Pipeline) -> Moved {
+    match pipeline.step() {
+        Step::Progress(report) => Moved::Stepped(report),
+        Step::Idle { next: Some(t) } if !pipeline.wire().is_done() || !pipeline.is_quiet() => {
+            pipeline.wait_until(t);
+            Moved::Waited { until: t }
+        }
+        Step::Idle { .. } => Moved::Ended,
     }
 }
 

@@ -27,7 +27,9 @@ pub fn run_replay(spec: &ReplaySpec) -> anyhow::Result<()> {
 pub fn run_sim(spec: &SimSpec) -> anyhow::Result<()> {
     let build_spec = spec.clone();
     let debugger = Debugger::new(Box::new(move || crate::sim::build(&build_spec).pipeline));
-    run_app(App::new(debugger, Mode::Live, Some(1.0)))
+    let app =
+        App::new(debugger, Mode::Sim, Some(1.0)).with_export_header(crate::headless::header(spec));
+    run_app(app)
 }
 
 /// Whether the environment asks for no colour (`NO_COLOR` set and not empty, see no-color.org).

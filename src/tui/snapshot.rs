@@ -9,13 +9,18 @@ use crate::pipeline::clock::Nanos;
 use crate::pipeline::connection::CONN_BUFFER;
 use crate::pipeline::engine::Pipeline;
 use crate::pipeline::stage::{Dir, OutcomeKind, Stage};
-use crate::pipeline::trace::{ConnEventKind, ConnId, ConnectionRecord, PacketId, PacketRecord};
+use crate::pipeline::trace::{
+    ConnEventKind, ConnId, ConnProto, ConnectionRecord, PacketId, PacketRecord,
+};
+use crate::pipeline::udp::FLOW_BUFFER_BYTES;
 
 /// Where the events come from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Mode {
     #[default]
     Live,
+    /// The built-in simulated peers (`pktpath sim`).
+    Sim,
     Replay {
         file: String,
     },
@@ -97,7 +102,10 @@ impl PacketRow {
     }
 }
 
-/// One TCP connection, open or closed, for the connections view.
+/// What the connections view says of a UDP flow's state: UDP has none, and a flow lasts the whole run.
+pub const UDP_STATE: &str = "OPEN";
+
+/// One TCP connection (open or closed) or UDP flow, for the connections view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnRow {
     pub id: ConnId,
@@ -138,7 +146,10 @@ impl ConnRow {
             open,
             rx_buffered: rx,
             tx_buffered: tx,
-            capacity: CONN_BUFFER,
+            capacity: match r.proto {
+                ConnProto::Tcp => CONN_BUFFER,
+                ConnProto::Udp => FLOW_BUFFER_BYTES,
+            },
             app_read: r.app_read.bytes,
             app_written: r.app_written.bytes,
         }
@@ -182,7 +193,7 @@ pub struct Snapshot {
     pub listed: usize,
     pub first_listed: usize,
     pub selected: Option<PacketId>,
-    /// The TCP connections: those that ended, then the open ones, by id.
+    /// The TCP connections (those that ended, then the open ones) and the UDP flows, by id.
     pub connections: Vec<ConnRow>,
 }
 
@@ -270,6 +281,11 @@ impl Snapshot {
                 let (rx, tx) = levels.get(&r.id).copied().unwrap_or_default();
                 ConnRow::of(r, Some(state), rx, tx)
             }))
+            .chain(
+                pipeline
+                    .udp_flows()
+                    .map(|(r, rx, tx)| ConnRow::of(r, Some(UDP_STATE.into()), rx, tx)),
+            )
             .collect();
         connections.sort_by_key(|c| c.id);
         Snapshot {

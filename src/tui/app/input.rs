@@ -1,6 +1,10 @@
-//! The input line (`b` for a breakpoint, `/` for the list filter): what it is for, its text and its error,
-//! and how a breakpoint is read from what was typed.
+//! The input line (`b` for a breakpoint, `/` for the list filter, `e` for an export): what it is for, its
+//! text and its error, and how a breakpoint or an export target is read from what was typed.
 
+use std::path::PathBuf;
+
+use crate::export::sinks::ExportPlan;
+use crate::export::writer::Format;
 use crate::pipeline::stage::Stage;
 use crate::tui::debugger::Breakpoint;
 use crate::tui::filter::Filter;
@@ -10,6 +14,7 @@ use crate::tui::filter::Filter;
 pub enum InputKind {
     ListFilter,
     Breakpoint,
+    Export,
 }
 
 impl InputKind {
@@ -17,6 +22,7 @@ impl InputKind {
         match self {
             InputKind::ListFilter => "filter: ",
             InputKind::Breakpoint => "break on: ",
+            InputKind::Export => "export to: ",
         }
     }
 }
@@ -67,4 +73,35 @@ pub fn parse_breakpoint(text: &str) -> Result<Breakpoint, InputError> {
                 message: e.message,
             }),
     }
+}
+
+/// The file an export goes to, its kind chosen by its name: `.jsonl` JSON Lines, `.trace.json` a Chrome /
+/// Perfetto trace, `.pcapng` the annotated pcapng, anything else the JSON document.
+pub fn parse_export_target(text: &str) -> Result<ExportPlan, InputError> {
+    let path = text.trim();
+    if path.is_empty() {
+        return Err(InputError {
+            column: None,
+            message: "type a file name: NAME.json, .jsonl, .trace.json or .pcapng".into(),
+        });
+    }
+    let target = PathBuf::from(path);
+    Ok(if path.ends_with(".pcapng") {
+        ExportPlan {
+            timeline: None,
+            pcap: Some(target),
+        }
+    } else {
+        let format = if path.ends_with(".jsonl") {
+            Format::Jsonl
+        } else if path.ends_with(".trace.json") {
+            Format::Chrome
+        } else {
+            Format::Json
+        };
+        ExportPlan {
+            timeline: Some((target, format)),
+            pcap: None,
+        }
+    })
 }

@@ -17,12 +17,12 @@ fn demo() -> App {
     App::replay(&spec).expect("the demo replays")
 }
 
-fn key(code: KeyCode) -> KeyEvent {
+pub(super) fn key(code: KeyCode) -> KeyEvent {
     KeyEvent::new(code, KeyModifiers::NONE)
 }
 
 /// Press each key in turn (characters of `keys`; `\n` is Enter, `\x1b` Esc).
-fn press(app: &mut App, keys: &str) -> Control {
+pub(super) fn press(app: &mut App, keys: &str) -> Control {
     let mut last = Control::Continue;
     for c in keys.chars() {
         let code = match c {
@@ -37,7 +37,7 @@ fn press(app: &mut App, keys: &str) -> Control {
 }
 
 /// The text of every line of the screen, styles ignored.
-fn screen(app: &App, width: u16, height: u16) -> Vec<String> {
+pub(super) fn screen(app: &App, width: u16, height: u16) -> Vec<String> {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     terminal.draw(|f| app.render(f)).unwrap();
     let buf = terminal.backend().buffer().clone();
@@ -215,27 +215,50 @@ fn help_lists_every_key_and_any_key_closes_it() {
     press(&mut app, "s");
     let before = screen(&app, 80, 24);
     press(&mut app, "?");
-    let lines = screen(&app, 80, 24);
-    let text = lines.join("\n");
-    for (keys, what) in view::KEYS {
-        assert!(text.contains(keys) && text.contains(what), "{keys} {what}");
-    }
-    for k in [
-        "space", "s ", "n ", "c ", "b ", "/ ", "+  -", "Tab", "u  Bksp", "? ", "q ", "g  G",
-    ] {
-        assert!(
-            lines[5..18].iter().any(|l| l.contains(&format!("│{k}"))),
-            "{k}"
+    // The overlay is centred: its top line, then one line per key in the table's order, then its bottom.
+    for (width, height, top, left) in [(80, 24, 3, 4), (120, 40, 11, 24)] {
+        let lines = screen(&app, width, height);
+        let boxed = |y: usize| -> String { lines[y].chars().skip(left).take(71).collect() };
+        assert_eq!(
+            boxed(top),
+            format!("┌ keys {}┐", "─".repeat(63)),
+            "{width}x{height}"
+        );
+        for (i, (keys, what)) in view::KEYS.iter().enumerate() {
+            let text = format!("{keys:<9}  {what}");
+            assert_eq!(
+                boxed(top + 1 + i),
+                format!("│{text:<69}│"),
+                "{width}x{height}"
+            );
+        }
+        assert_eq!(
+            boxed(top + 1 + view::KEYS.len()),
+            format!("└{}┘", "─".repeat(69))
         );
     }
-    assert!(!text.contains("export"), "e is not bound");
+    let keys: Vec<&str> = view::KEYS.iter().map(|(k, _)| *k).collect();
     assert_eq!(
-        lines[4],
-        "       ┌ keys ─────────────────────────────────────────────────────────┐utcome  "
-    );
-    assert_eq!(
-        lines[8].trim_end(),
-        "       │s         step one hop                                         │"
+        keys,
+        [
+            "↓ j  ↑ k",
+            "PgDn PgUp",
+            "g  G",
+            "wheel",
+            "Tab",
+            "space",
+            "s",
+            "n",
+            "c",
+            "b",
+            "u  Bksp",
+            "/",
+            "e",
+            "+  -",
+            "?",
+            "q"
+        ],
+        "every key the issue names, and the page keys"
     );
     press(&mut app, "x");
     assert_eq!(screen(&app, 80, 24), before);
@@ -508,4 +531,117 @@ fn the_list_pages_through_the_whole_history_keeping_the_selection_on_screen() {
     );
     press(&mut app, "g");
     assert_eq!(at(&app).1, Some(0));
+}
+
+/// The `packets` array of a JSON export.
+fn exported_packets(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).expect("export written")).expect("valid JSON");
+    doc["packets"].as_array().expect("packets").clone()
+}
+
+#[test]
+fn e_exports_the_run_so_far_and_at_the_end_it_is_the_headless_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo();
+    // Mid-run: after 12 steps, what has finished, and what is still on its way as in_flight.
+    for _ in 0..12 {
+        press(&mut app, "s");
+    }
+    let moves = app.debugger().moves();
+    let mid = dir.path().join("mid.json");
+    press(&mut app, "e");
+    assert_eq!(
+        screen(&app, 80, 24)[23].trim_end(),
+        "export to: pktpath-timeline.json█"
+    );
+    app.handle(key(KeyCode::Char('u'))); // typed into the input, not a step back
+    for _ in 0.."pktpath-timeline.jsonu".len() {
+        app.handle(key(KeyCode::Backspace));
+    }
+    press(&mut app, &format!("{}\n", mid.display()));
+    assert_eq!(app.debugger().moves(), moves, "exporting moves nothing");
+    assert!(
+        app.status.starts_with("exported ")
+            && app
+                .status
+                .ends_with(&format!("(the run up to move {moves})")),
+        "{}",
+        app.status
+    );
+    let packets = exported_packets(&mid);
+    let in_flight = packets
+        .iter()
+        .filter(|p| p["outcome"]["kind"] == "in_flight")
+        .count();
+    let finished = app.debugger().history().total();
+    assert_eq!(packets.len(), finished + in_flight);
+    assert_eq!(
+        in_flight,
+        app.debugger().pipeline().in_flight().count(),
+        "the packets on their way after 12 steps"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&mid).unwrap()).unwrap();
+    assert_eq!(doc["source"]["tui_move"], moves);
+    assert_eq!(doc["source"]["exported_from"], "tui");
+
+    // At the end of the run the export holds what a headless replay of the same spec writes.
+    while !app.paused || app.status != "the run ended" {
+        app.paused = false;
+        app.tick(1_000_000_000);
+    }
+    let end = dir.path().join("end.json");
+    press(&mut app, "e");
+    for _ in 0.."pktpath-timeline.json".len() {
+        app.handle(key(KeyCode::Backspace));
+    }
+    press(&mut app, &format!("{}\n", end.display()));
+    let headless = dir.path().join("headless.json");
+    let spec = ReplaySpec {
+        source: Source::demo(),
+        as_ip: None,
+        apps: Vec::new(),
+        speed: Some(1.0),
+        frame_buffer: 256,
+        seed: 0,
+        hop_cost_ns: 1000,
+        tail_ns: 10_000_000_000,
+    };
+    run::run(
+        &spec,
+        Some((headless.clone(), crate::export::writer::Format::Json)),
+    )
+    .unwrap();
+    let (tui, plain) = (exported_packets(&end), exported_packets(&headless));
+    assert_eq!(tui.len(), plain.len());
+    assert_eq!(tui, plain, "same packets, hops, outcomes and bytes");
+}
+
+#[test]
+fn an_export_to_a_bad_place_says_so_and_the_app_carries_on() {
+    let mut app = demo();
+    press(&mut app, "s");
+    press(&mut app, "e");
+    for _ in 0.."pktpath-timeline.json".len() {
+        app.handle(key(KeyCode::Backspace));
+    }
+    press(&mut app, "\n");
+    assert_eq!(
+        app.input
+            .as_ref()
+            .and_then(|i| i.error.as_ref())
+            .map(|e| e.message.as_str()),
+        Some("type a file name: NAME.json, .jsonl, .trace.json or .pcapng")
+    );
+    press(&mut app, "/nonexistent-dir/t.json\n");
+    assert!(app.input.is_none());
+    assert!(
+        app.status
+            .starts_with("export failed: cannot write export /nonexistent-dir/t.json: "),
+        "{}",
+        app.status
+    );
+    let moves = app.debugger().moves();
+    press(&mut app, "s");
+    assert!(app.debugger().moves() > moves);
 }

@@ -28,16 +28,22 @@ const HEX_BYTES_PER_LINE: usize = 16;
 /// Every key, for the help overlay; the key handler in `App::handle` is the other half of this table.
 pub const KEYS: &[(&str, &str)] = &[
     ("↓ j  ↑ k", "move the selection (scroll in the detail pane)"),
+    ("PgDn PgUp", "a page down / up the list"),
     ("g  G", "first / last packet"),
+    ("wheel", "scroll: moves the selection, or the focused pane"),
+    ("Tab", "next pane: list → detail → connections"),
     ("space", "pause / resume"),
     ("s", "step one hop"),
     ("n", "next: finish the selected packet's path"),
     ("c", "continue to a breakpoint"),
     ("b", "break on: stage NAME, drop, state, buffer N, filter"),
-    ("/", "filter the list (Enter applies, Esc cancels)"),
-    ("+  -", "faster / slower"),
-    ("Tab", "next pane: list → detail → connections"),
     ("u  Bksp", "step back"),
+    ("/", "filter the list (Enter applies, Esc cancels)"),
+    (
+        "e",
+        "export the run so far (.json .jsonl .trace.json .pcapng)",
+    ),
+    ("+  -", "faster / slower"),
     ("?", "this help (any key closes it)"),
     ("q", "quit"),
 ];
@@ -55,6 +61,7 @@ fn format_latency(ns: Nanos) -> String {
 fn status_bar(s: &Snapshot) -> String {
     let mode = match &s.mode {
         Mode::Live => "LIVE".to_string(),
+        Mode::Sim => "SIM".to_string(),
         Mode::Replay { file } => format!("REPLAY {}", fit(file, MODE_NAME_WIDTH)),
     };
     let state = if s.paused { "PAUSED" } else { "RUNNING" };

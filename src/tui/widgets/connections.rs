@@ -110,7 +110,9 @@ impl ConnectionsView<'_> {
             Span::raw(closed),
         ]);
         let inner = width.saturating_sub(INDENT.len());
-        let history = if c.history.is_empty() {
+        let history = if c.proto == "udp" {
+            "datagrams: UDP has no connection states".to_string()
+        } else if c.history.is_empty() {
             "(no state changes yet)".to_string()
         } else {
             c.history.join(" → ")
