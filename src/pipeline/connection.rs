@@ -281,6 +281,11 @@ impl TcpConn {
         )
     }
 
+    /// The app waits on something outside the pipeline (a child process, a real socket).
+    pub fn app_wants_service(&self) -> bool {
+        self.app.wants_service()
+    }
+
     /// Let the app run one round on its end of the AF_UNIX socket.
     pub fn run_app(&mut self, now: Nanos, p: &mut Progress) {
         let mut io = RecordingIo {
