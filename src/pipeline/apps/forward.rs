@@ -239,3 +239,232 @@ impl App for Forward {
         !matches!(self.state, State::Done)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Real TCP only inside a network namespace each test makes for itself (and that goes away with its
+    //! thread): nothing here can reach an address outside it.
+
+    use std::net::TcpListener;
+    use std::thread;
+
+    use super::super::test_io::{End, drive, pattern};
+    use super::*;
+
+    fn lo_up() -> Result<(), String> {
+        // SAFETY: an ioctl on our own socket with a zeroed ifreq naming `lo`.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+            if fd < 0 {
+                return Err(format!("socket: {}", io::Error::last_os_error()));
+            }
+            let mut req: libc::ifreq = mem::zeroed();
+            for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+                *d = *s as libc::c_char;
+            }
+            let mut r = libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req);
+            if r == 0 {
+                req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+                r = libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &mut req);
+            }
+            let e = io::Error::last_os_error();
+            libc::close(fd);
+            if r != 0 {
+                return Err(format!("bringing lo up: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Run `f` on a thread of its own inside a new network namespace with only `lo`, up. Without root (or
+    /// without namespaces) the test is skipped with the reason, unless `PKTPATH_NETNS_TESTS=1` demands it.
+    fn in_private_netns(f: impl FnOnce() + Send + 'static) {
+        let ran = thread::spawn(move || -> Result<(), String> {
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } != 0 {
+                return Err("not root, cannot make a network namespace".into());
+            }
+            // SAFETY: unshare only moves this thread into a fresh network namespace.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                return Err(format!(
+                    "unshare(CLONE_NEWNET): {}",
+                    io::Error::last_os_error()
+                ));
+            }
+            lo_up()?;
+            // Nothing but loopback here, so nothing the test does can leave the namespace.
+            let dev = std::fs::read_to_string("/proc/thread-self/net/dev")
+                .map_err(|e| format!("reading /proc/thread-self/net/dev: {e}"))?;
+            let ifaces: Vec<&str> = dev
+                .lines()
+                .skip(2)
+                .filter_map(|l| l.split(':').next())
+                .map(str::trim)
+                .collect();
+            assert_eq!(ifaces, ["lo"], "the new namespace has only loopback");
+            f();
+            Ok(())
+        })
+        .join();
+        match ran {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => {
+                if std::env::var("PKTPATH_NETNS_TESTS").as_deref() == Ok("1") {
+                    panic!(
+                        "PKTPATH_NETNS_TESTS=1 but the network namespace test was skipped: {why}"
+                    );
+                }
+                println!("skipped: {why}");
+            }
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    fn target(host: &str, port: u16) -> ForwardTarget {
+        ForwardTarget {
+            host: host.into(),
+            port,
+        }
+    }
+
+    /// A service that reads until end of stream, then answers with `reply` and closes; returns what it read.
+    fn serve_once(listener: TcpListener, reply: Vec<u8>) -> thread::JoinHandle<Vec<u8>> {
+        thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap();
+            s.write_all(&reply).unwrap();
+            got
+        })
+    }
+
+    #[test]
+    fn forward_bridges_exact_bytes_and_half_closes_both_ways() {
+        in_private_netns(|| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let request = pattern(300_000);
+            let mut reply = pattern(200_000);
+            reply.reverse();
+            let server = serve_once(listener, reply.clone());
+            let mut app = Forward::new(target("127.0.0.1", port));
+            // The service answers only after it read end of stream: the peer's FIN crossed as a half-close,
+            // and the answer still came back the other way, ending in a FIN.
+            let out = drive(&mut app, &request, true);
+            assert_eq!(out.end, End::Fin);
+            assert!(
+                out.received == reply,
+                "reply differs ({} bytes)",
+                out.received.len()
+            );
+            assert!(server.join().unwrap() == request, "request differs");
+        });
+    }
+
+    #[test]
+    fn forward_resolves_a_host_name() {
+        in_private_netns(|| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let server = serve_once(listener, b"pong".to_vec());
+            let mut app = Forward::new(target("localhost", port));
+            let out = drive(&mut app, b"ping", true);
+            assert_eq!(
+                (out.end, out.received.as_slice()),
+                (End::Fin, b"pong".as_slice())
+            );
+            assert_eq!(server.join().unwrap(), b"ping");
+        });
+    }
+
+    #[test]
+    fn forward_to_a_closed_port_resets_the_connection() {
+        in_private_netns(|| {
+            let port = {
+                let l = TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap().port()
+            };
+            let mut app = Forward::new(target("127.0.0.1", port));
+            let out = drive(&mut app, b"hello?", true);
+            assert_eq!(out.end, End::Abort);
+            assert_eq!(out.received, b"");
+            assert!(!app.wants_service());
+        });
+    }
+
+    #[test]
+    fn forward_passes_a_reset_from_the_service_on() {
+        in_private_netns(|| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let server = thread::spawn(move || {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut first = [0u8; 5];
+                s.read_exact(&mut first).unwrap();
+                s.write_all(b"bye").unwrap();
+                let linger = libc::linger {
+                    l_onoff: 1,
+                    l_linger: 0,
+                };
+                // SAFETY: SO_LINGER with a zero timeout on our own socket: closing it sends RST.
+                unsafe {
+                    libc::setsockopt(
+                        s.as_raw_fd(),
+                        libc::SOL_SOCKET,
+                        libc::SO_LINGER,
+                        &linger as *const _ as *const libc::c_void,
+                        mem::size_of::<libc::linger>() as libc::socklen_t,
+                    );
+                }
+                first
+            });
+            let mut app = Forward::new(target("127.0.0.1", port));
+            // No FIN from the peer: the service's reset is what ends it.
+            let out = drive(&mut app, b"hello", false);
+            assert_eq!(server.join().unwrap(), *b"hello");
+            assert_eq!(out.end, End::Abort);
+            assert!(
+                out.received.is_empty() || out.received == b"bye",
+                "{:?}",
+                out.received
+            );
+        });
+    }
+
+    #[test]
+    fn sim_clients_get_their_bytes_back_through_forward_to_an_echo_service() {
+        in_private_netns(|| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let server = thread::spawn(move || {
+                let echoes: Vec<_> = (0..2)
+                    .map(|_| {
+                        let (mut s, _) = listener.accept().unwrap();
+                        thread::spawn(move || {
+                            let mut r = s.try_clone().unwrap();
+                            std::io::copy(&mut r, &mut s).unwrap();
+                        })
+                    })
+                    .collect();
+                for e in echoes {
+                    e.join().unwrap();
+                }
+            });
+            let spec = crate::sim::SimSpec {
+                clients: 2,
+                bytes: 150_000,
+                udp: 0,
+                apps: vec![format!("7=forward:127.0.0.1:{port}").parse().unwrap()],
+                ..Default::default()
+            };
+            let r = crate::headless::run_sim(&spec, None).unwrap();
+            server.join().unwrap();
+            assert_eq!(r.report.clients.len(), 2);
+            for c in &r.report.clients {
+                assert!(c.completed && !c.reset, "{c:?}");
+                assert_eq!(c.sent.bytes, 150_000);
+                assert_eq!(c.received, c.sent, "{c:?}");
+            }
+        });
+    }
+}
