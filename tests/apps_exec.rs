@@ -57,7 +57,7 @@ fn sim_peer_is_reset_when_the_command_fails() {
     let reset = conn.events.iter().find(|e| e.kind == ConnEventKind::Reset);
     assert_eq!(
         reset.map(|e| e.detail.as_str()),
-        Some("app gave the connection up: stack will reset it"),
+        Some("app gave the connection up: stack will reset it (command exited with status 1)"),
         "{:?}",
         conn.events
     );

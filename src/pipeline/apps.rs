@@ -35,6 +35,11 @@ pub trait App {
     fn wants_service(&self) -> bool {
         false
     }
+    /// How the app's outside end went, once it has ended (an `exec:` child's exit status and last stderr
+    /// line, a `forward:` service that refused or reset), for the connection's close and reset events.
+    fn outcome(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Which application serves a port, as given by `--app [PORT=]SPEC`.

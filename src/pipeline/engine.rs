@@ -381,8 +381,9 @@ impl Pipeline {
                 }
                 _ if self.wire.is_done() && self.is_quiet() => return true,
                 Err(Some(t)) if t <= deadline => {
-                    if self.waits_on_external() {
-                        // Give the outside world (a child process, a real service) real time to answer.
+                    if t >= at + EXTERNAL_POLL_NS && self.waits_on_external() {
+                        // Nothing is due but the poll of an app waiting on the outside world (a child
+                        // process, a real service): give that world real time to answer.
                         std::thread::sleep(EXTERNAL_POLL_REAL);
                     }
                     self.clock.wait_until(t)

@@ -14,6 +14,8 @@ use super::{App, AppIo};
 
 /// How much of the child's stderr is kept.
 pub const STDERR_TAIL: usize = 4 * 1024;
+/// How much of the last stderr line the connection's events show (characters).
+const STDERR_LINE: usize = 200;
 /// After the child's stdout ends, how long to wait for its exit status before closing with FIN anyway.
 const EXIT_GRACE: Duration = Duration::from_millis(200);
 
@@ -23,6 +25,8 @@ pub struct Exec {
     state: State,
     bridge: Bridge,
     stderr_tail: VecDeque<u8>,
+    /// How the child ended, once reaped, or why it could not start.
+    exit: Option<Result<ExitStatus, String>>,
 }
 
 enum State {
@@ -89,6 +93,7 @@ impl Exec {
             state: State::Idle,
             bridge: Bridge::default(),
             stderr_tail: VecDeque::new(),
+            exit: None,
         }
     }
 
@@ -194,8 +199,9 @@ impl App for Exec {
         if matches!(self.state, State::Idle) {
             match self.start() {
                 Ok(r) => self.state = State::Running(r),
-                Err(_) => {
+                Err(e) => {
                     // The command could not be started: the peer sees a reset.
+                    self.exit = Some(Err(format!("could not start {}: {e}", self.shell)));
                     io.abort();
                     self.state = State::Done;
                     return;
@@ -219,6 +225,7 @@ impl App for Exec {
             && let Ok(Some(status)) = r.child.try_wait()
         {
             r.status = Some((status, Instant::now()));
+            self.exit = Some(Ok(status));
         }
         if self.bridge.ext_eof && r.stdout_eof_at.is_none() {
             r.stdout_eof_at = Some(Instant::now());
@@ -252,6 +259,27 @@ impl App for Exec {
 
     fn wants_service(&self) -> bool {
         matches!(self.state, State::Idle | State::Running(_))
+    }
+
+    fn outcome(&self) -> Option<String> {
+        let mut s = match self.exit.as_ref()? {
+            Err(e) => return Some(e.clone()),
+            Ok(st) => match (st.code(), st.signal()) {
+                (_, Some(sig)) => format!("command killed by signal {sig}"),
+                (Some(code), _) => format!("command exited with status {code}"),
+                (None, None) => format!("command ended: {st}"),
+            },
+        };
+        let tail = String::from_utf8_lossy(&self.stderr_tail()).into_owned();
+        if let Some(last) = tail.lines().rev().find(|l| !l.trim().is_empty()) {
+            // A long line keeps its end, which is where messages say what went wrong.
+            let chars: Vec<char> = last.trim().chars().collect();
+            let cut = chars.len().saturating_sub(STDERR_LINE);
+            let last: String = chars[cut..].iter().collect();
+            let more = if cut > 0 { "…" } else { "" };
+            s.push_str(&format!("; stderr: {more}{last}"));
+        }
+        Some(s)
     }
 }
 
@@ -311,22 +339,35 @@ mod tests {
 
     #[test]
     fn exec_failing_commands_reset_the_connection() {
-        for cmd in [
-            "false",
-            "/nonexistent-cmd",
-            "kill -9 $$",
-            "printf partial; exit 3",
-        ] {
+        let cases: [(&str, &[u8], &str); 4] = [
+            ("false", b"", "command exited with status 1"),
+            (
+                "/nonexistent-cmd",
+                b"",
+                "command exited with status 127; stderr: ",
+            ),
+            ("kill -9 $$", b"", "command killed by signal 9"),
+            (
+                "printf partial; exit 3",
+                b"partial",
+                "command exited with status 3",
+            ),
+        ];
+        for (cmd, expect, outcome) in cases {
             let mut app = Exec::new(cmd);
             let out = drive(&mut app, b"some input", true);
             assert_eq!(out.end, End::Abort, "{cmd}");
-            let expect: &[u8] = if cmd.starts_with("printf") {
-                b"partial"
-            } else {
-                b""
-            };
             assert_eq!(out.received, expect, "{cmd}");
             assert!(!app.wants_service(), "{cmd}");
+            let got = app.outcome().unwrap();
+            if outcome.ends_with(": ") {
+                assert!(
+                    got.starts_with(outcome) && got.contains("/nonexistent-cmd"),
+                    "{got}"
+                );
+            } else {
+                assert_eq!(got, outcome);
+            }
         }
     }
 
@@ -345,6 +386,11 @@ mod tests {
         assert_eq!(out.end, End::Abort);
         assert_eq!(out.received, b"");
         assert_eq!(out.rounds, 1);
+        let why = app.outcome().unwrap();
+        assert!(
+            why.starts_with("could not start /nonexistent-shell: No such file or directory"),
+            "{why}"
+        );
     }
 
     #[test]
@@ -359,6 +405,16 @@ mod tests {
         let mut expect = vec![b'e'; STDERR_TAIL - 4];
         expect.extend_from_slice(b"end\n");
         assert_eq!(tail, expect);
+        assert_eq!(
+            app.outcome().as_deref(),
+            Some(
+                format!(
+                    "command exited with status 2; stderr: …{}end",
+                    "e".repeat(197)
+                )
+                .as_str()
+            )
+        );
     }
 
     #[test]

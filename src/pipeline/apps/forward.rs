@@ -19,6 +19,8 @@ pub struct Forward {
     bridge: Bridge,
     /// We closed our sending side (FIN) towards the peer.
     shut: bool,
+    /// Why the connection was reset: no address, the connect failed, the service reset.
+    failure: Option<String>,
 }
 
 enum State {
@@ -26,6 +28,7 @@ enum State {
     Resolving(mpsc::Receiver<io::Result<Vec<SocketAddr>>>),
     Connecting {
         stream: TcpStream,
+        addr: SocketAddr,
         rest: VecDeque<SocketAddr>,
     },
     Connected(Upstream),
@@ -139,11 +142,15 @@ impl Forward {
             state: State::Idle,
             bridge: Bridge::default(),
             shut: false,
+            failure: None,
         }
     }
 
     /// Connect to the next address; the connection is reset when none is left.
     fn try_next(&mut self, mut rest: VecDeque<SocketAddr>, io: &mut dyn AppIo) {
+        if rest.is_empty() && self.failure.is_none() {
+            self.failure = Some(format!("{} has no address", self.target.host));
+        }
         while let Some(addr) = rest.pop_front() {
             match connect_nonblocking(addr) {
                 Ok((stream, true)) => {
@@ -151,10 +158,10 @@ impl Forward {
                     return;
                 }
                 Ok((stream, false)) => {
-                    self.state = State::Connecting { stream, rest };
+                    self.state = State::Connecting { stream, addr, rest };
                     return;
                 }
-                Err(_) => {}
+                Err(e) => self.failure = Some(format!("connect to {addr}: {e}")),
             }
         }
         io.abort();
@@ -180,7 +187,13 @@ impl App for Forward {
         if let State::Resolving(rx) = &self.state {
             match rx.try_recv() {
                 Ok(Ok(addrs)) => self.try_next(addrs.into(), io),
-                Ok(Err(_)) | Err(mpsc::TryRecvError::Disconnected) => {
+                Ok(Err(e)) => {
+                    self.failure = Some(format!("resolving {}: {e}", self.target.host));
+                    io.abort();
+                    self.state = State::Done;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    self.failure = Some(format!("resolving {} failed", self.target.host));
                     io.abort();
                     self.state = State::Done;
                 }
@@ -198,11 +211,13 @@ impl App for Forward {
                     };
                     self.state = State::Connected(Upstream(stream));
                 }
-                Some(Err(_)) => {
-                    let State::Connecting { rest, .. } = mem::replace(&mut self.state, State::Done)
+                Some(Err(e)) => {
+                    let State::Connecting { addr, rest, .. } =
+                        mem::replace(&mut self.state, State::Done)
                     else {
                         unreachable!("matched above");
                     };
+                    self.failure = Some(format!("connect to {addr}: {e}"));
                     self.try_next(rest, io);
                 }
             }
@@ -214,6 +229,15 @@ impl App for Forward {
                     self.bridge.ext_read_error.is_some() || self.bridge.ext_write_error.is_some();
                 if reset {
                     // The service reset the connection (or vanished): pass the reset on.
+                    let kind = self
+                        .bridge
+                        .ext_read_error
+                        .or(self.bridge.ext_write_error)
+                        .map(io::Error::from);
+                    self.failure = Some(match kind {
+                        Some(e) => format!("service at {}: {e}", self.target),
+                        None => format!("service at {} failed", self.target),
+                    });
                     self.bridge.flush_to_peer(io);
                     io.abort();
                     self.state = State::Done;
@@ -237,6 +261,10 @@ impl App for Forward {
 
     fn wants_service(&self) -> bool {
         !matches!(self.state, State::Done)
+    }
+
+    fn outcome(&self) -> Option<String> {
+        self.failure.clone()
     }
 }
 
@@ -389,6 +417,10 @@ mod tests {
             assert_eq!(out.end, End::Abort);
             assert_eq!(out.received, b"");
             assert!(!app.wants_service());
+            assert_eq!(
+                app.outcome().unwrap(),
+                format!("connect to 127.0.0.1:{port}: Connection refused (os error 111)")
+            );
         });
     }
 
@@ -423,6 +455,11 @@ mod tests {
             let out = drive(&mut app, b"hello", false);
             assert_eq!(server.join().unwrap(), *b"hello");
             assert_eq!(out.end, End::Abort);
+            let why = app.outcome().unwrap();
+            assert!(
+                why.starts_with(&format!("service at 127.0.0.1:{port}: ")),
+                "{why}"
+            );
             assert!(
                 out.received.is_empty() || out.received == b"bye",
                 "{:?}",
