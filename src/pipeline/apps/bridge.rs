@@ -53,6 +53,12 @@ impl Bridge {
         self.ext_eof && self.from_ext.is_empty()
     }
 
+    /// Bytes waiting in the bridge: towards the external side, towards the peer.
+    #[cfg(test)]
+    pub fn pending(&self) -> (usize, usize) {
+        (self.to_ext.len(), self.from_ext.len())
+    }
+
     /// Flush what the external side sent to the connection, as far as it takes it; true when nothing waits.
     pub fn flush_to_peer(&mut self, io: &mut dyn AppIo) -> bool {
         while !self.from_ext.is_empty() {

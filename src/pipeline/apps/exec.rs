@@ -295,6 +295,7 @@ impl Drop for Exec {
 
 #[cfg(test)]
 mod tests {
+    use super::super::bridge;
     use super::super::test_io::{End, drive, drive_on, pair, pattern};
     use super::*;
 
@@ -318,6 +319,36 @@ mod tests {
         let out = drive(&mut app, &input, true);
         assert_eq!(out.end, End::Fin);
         assert_eq!(out.received.len(), input.len());
+        assert!(out.received == input, "echoed bytes differ");
+    }
+
+    #[test]
+    fn exec_holds_bounded_buffers_when_the_peer_does_not_read() {
+        let input = pattern(1 << 20);
+        let mut app = Exec::new("cat");
+        let (mut io, mut peer) = pair();
+        let mut sent = 0;
+        for _ in 0..300 {
+            while sent < input.len() {
+                match peer.write(&input[sent..]) {
+                    Ok(n) => sent += n,
+                    Err(_) => break,
+                }
+            }
+            app.service(&mut io);
+            let (to_child, to_peer) = app.bridge.pending();
+            assert!(to_child <= bridge::PENDING_MAX && to_peer <= bridge::PENDING_MAX);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Every buffer on the way is full and the peer's writes stall: nothing grows without bound.
+        assert!(
+            sent < input.len(),
+            "all {sent} bytes went in with nobody reading"
+        );
+        assert_eq!(app.bridge.pending().1, bridge::PENDING_MAX);
+        // Once the peer reads, everything comes through, in order.
+        let out = drive_on(&mut app, &mut io, &mut peer, &input[sent..], true);
+        assert_eq!(out.end, End::Fin);
         assert!(out.received == input, "echoed bytes differ");
     }
 
