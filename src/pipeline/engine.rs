@@ -152,7 +152,8 @@ pub enum Step {
 
 /// While an app waits on the outside world, the path wakes up at least this often (virtual time)…
 pub const EXTERNAL_POLL_NS: Nanos = 1_000_000;
-/// …and `run_until` lets this much real time pass before each such wake-up.
+/// …and `wait_until` (so `run_until` and the TUI's debugger too) lets this much real time pass before each such
+/// wake-up.
 pub const EXTERNAL_POLL_REAL: std::time::Duration = std::time::Duration::from_micros(200);
 
 pub struct Pipeline {
@@ -314,7 +315,12 @@ impl Pipeline {
     }
 
     /// Let virtual time pass to `t` with nothing happening (after `step` said the path is idle until then).
+    /// When nothing is due before `t` but the poll of an app waiting on the outside world (a child process, a
+    /// real service), that world first gets `EXTERNAL_POLL_REAL` of real time to answer.
     pub fn wait_until(&mut self, t: Nanos) {
+        if t >= self.clock.now() + EXTERNAL_POLL_NS && self.waits_on_external() {
+            std::thread::sleep(EXTERNAL_POLL_REAL);
+        }
         self.clock.wait_until(t);
     }
 
@@ -380,14 +386,7 @@ impl Pipeline {
                     }
                 }
                 _ if self.wire.is_done() && self.is_quiet() => return true,
-                Err(Some(t)) if t <= deadline => {
-                    if t >= at + EXTERNAL_POLL_NS && self.waits_on_external() {
-                        // Nothing is due but the poll of an app waiting on the outside world (a child
-                        // process, a real service): give that world real time to answer.
-                        std::thread::sleep(EXTERNAL_POLL_REAL);
-                    }
-                    self.clock.wait_until(t)
-                }
+                Err(Some(t)) if t <= deadline => self.wait_until(t),
                 Err(_) => return true,
             }
         }
