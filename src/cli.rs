@@ -80,8 +80,11 @@ pub struct ReplayArgs {
     /// The host the stack plays. Default: the host receiving the most SYNs, else the most frequent destination.
     #[arg(long = "as", value_name = "IP")]
     pub as_ip: Option<std::net::IpAddr>,
-    /// App behind the stack, `[PORT=]SPEC` (recorded, echo, discard, http, stall); repeatable.
-    /// A bare SPEC serves every port. Default: recorded, which answers with the recorded server's bytes.
+    /// App behind the stack, `[PORT=]SPEC` (recorded, echo, discard, http, stall, exec:CMD, forward:HOST:PORT);
+    /// repeatable. A bare SPEC serves every port. Default: recorded, which answers with the recorded server's
+    /// bytes. `exec:CMD` runs `sh -c CMD` per TCP connection (its stdin/stdout are the connection, stderr is
+    /// captured, not shown); `forward:HOST:PORT` (`[v6]:PORT` for IPv6) bridges each TCP connection to a real
+    /// service. Both serve TCP only; UDP to their port is read and dropped.
     #[arg(long = "app", value_name = "[PORT=]SPEC", value_parser = parse_app)]
     pub apps: Vec<AppSpec>,
     /// Play at this multiple of the recorded pace.
@@ -145,8 +148,11 @@ pub struct SimArgs {
     /// Swap roles: the app behind pktpath connects to servers on the peer (traces the connect path).
     #[arg(long)]
     pub outbound: bool,
-    /// App behind the stack, `[PORT=]SPEC` with SPEC one of echo, discard, http, stall; repeatable.
-    /// A bare SPEC serves --port. Default: echo.
+    /// App behind the stack, `[PORT=]SPEC` with SPEC one of echo, discard, http, stall, exec:CMD,
+    /// forward:HOST:PORT; repeatable. A bare SPEC serves --port. Default: echo. `exec:CMD` runs `sh -c CMD`
+    /// per TCP connection (its stdin/stdout are the connection, stderr is captured, not shown), so
+    /// `7=exec:cat` echoes; `forward:HOST:PORT` (`[v6]:PORT` for IPv6) bridges each TCP connection to a real
+    /// service, as a userspace proxy. Both serve TCP only: the peer sends no UDP to their port.
     #[arg(long = "app", value_name = "[PORT=]SPEC", value_parser = parse_app)]
     pub apps: Vec<AppSpec>,
     /// Capacity of the guarded frame buffer (and of the tx queue), in frames.

@@ -29,7 +29,7 @@ pub fn header(spec: &SimSpec) -> Header {
     let apps: Vec<String> = spec
         .app_map()
         .iter()
-        .map(|(p, k)| format!("{p}={}", k.name()))
+        .map(|(p, k)| format!("{p}={k}"))
         .collect();
     Header {
         source: json!({
@@ -145,10 +145,7 @@ pub fn summary(spec: &SimSpec, r: &SimResult, export: Option<&(PathBuf, Format)>
         // In outbound mode nothing listens on the port: the app behind pktpath is the client.
         app_map.remove(&spec.port);
     }
-    let apps: Vec<String> = app_map
-        .iter()
-        .map(|(p, k)| format!("{p}={}", k.name()))
-        .collect();
+    let apps: Vec<String> = app_map.iter().map(|(p, k)| format!("{p}={k}")).collect();
     let apps = if apps.is_empty() {
         "none".to_string()
     } else {

@@ -2,10 +2,17 @@
 //! app only ever sees that end, through `AppIo`, exactly as a process would. In deterministic runs the core
 //! calls `service` in step order and the app does what it can without blocking.
 
-use std::fmt;
+mod bridge;
+pub mod exec;
+pub mod forward;
+mod spec;
+#[cfg(test)]
+mod test_io;
+
 use std::io;
 use std::net::SocketAddr;
-use std::str::FromStr;
+
+pub use spec::{AppSpec, AppSpecError, ForwardTarget};
 
 /// Non-blocking I/O on the app's end of the AF_UNIX socket. Reads and writes return `WouldBlock` when they
 /// would wait; a read of 0 bytes is end of stream (the peer closed).
@@ -23,6 +30,16 @@ pub trait AppIo {
 pub trait App {
     /// Do one round of work that can be done without blocking.
     fn service(&mut self, io: &mut dyn AppIo);
+    /// The app waits on something outside the pipeline (a child process, a real socket) that may give it work
+    /// while the connection is quiet: the core keeps servicing it. Apps that only react to their socket say no.
+    fn wants_service(&self) -> bool {
+        false
+    }
+    /// How the app's outside end went, once it has ended (an `exec:` child's exit status and last stderr
+    /// line, a `forward:` service that refused or reset), for the connection's close and reset events.
+    fn outcome(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Which application serves a port, as given by `--app [PORT=]SPEC`.
@@ -39,6 +56,10 @@ pub enum AppKind {
     /// Replay: answers each connection with the recorded peer's byte stream, from the pipeline's app source;
     /// a connection the capture does not hold is refused.
     Recorded,
+    /// inetd-style: each TCP connection runs `sh -c CMD`; the connection is the command's stdin and stdout.
+    Exec(String),
+    /// Each TCP connection is bridged to a real TCP service (pktpath as a userspace proxy).
+    Forward(ForwardTarget),
 }
 
 impl AppKind {
@@ -49,11 +70,13 @@ impl AppKind {
             AppKind::Http => "http",
             AppKind::Stall => "stall",
             AppKind::Recorded => "recorded",
+            AppKind::Exec(_) => "exec",
+            AppKind::Forward(_) => "forward",
         }
     }
 
     pub fn serves_udp(&self) -> bool {
-        !matches!(self, AppKind::Http)
+        !matches!(self, AppKind::Http | AppKind::Exec(_) | AppKind::Forward(_))
     }
 
     /// A fresh instance; `None` for `Recorded`, whose instances come from an `AppSource` that knows the flow.
@@ -63,6 +86,8 @@ impl AppKind {
             AppKind::Discard => Box::new(Discard::default()),
             AppKind::Http => Box::new(Http::default()),
             AppKind::Stall => Box::new(Stall),
+            AppKind::Exec(cmd) => Box::new(exec::Exec::new(cmd)),
+            AppKind::Forward(target) => Box::new(forward::Forward::new(target.clone())),
             AppKind::Recorded => return None,
         })
     }
@@ -92,58 +117,6 @@ pub trait DatagramApp {
     fn received(&mut self, datagram: &[u8]);
     /// The next datagram to send, if one is due.
     fn next_reply(&mut self) -> Option<Vec<u8>>;
-}
-
-/// `--app [PORT=]SPEC`: an app and, optionally, the port it serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppSpec {
-    pub port: Option<u16>,
-    pub kind: AppKind,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AppSpecError {
-    #[error("unknown app '{0}': use echo, discard, http or stall")]
-    UnknownApp(String),
-    #[error("invalid port '{0}': use a number from 1 to 65535, as in 80=http")]
-    BadPort(String),
-}
-
-impl FromStr for AppSpec {
-    type Err = AppSpecError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (port, name) = match s.split_once('=') {
-            Some((p, n)) => {
-                let port: u16 = p
-                    .trim()
-                    .parse()
-                    .ok()
-                    .filter(|&p| p != 0)
-                    .ok_or_else(|| AppSpecError::BadPort(p.to_string()))?;
-                (Some(port), n)
-            }
-            None => (None, s),
-        };
-        let kind = match name.trim() {
-            "echo" => AppKind::Echo,
-            "discard" => AppKind::Discard,
-            "http" => AppKind::Http,
-            "stall" => AppKind::Stall,
-            "recorded" => AppKind::Recorded,
-            other => return Err(AppSpecError::UnknownApp(other.to_string())),
-        };
-        Ok(AppSpec { port, kind })
-    }
-}
-
-impl fmt::Display for AppSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.port {
-            Some(p) => write!(f, "{p}={}", self.kind.name()),
-            None => f.write_str(self.kind.name()),
-        }
-    }
 }
 
 const CHUNK: usize = 16 * 1024;
@@ -369,32 +342,6 @@ impl App for Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_app_specs() {
-        assert_eq!(
-            "echo".parse::<AppSpec>().unwrap(),
-            AppSpec {
-                port: None,
-                kind: AppKind::Echo
-            }
-        );
-        assert_eq!(
-            "80=http".parse::<AppSpec>().unwrap(),
-            AppSpec {
-                port: Some(80),
-                kind: AppKind::Http
-            }
-        );
-        assert_eq!(
-            "0=echo".parse::<AppSpec>().unwrap_err().to_string(),
-            "invalid port '0': use a number from 1 to 65535, as in 80=http"
-        );
-        assert_eq!(
-            "7=ftp".parse::<AppSpec>().unwrap_err().to_string(),
-            "unknown app 'ftp': use echo, discard, http or stall"
-        );
-    }
 
     #[test]
     fn http_answers_get_with_the_page() {

@@ -281,6 +281,18 @@ impl TcpConn {
         )
     }
 
+    /// The app waits on something outside the pipeline (a child process, a real socket).
+    pub fn app_wants_service(&self) -> bool {
+        self.app.wants_service()
+    }
+
+    /// ` (how the app's outside end went)`, or nothing for apps that have no outside end.
+    fn app_outcome(&self) -> String {
+        self.app
+            .outcome()
+            .map_or(String::new(), |why| format!(" ({why})"))
+    }
+
     /// Let the app run one round on its end of the AF_UNIX socket.
     pub fn run_app(&mut self, now: Nanos, p: &mut Progress) {
         let mut io = RecordingIo {
@@ -297,10 +309,11 @@ impl TcpConn {
         let (read, written, blocked, shut) = (io.read, io.written, io.would_block_read, io.shut);
         if io.aborted && !self.app_aborted {
             self.app_aborted = true;
+            let why = self.app_outcome();
             self.event(
                 now,
                 ConnEventKind::Reset,
-                "app gave the connection up: stack will reset it",
+                format!("app gave the connection up: stack will reset it{why}"),
             );
             p.moved = true;
         }
@@ -363,7 +376,12 @@ impl TcpConn {
             match self.conn_end.read(chunk) {
                 Ok(0) => {
                     self.app_eof = true;
-                    self.event(now, ConnEventKind::AppEof, "app closed its sending side");
+                    let why = self.app_outcome();
+                    self.event(
+                        now,
+                        ConnEventKind::AppEof,
+                        format!("app closed its sending side{why}"),
+                    );
                     p.moved = true;
                 }
                 Ok(n) => {

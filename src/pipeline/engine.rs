@@ -150,6 +150,12 @@ pub enum Step {
     },
 }
 
+/// While an app waits on the outside world, the path wakes up at least this often (virtual time)…
+pub const EXTERNAL_POLL_NS: Nanos = 1_000_000;
+/// …and `wait_until` (so `run_until` and the TUI's debugger too) lets this much real time pass before each such
+/// wake-up.
+pub const EXTERNAL_POLL_REAL: std::time::Duration = std::time::Duration::from_micros(200);
+
 pub struct Pipeline {
     clock: Box<dyn Clock>,
     wire: Box<dyn Wire>,
@@ -314,7 +320,12 @@ impl Pipeline {
     }
 
     /// Let virtual time pass to `t` with nothing happening (after `step` said the path is idle until then).
+    /// When nothing is due before `t` but the poll of an app waiting on the outside world (a child process, a
+    /// real service), that world first gets `EXTERNAL_POLL_REAL` of real time to answer.
     pub fn wait_until(&mut self, t: Nanos) {
+        if t >= self.clock.now() + EXTERNAL_POLL_NS && self.waits_on_external() {
+            std::thread::sleep(EXTERNAL_POLL_REAL);
+        }
         self.clock.wait_until(t);
     }
 
@@ -380,7 +391,7 @@ impl Pipeline {
                     }
                 }
                 _ if self.wire.is_done() && self.is_quiet() => return true,
-                Err(Some(t)) if t <= deadline => self.clock.wait_until(t),
+                Err(Some(t)) if t <= deadline => self.wait_until(t),
                 Err(_) => return true,
             }
         }
@@ -416,9 +427,16 @@ impl Pipeline {
         records
     }
 
+    /// Some connection's app waits on something outside the pipeline (`exec:`, `forward:`): work can arrive
+    /// without any frame or timer, so the path is never idle for long. Runs without such apps never see this.
+    pub fn waits_on_external(&self) -> bool {
+        self.conns.values().any(|c| c.app_wants_service())
+    }
+
     fn next_wakeup(&mut self, now: Nanos) -> Option<Nanos> {
         let timer = self.stack.next_timer(now);
-        [self.wire.next_event(), timer]
+        let external = self.waits_on_external().then(|| now + EXTERNAL_POLL_NS);
+        [self.wire.next_event(), timer, external]
             .into_iter()
             .flatten()
             .map(|t| t.max(now))
@@ -876,7 +894,7 @@ impl Pipeline {
                 local,
                 remote,
                 Role::Accepted,
-                kind.name(),
+                &kind.to_string(),
                 app,
                 tcp::State::Listen,
             ) else {
@@ -894,7 +912,7 @@ impl Pipeline {
                 ConnEventKind::Accept,
                 format!(
                     "SYN from {remote} (packet {by_packet}) taken by a listener; app {}",
-                    kind.name()
+                    kind
                 ),
             );
             self.conn_by_handle.insert(handle, cid);
@@ -1111,7 +1129,10 @@ impl Pipeline {
                 conn.prune_acked(acked);
             }
             if !p.moved {
-                self.ready.remove(&cid);
+                // An app waiting on a process or a real socket stays ready: its work arrives from outside.
+                if !conn.app_wants_service() {
+                    self.ready.remove(&cid);
+                }
                 continue;
             }
             self.service_cursor = cid;
