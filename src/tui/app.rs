@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::debugger::{Debugger, Moved};
+use super::driver::{Advanced, Driver};
 use super::filter::Filter;
 use super::snapshot::{Mode, PacketRow, Snapshot};
 use crate::export::sinks::ExportPlan;
@@ -67,7 +68,7 @@ struct UndoPoint {
 }
 
 pub struct App {
-    debugger: Debugger,
+    debugger: Box<dyn Driver>,
     mode: Mode,
     pub selected: Option<PacketId>,
     pub paused: bool,
@@ -100,7 +101,12 @@ pub struct App {
 
 impl App {
     pub fn new(debugger: Debugger, mode: Mode, speed: Option<f64>) -> App {
-        let target_ns = debugger.pipeline().now();
+        App::driving(Box::new(debugger), mode, speed)
+    }
+
+    /// An app over any run it can drive (a live one included).
+    pub fn driving(debugger: Box<dyn Driver>, mode: Mode, speed: Option<f64>) -> App {
+        let target_ns = debugger.now();
         App {
             debugger,
             mode,
@@ -147,19 +153,19 @@ impl App {
         Ok(App::new(debugger, mode, spec.speed).with_export_header(header))
     }
 
-    pub fn debugger(&self) -> &Debugger {
-        &self.debugger
+    pub fn debugger(&self) -> &dyn Driver {
+        self.debugger.as_ref()
     }
 
-    /// The debugger itself, for benchmarks and tests that set up a run's history directly.
-    pub fn debugger_mut(&mut self) -> &mut Debugger {
-        &mut self.debugger
+    /// The run itself, for benchmarks and tests that set up a run's history directly.
+    pub fn debugger_mut(&mut self) -> &mut dyn Driver {
+        self.debugger.as_mut()
     }
 
     /// What the screen draws: the run's counters, and the list rows on screen — the page holding the
     /// selection (from `top`), or the newest packets when nothing is selected.
     pub fn snapshot(&self) -> Snapshot {
-        let list = ListModel::new(&self.debugger);
+        let list = ListModel::new(self.debugger.as_ref());
         let rows = self.list_rows.get().max(1);
         let start = self.first_row(&list, rows);
         let shown: Vec<PacketRow> = list
@@ -167,7 +173,9 @@ impl App {
             .into_iter()
             .filter_map(|id| self.row(id))
             .collect();
-        let mut snapshot = Snapshot::counters(self.debugger.pipeline())
+        let mut snapshot = self
+            .debugger
+            .counters()
             .with_mode(self.mode.clone(), self.paused, self.speed)
             .select(self.selected);
         snapshot.rows = shown;
@@ -192,7 +200,7 @@ impl App {
     }
 
     fn row(&self, id: PacketId) -> Option<PacketRow> {
-        match self.debugger.pipeline().packet(id) {
+        match self.debugger.packet(id) {
             Some(p) => Some(PacketRow::of(p)),
             None => self.debugger.history().entry(id).map(PacketRow::of_entry),
         }
@@ -209,26 +217,30 @@ impl App {
             return;
         }
         self.target_ns = self.target_ns.saturating_add(elapsed_virtual_ns);
-        let mut moves = 0;
-        while self.debugger.pipeline().now() < self.target_ns && moves < TICK_LIMIT {
-            let before = self.debugger.moves();
-            // `cont(1)` is one move with the breakpoints checked.
-            let hit = self.debugger.cont(1);
-            if self.debugger.moves() == before {
-                self.paused = true;
-                self.status = "the run ended".into();
-                break;
-            }
-            moves += 1;
+        let before = self.debugger.moves();
+        let advanced = self.debugger.advance(self.target_ns, TICK_LIMIT);
+        if self.debugger.moves() != before {
             // Ticks are not undo points: `u` after running goes back one move at a time.
             self.undo.clear();
-            if let Some(hit) = hit {
+        }
+        match advanced {
+            Advanced::Reached => {}
+            Advanced::Ended => {
                 self.paused = true;
+                self.status = "the run ended".into();
+            }
+            Advanced::Hit(hit) => {
+                self.set_paused(true);
                 self.selected = hit.packet.or(self.selected);
                 self.status = hit.why;
-                break;
             }
         }
+    }
+
+    /// Pause or resume, holding a live run's stack thread too.
+    fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+        self.debugger.set_paused(paused);
     }
 
     pub fn handle(&mut self, key: KeyEvent) -> Control {
@@ -352,8 +364,8 @@ impl App {
             InputKind::Breakpoint => match parse_breakpoint(&input.text) {
                 Ok(bp) => {
                     self.status =
-                        format!("breakpoint {}: {bp}", self.debugger.breakpoints.len() + 1);
-                    self.debugger.breakpoints.push(bp);
+                        format!("breakpoint {}: {bp}", self.debugger.breakpoints().len() + 1);
+                    self.debugger.add_breakpoint(bp);
                     self.input = None;
                 }
                 Err(e) => input.error = Some(e),
@@ -389,7 +401,7 @@ impl App {
     /// Move the selection `by` rows (clamped to the list). With nothing selected, down selects the first
     /// row on screen and up the last.
     fn move_by(&mut self, by: isize) {
-        let list = ListModel::new(&self.debugger);
+        let list = ListModel::new(self.debugger.as_ref());
         if list.is_empty() {
             return;
         }
@@ -418,7 +430,7 @@ impl App {
 
     /// Select the row at `rank`, scrolling as little as keeps it on screen.
     fn select_rank(&mut self, rank: usize) {
-        let list = ListModel::new(&self.debugger);
+        let list = ListModel::new(self.debugger.as_ref());
         let rows = self.list_rows.get().max(1);
         let top = self.first_row(&list, rows);
         let top = top.clamp(rank.saturating_sub(rows - 1), rank);
@@ -434,16 +446,16 @@ impl App {
             *scroll = if first { 0 } else { u16::MAX };
             return;
         }
-        match ListModel::new(&self.debugger).len() {
+        match ListModel::new(self.debugger.as_ref()).len() {
             0 => {}
             n => self.select_rank(if first { 0 } else { n - 1 }),
         }
     }
 
     fn toggle_pause(&mut self) {
-        self.paused = !self.paused;
+        self.set_paused(!self.paused);
         // Resuming runs at the pace from now on, rather than catching up on the time spent paused.
-        self.target_ns = self.debugger.pipeline().now();
+        self.target_ns = self.debugger.now();
     }
 
     /// Write the run as far as it has got; the status line says what was written, or why not.
@@ -479,6 +491,10 @@ impl App {
     }
 
     fn change_speed(&mut self, factor: f64) {
+        if self.debugger.is_live() {
+            self.status = "live: the run goes at the pace of real traffic".into();
+            return;
+        }
         match &mut self.speed {
             Some(speed) => *speed = (*speed * factor).clamp(MIN_SPEED, MAX_SPEED),
             None => self.status = "running as fast as possible: no speed to change".into(),
@@ -487,7 +503,7 @@ impl App {
 
     /// Every debugger move made from a key is paused afterwards and can be undone with `u`.
     fn save_undo_point(&mut self) {
-        self.paused = true;
+        self.set_paused(true);
         if self.undo.len() == UNDO_DEPTH {
             self.undo.pop_front();
         }
@@ -546,7 +562,7 @@ impl App {
     }
 
     fn cont(&mut self) {
-        if self.debugger.breakpoints.is_empty() {
+        if self.debugger.breakpoints().is_empty() {
             self.status = "continue: no breakpoints (b adds one)".into();
             return;
         }
@@ -565,20 +581,27 @@ impl App {
     }
 
     fn step_back(&mut self) {
-        self.paused = true;
-        match self.undo.pop_back() {
+        self.set_paused(true);
+        let (target, point) = match self.undo.pop_back() {
+            // One rebuild, however many moves the key made (a continue may have made a million).
+            Some(point) => (point.moves, Some(point)),
+            None if self.debugger.moves() > 0 => (self.debugger.moves() - 1, None),
+            None => {
+                self.status = "at the start: nothing to step back to".into();
+                return;
+            }
+        };
+        if let Err(why) = self.debugger.rewind_to(target) {
+            self.status = format!("step back: {why}");
+            return;
+        }
+        match point {
             Some(point) => {
-                // One rebuild, however many moves the key made (a continue may have made a million).
-                self.debugger.rewind_to(point.moves);
                 self.selected = point.selected;
                 self.status = point.status;
                 self.detail_scroll = point.detail_scroll;
             }
-            None if self.debugger.moves() > 0 => {
-                self.debugger.step_back();
-                self.status = format!("stepped back to move {}", self.debugger.moves());
-            }
-            None => self.status = "at the start: nothing to step back to".into(),
+            None => self.status = format!("stepped back to move {}", self.debugger.moves()),
         }
     }
 }

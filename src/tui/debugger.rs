@@ -11,8 +11,10 @@ use crate::pipeline::engine::{Step, StepReport};
 use crate::pipeline::stage::{OutcomeKind, Stage};
 use crate::pipeline::trace::{PacketId, PacketRecord};
 
+use super::driver::{Advanced, Driver};
 use super::filter::Filter;
 use super::history::History;
+use super::snapshot::{MAX_IN_FLIGHT_ROWS, Snapshot};
 use crate::export::sinks::{ExportError, ExportPlan, Exports, Written};
 use crate::export::writer::Header;
 
@@ -341,6 +343,72 @@ fn move_once(pipeline: &mut Pipeline) -> Moved {
             Moved::Waited { until: t }
         }
         Step::Idle { .. } => Moved::Ended,
+    }
+}
+
+impl Driver for Debugger {
+    fn counters(&self) -> Snapshot {
+        Snapshot::counters(&self.pipeline)
+    }
+    fn in_flight(&self) -> Vec<&PacketRecord> {
+        self.pipeline.in_flight().take(MAX_IN_FLIGHT_ROWS).collect()
+    }
+    fn packet(&self, id: PacketId) -> Option<&PacketRecord> {
+        Debugger::packet(self, id)
+    }
+    fn history(&self) -> &History {
+        &self.history
+    }
+    fn history_mut(&mut self) -> &mut History {
+        &mut self.history
+    }
+    fn now(&self) -> Nanos {
+        self.pipeline.now()
+    }
+    fn moves(&self) -> u64 {
+        self.moves
+    }
+    fn breakpoints(&self) -> &[Breakpoint] {
+        &self.breakpoints
+    }
+    fn add_breakpoint(&mut self, breakpoint: Breakpoint) {
+        self.breakpoints.push(breakpoint);
+    }
+    fn step(&mut self) -> Moved {
+        Debugger::step(self)
+    }
+    fn next(&mut self, packet: PacketId, limit: u64) -> Moved {
+        Debugger::next(self, packet, limit)
+    }
+    fn cont(&mut self, limit: u64) -> Option<Hit> {
+        Debugger::cont(self, limit)
+    }
+    fn advance(&mut self, target_ns: Nanos, limit: u64) -> Advanced {
+        let mut moves = 0;
+        while self.pipeline.now() < target_ns && moves < limit {
+            let before = self.moves;
+            // `cont(1)` is one move with the breakpoints checked.
+            let hit = Debugger::cont(self, 1);
+            if self.moves == before {
+                return Advanced::Ended;
+            }
+            moves += 1;
+            if let Some(hit) = hit {
+                return Advanced::Hit(hit);
+            }
+        }
+        Advanced::Reached
+    }
+    fn rewind_to(&mut self, target: u64) -> Result<(), String> {
+        Debugger::rewind_to(self, target);
+        Ok(())
+    }
+    fn export(
+        &mut self,
+        plan: &ExportPlan,
+        header: &Header,
+    ) -> Result<(u64, Written), ExportError> {
+        Debugger::export(self, plan, header)
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod debugger;
+pub mod driver;
 pub mod filter;
 pub mod history;
 pub mod run;

@@ -3,9 +3,8 @@
 //! O(in-flight · log n + rows on screen), however many packets the history holds.
 
 use crate::pipeline::trace::PacketId;
-use crate::tui::debugger::Debugger;
+use crate::tui::driver::Driver;
 use crate::tui::history::History;
-use crate::tui::snapshot::MAX_IN_FLIGHT_ROWS;
 
 pub struct ListModel<'a> {
     history: &'a History,
@@ -14,13 +13,12 @@ pub struct ListModel<'a> {
 }
 
 impl<'a> ListModel<'a> {
-    pub fn new(debugger: &'a Debugger) -> ListModel<'a> {
+    pub fn new(debugger: &'a dyn Driver) -> ListModel<'a> {
         let history = debugger.history();
         let filter = history.filter();
         let mut in_flight: Vec<PacketId> = debugger
-            .pipeline()
             .in_flight()
-            .take(MAX_IN_FLIGHT_ROWS)
+            .into_iter()
             .filter(|p| filter.matches(*p))
             .map(|p| p.id)
             .collect();

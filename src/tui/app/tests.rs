@@ -179,7 +179,7 @@ fn a_bad_filter_shows_the_error_under_the_input_and_the_app_carries_on() {
     press(&mut app, "\x1b");
     assert!(app.input.is_none());
     app.tick(1_000_000);
-    assert!(app.debugger().pipeline().now() >= 1_000_000);
+    assert!(app.debugger().now() >= 1_000_000);
 }
 
 #[test]
@@ -192,7 +192,7 @@ fn a_bad_breakpoint_shows_its_error_too() {
         lines[29].trim_end(),
         "          no stage 'nowhere' (one of: wire, frame_buffer, stack, socket_buffer, conn_buffer, app)"
     );
-    assert!(app.debugger().breakpoints.is_empty());
+    assert!(app.debugger().breakpoints().is_empty());
 }
 
 #[test]
@@ -338,7 +338,7 @@ fn ticks_run_at_the_pace_and_stop_at_a_breakpoint() {
     assert_eq!(app.debugger().moves(), 0, "paused: nothing moves");
     press(&mut app, " ");
     app.tick(20_000);
-    let now = app.debugger().pipeline().now();
+    let now = app.debugger().now();
     assert!((20_000..133_000).contains(&now), "{now}");
     press(&mut app, "bstage app\n");
     app.tick(1_000_000_000);
@@ -578,7 +578,7 @@ fn e_exports_the_run_so_far_and_at_the_end_it_is_the_headless_export() {
     assert_eq!(packets.len(), finished + in_flight);
     assert_eq!(
         in_flight,
-        app.debugger().pipeline().in_flight().count(),
+        app.debugger().in_flight().len(),
         "the packets on their way after 12 steps"
     );
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&mid).unwrap()).unwrap();
