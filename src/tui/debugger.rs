@@ -3,14 +3,14 @@
 //! run is a pure function of its inputs. It drives a real `Pipeline` one engine step at a time.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fmt;
 
 use crate::pipeline::Pipeline;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::engine::{Step, StepReport};
-use crate::pipeline::stage::{OutcomeKind, Stage};
+
 use crate::pipeline::trace::{PacketId, PacketRecord};
 
+pub use super::breakpoints::{Breakpoint, Checker, Hit};
 use super::driver::{Advanced, Driver};
 use super::filter::Filter;
 use super::history::History;
@@ -24,43 +24,6 @@ pub const HISTORY: usize = 100_000;
 
 /// An export hands finished packets to the writers this often (in moves), so memory stays flat.
 const EXPORT_DRAIN_EVERY: u64 = 4096;
-
-/// Where `continue` stops.
-#[derive(Debug, Clone)]
-pub enum Breakpoint {
-    /// A packet reaches this stage.
-    Stage(Stage),
-    /// A packet matching the filter moves.
-    Filter(Filter),
-    /// A packet is dropped, anywhere.
-    AnyDrop,
-    /// A TCP connection changes state.
-    TcpStateChange,
-    /// A connection's own rx or tx buffer holds more than this many bytes.
-    BufferAbove(usize),
-}
-
-impl fmt::Display for Breakpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Breakpoint::Stage(s) => write!(f, "stage {}", s.name()),
-            Breakpoint::Filter(x) => write!(f, "filter '{x}'"),
-            Breakpoint::AnyDrop => f.write_str("any drop"),
-            Breakpoint::TcpStateChange => f.write_str("TCP state change"),
-            Breakpoint::BufferAbove(n) => write!(f, "buffer above {n} bytes"),
-        }
-    }
-}
-
-/// A breakpoint that stopped the run, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hit {
-    /// Index into the debugger's breakpoints.
-    pub breakpoint: usize,
-    pub packet: Option<PacketId>,
-    /// One line: which breakpoint and what happened, e.g. "any drop: #12 dropped at frame_buffer (…)".
-    pub why: String,
-}
 
 /// What one debugger move did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +46,7 @@ pub struct Debugger {
     finished_index: BTreeMap<PacketId, usize>,
     first_kept: usize,
     /// State changes seen so far per live packet, to notice new ones.
-    changes_seen: BTreeMap<PacketId, usize>,
+    checker: Checker,
     /// Every finished packet's list entry.
     history: History,
     pub breakpoints: Vec<Breakpoint>,
@@ -100,7 +63,7 @@ impl Debugger {
             finished: VecDeque::new(),
             finished_index: BTreeMap::new(),
             first_kept: 0,
-            changes_seen: BTreeMap::new(),
+            checker: Checker::default(),
             history: History::new(),
             breakpoints: Vec::new(),
         }
@@ -198,7 +161,7 @@ impl Debugger {
         self.finished.clear();
         self.finished_index.clear();
         self.first_kept = 0;
-        self.changes_seen.clear();
+        self.checker = Checker::default();
         self.history.clear();
         while self.moves < target {
             if self.step() == Moved::Ended {
@@ -238,7 +201,7 @@ impl Debugger {
     fn keep_finished(&mut self) {
         let done: Vec<PacketRecord> = self.pipeline.drain_finished().collect();
         for p in done {
-            self.changes_seen.remove(&p.id);
+            self.checker.forget(p.id);
             self.history.push(&p);
             self.finished_index
                 .insert(p.id, self.first_kept + self.finished.len());
@@ -254,83 +217,21 @@ impl Debugger {
 
     /// The first breakpoint this step hit, if any.
     fn check(&mut self, report: &StepReport) -> Option<Hit> {
-        let moved: Vec<PacketId> = {
-            let mut ids: Vec<PacketId> = report.hops.iter().map(|(id, _)| *id).collect();
-            ids.extend(&report.finished);
-            ids.dedup();
-            ids
+        let (pipeline, finished, index, first_kept) = (
+            &self.pipeline,
+            &self.finished,
+            &self.finished_index,
+            self.first_kept,
+        );
+        let lookup = |id: PacketId| {
+            pipeline.packet(id).or_else(|| {
+                let i = *index.get(&id)?;
+                finished.get(i - first_kept)
+            })
         };
-        let new_state_change = moved.iter().find(|id| {
-            let n = self.packet(**id).map_or(0, |p| p.state_changes.len());
-            n > self.changes_seen.get(id).copied().unwrap_or(0)
-        });
-        let new_state_change = new_state_change.copied();
-        for id in &moved {
-            if let Some(n) = self.packet(*id).map(|p| p.state_changes.len())
-                && !self.finished_index.contains_key(id)
-            {
-                self.changes_seen.insert(*id, n);
-            }
-        }
-        for (i, bp) in self.breakpoints.iter().enumerate() {
-            let hit = |packet: Option<PacketId>, what: String| Hit {
-                breakpoint: i,
-                packet,
-                why: format!("{bp}: {what}"),
-            };
-            match bp {
-                Breakpoint::Stage(stage) => {
-                    if let Some((id, _)) = report.hops.iter().find(|(_, s)| s == stage) {
-                        return Some(hit(Some(*id), format!("#{id} reached {}", stage.name())));
-                    }
-                }
-                Breakpoint::Filter(f) => {
-                    if let Some(id) = moved
-                        .iter()
-                        .find(|id| self.packet(**id).is_some_and(|p| f.matches(p)))
-                    {
-                        return Some(hit(Some(*id), format!("#{id} matches")));
-                    }
-                }
-                Breakpoint::AnyDrop => {
-                    let dropped = report.finished.iter().find_map(|id| {
-                        let p = self.packet(*id)?;
-                        let o = p.outcome.as_ref()?;
-                        (o.kind == OutcomeKind::Dropped).then(|| (*id, o.stage, o.reason.clone()))
-                    });
-                    if let Some((id, stage, reason)) = dropped {
-                        let why = reason.map_or(String::new(), |r| format!(" ({r})"));
-                        return Some(hit(
-                            Some(id),
-                            format!("#{id} dropped at {}{why}", stage.name()),
-                        ));
-                    }
-                }
-                Breakpoint::TcpStateChange => {
-                    if let Some(id) = new_state_change
-                        && let Some(c) = self.packet(id).and_then(|p| p.state_changes.last())
-                    {
-                        return Some(hit(
-                            Some(id),
-                            format!("connection {}: {} → {} (#{id})", c.conn, c.from, c.to),
-                        ));
-                    }
-                }
-                Breakpoint::BufferAbove(n) => {
-                    if let Some((conn, rx, tx)) = self
-                        .pipeline
-                        .conn_buffer_levels()
-                        .find(|(_, rx, tx)| rx.max(tx) > n)
-                    {
-                        return Some(hit(
-                            None,
-                            format!("connection {conn} holds {rx} bytes rx, {tx} bytes tx"),
-                        ));
-                    }
-                }
-            }
-        }
-        None
+        self.checker.check(&self.breakpoints, report, &lookup, &|| {
+            pipeline.conn_buffer_levels().collect()
+        })
     }
 }
 

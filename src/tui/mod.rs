@@ -3,6 +3,7 @@
 //! language shared by the packet list and by breakpoints, and the app that ties them to keys and a screen.
 
 pub mod app;
+pub mod breakpoints;
 pub mod debugger;
 pub mod driver;
 pub mod filter;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::pipeline::stage::{OutcomeKind, Stage};
 use crate::sim::{self, SimSpec};
 
 fn spec(clients: usize, bytes: usize, frame_buffer: usize) -> SimSpec {
