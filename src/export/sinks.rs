@@ -95,8 +95,26 @@ impl Exports {
         }
     }
 
+    /// After a step the caller made itself (a live run steps one at a time): sample buffer levels at `t` if
+    /// the timeline wants them.
+    pub fn after_step(&mut self, pipeline: &Pipeline, t: Nanos) -> Result<(), ExportError> {
+        match self.timeline.as_mut().filter(|(_, w)| w.wants_occupancy()) {
+            Some((path, w)) => w.occupancy(t, pipeline).map_err(at(path)),
+            None => Ok(()),
+        }
+    }
+
     /// Hand every finished packet to the writers; returns how many there were.
     pub fn drain(&mut self, pipeline: &mut Pipeline) -> Result<u64, ExportError> {
+        self.drain_with(pipeline, |_| {})
+    }
+
+    /// `drain`, then hand each packet, once written, to `keep` (a live run keeps a bounded recent history).
+    pub fn drain_with(
+        &mut self,
+        pipeline: &mut Pipeline,
+        mut keep: impl FnMut(crate::pipeline::PacketRecord),
+    ) -> Result<u64, ExportError> {
         let mut n = 0;
         for p in pipeline.drain_finished() {
             n += 1;
@@ -106,6 +124,7 @@ impl Exports {
             if let Some((path, w)) = self.pcap.as_mut() {
                 w.packet(&p).map_err(at(path))?;
             }
+            keep(p);
         }
         if let Some((path, w)) = self.pcap.as_mut() {
             let settled = pipeline
