@@ -478,6 +478,51 @@ fn sigint_during_a_bulk_transfer_ends_cleanly_with_a_valid_export() {
 }
 
 #[test]
+fn a_burst_that_overflows_the_frame_buffer_is_traced_as_drops_not_lost() {
+    if !netns_available("overflow") {
+        return;
+    }
+    let mut ns = Netns::new();
+    let export = ns.path("t.json");
+    ns.start(&["--frame-buffer", "1", "--export", export.to_str().unwrap()]);
+    // 400 datagrams to discard as fast as the kernel sends them: far more than one frame of buffer holds.
+    ns.run_in(|| {
+        let s = UdpSocket::bind("10.77.0.1:0").unwrap();
+        s.connect((STACK, 9)).unwrap();
+        let d = pattern(1000, 9);
+        for _ in 0..400 {
+            let _ = s.send(&d);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let summary = assert_clean_exit(&ns.stop(libc::SIGINT));
+    let doc = read_json(&export);
+    check_document(&doc);
+    let dropped: Vec<&Value> = common::packets(&doc)
+        .iter()
+        .filter(|p| p["outcome"]["code"] == "frame_buffer_full")
+        .collect();
+    assert!(!dropped.is_empty(), "no overflow: {summary}");
+    for p in &dropped {
+        assert_eq!(p["outcome"]["stage"], "frame_buffer", "{p}");
+        assert_eq!(stages(p), vec!["wire", "frame_buffer"], "{p}");
+    }
+    // Every frame the tap thread read has its record: the overflow is counted, traced, and nothing is lost.
+    let read: u64 = summary
+        .lines()
+        .find_map(|l| l.strip_prefix("tap: "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("tap line");
+    assert_eq!(doc["stats"]["frames_in"].as_u64(), Some(read), "{summary}");
+    assert!(
+        summary.contains(&format!("{} found the frame buffer full", dropped.len())),
+        "{summary}"
+    );
+    assert_eq!(doc["stats"]["events_lost"], 0);
+}
+
+#[test]
 fn without_cap_net_admin_one_line_says_what_to_do() {
     if !netns_available("not_root") {
         return;

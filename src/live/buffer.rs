@@ -39,6 +39,8 @@ pub struct RxCounters {
     pub events_lost: u64,
     pub high_water: usize,
     pub capacity: usize,
+    /// Frames that arrived after the run ended (`close`): outside the run, not traced.
+    pub after_close: u64,
 }
 
 struct Guarded {
@@ -49,6 +51,9 @@ struct Guarded {
     read: u64,
     lost_unreported: u64,
     lost_total: u64,
+    /// The run has ended: frames handed over now are only counted.
+    closed: bool,
+    after_close: u64,
 }
 
 /// The guarded frame buffer and the stack thread's wake-up.
@@ -78,6 +83,8 @@ impl Shared {
                 read: 0,
                 lost_unreported: 0,
                 lost_total: 0,
+                closed: false,
+                after_close: 0,
             }),
             changed: Condvar::new(),
         })
@@ -107,6 +114,11 @@ impl Shared {
             return;
         }
         let mut g = self.lock();
+        if g.closed {
+            g.after_close += batch.len() as u64;
+            batch.clear();
+            return;
+        }
         for f in batch.drain(..) {
             g.read += 1;
             if let Err(f) = g.frames.push(f) {
@@ -154,7 +166,14 @@ impl Shared {
             events_lost: g.lost_total,
             high_water: g.frames.high_water(),
             capacity: g.frames.capacity(),
+            after_close: g.after_close,
         }
+    }
+
+    /// The run is over: from now on frames are counted as arriving after it, and never queued, so what the
+    /// stack thread takes from here on is exactly what arrived during the run.
+    pub fn close(&self) {
+        self.lock().closed = true;
     }
 
     /// Make the stack thread look up now (a command was sent).
@@ -333,6 +352,18 @@ mod tests {
         assert_eq!(shared.pop(), Some((frame(0), false)));
         assert_eq!(shared.pop(), Some((frame(1), false)));
         assert_eq!(shared.pop(), Some((frame(2), true)));
+    }
+
+    #[test]
+    fn after_close_frames_are_only_counted() {
+        let shared = Shared::new(4, Instant::now());
+        shared.push_batch(&mut vec![frame(1)]);
+        shared.close();
+        shared.push_batch(&mut vec![frame(2), frame(3)]);
+        let c = shared.counters();
+        assert_eq!((c.read, c.after_close), (1, 2));
+        assert_eq!(shared.pop(), Some((frame(1), false)));
+        assert_eq!(shared.pop(), None);
     }
 
     #[test]

@@ -156,10 +156,14 @@ impl LiveRun {
         let outcome = self.stack.stop();
         let report = self.service.stop();
         let outcome = outcome?;
+        let rx = RxCounters {
+            after_close: self.shared.counters().after_close,
+            ..outcome.rx.clone()
+        };
         Ok(LiveResult {
             tap_name: self.tap_name,
             outcome,
-            rx: self.shared.counters(),
+            rx,
             tx: self.tx.counters(),
             tap_error: report.error,
             elapsed: self.started.elapsed(),
@@ -234,6 +238,13 @@ pub fn summary(spec: &LiveSpec, r: &LiveResult, export: Option<&(PathBuf, Format
         "events lost: {} ({} overflow records not kept, {} tx frames the tap never got); frame-buffer drops traced: {fb_drops}",
         st.events_lost, r.rx.events_lost, r.tx.lost
     );
+    if r.rx.after_close > 0 {
+        let _ = writeln!(
+            s,
+            "tap: {} frames arrived after the run ended (not traced)",
+            r.rx.after_close
+        );
+    }
     if let Some(e) = &r.tap_error {
         let _ = writeln!(s, "tap thread ended early: {e}");
     }

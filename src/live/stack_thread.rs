@@ -16,7 +16,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::buffer::{OVERFLOW_RECORDS, Shared, TxQueue, WaitFor};
+use super::buffer::{OVERFLOW_RECORDS, RxCounters, Shared, TxQueue, WaitFor};
 use super::clock::RealClock;
 use super::wire::LiveWire;
 use crate::export::{ExportPlan, Exports, Header};
@@ -89,6 +89,8 @@ pub struct StackOutcome {
     pub packets: u64,
     pub end_ns: Nanos,
     pub steps: u64,
+    /// The tap side's counters as the run ended (frames read later are outside the run).
+    pub rx: RxCounters,
     pub pcap: Option<(PathBuf, u64)>,
     /// The last `history` finished packets.
     pub recent: VecDeque<PacketRecord>,
@@ -230,7 +232,9 @@ fn run(
         }
     }
     // Frames the tap thread read during the run get their records; then every open packet ends in_flight.
+    shared.close();
     pipeline.admit_waiting(shared.capacity() + OVERFLOW_RECORDS);
+    let rx = shared.counters();
     let lost = shared.take_events_lost() + tx.take_events_lost();
     pipeline.add_events_lost(lost);
     let end_ns = pipeline.now();
@@ -244,6 +248,7 @@ fn run(
         packets,
         end_ns,
         steps: status.steps,
+        rx,
         pcap: written.pcap,
         recent,
     })
