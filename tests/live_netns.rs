@@ -475,6 +475,55 @@ fn sigint_during_a_bulk_transfer_ends_cleanly_with_a_valid_export() {
     assert!(doc["stats"]["frames_in"].as_u64().unwrap() > 10);
     assert!(pcap.exists(), "pcapng written");
     assert!(!ns.path(".t.json.partial").exists());
+    // Where tshark is installed (CI installs it), it reads the whole pcapng.
+    if let Ok(o) = Command::new("tshark")
+        .args([
+            "-r",
+            pcap.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ])
+        .output()
+    {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stdout).lines().count() > 10);
+    }
+}
+
+#[test]
+fn duration_ends_the_run_by_itself_with_a_complete_export() {
+    if !netns_available("duration") {
+        return;
+    }
+    let mut ns = Netns::new();
+    let export = ns.path("t.jsonl");
+    ns.start(&[
+        "--duration",
+        "1",
+        "--export",
+        export.to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ]);
+    ns.exec_ok(&["ping", "-c", "1", "-W", "2", STACK]);
+    let mut child = ns.child.take().unwrap();
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "--duration 1 did not end the run"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_clean_exit(&child.wait_with_output().unwrap());
+    let text = std::fs::read_to_string(&export).unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last["type"], "stats",
+        "the JSONL stream ends with its stats"
+    );
 }
 
 #[test]

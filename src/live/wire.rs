@@ -1,8 +1,9 @@
 //! The live wire: the pipeline's `Wire` over the queues the tap-service thread fills and empties. Frames come
 //! out of the guarded frame buffer with the time the tap thread read them (so their `wire` and `frame_buffer`
 //! hops are real, and the wait until `stack` is real queueing); overflow records come out as
-//! `Fate::Overflowed` and are dropped at `frame_buffer`. Transmitted frames go to the bounded tx queue. The
-//! far side never ends on its own: `is_done` is false until the stack thread stops.
+//! `Fate::Overflowed` and are dropped at `frame_buffer`. Transmitted frames go to the bounded tx queue (a tx
+//! frame's `wire` hop is that hand-over; the tap thread writes it to the TAP right after). The far side never
+//! ends on its own: `is_done` is false until the stack thread stops.
 
 use std::sync::Arc;
 
