@@ -28,6 +28,8 @@ pub enum Command {
     Sim(SimArgs),
     /// Replay a pcap or pcapng capture through the path: the stack plays one host, the wire the others.
     Replay(ReplayArgs),
+    /// Trace real traffic from a TAP device (created if missing; needs CAP_NET_ADMIN), with apps behind the stack.
+    Live(LiveArgs),
 }
 
 fn parse_speed(s: &str) -> Result<f64, String> {
@@ -123,6 +125,119 @@ impl ReplayArgs {
             seed: self.seed,
             hop_cost_ns: self.hop_cost_ns,
             tail_ns: self.tail * 1_000_000_000,
+        }
+    }
+}
+
+/// `ADDR/PREFIX`, IPv4.
+pub fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    let bad = || format!("'{s}' is not an IPv4 address with a prefix length, as in 10.77.0.2/24");
+    let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
+    let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| bad())?;
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    if !(1..=32).contains(&prefix) {
+        return Err(format!("'{s}': the prefix length must be 1 to 32"));
+    }
+    if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() {
+        return Err(format!("'{s}' cannot be a host's address"));
+    }
+    Ok((addr, prefix))
+}
+
+/// `aa:bb:cc:dd:ee:ff` (or with `-`), a unicast MAC.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let bad = || format!("'{s}' is not a MAC address, as in 02:00:00:77:00:02");
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut mac = [0u8; 6];
+    for (b, p) in mac.iter_mut().zip(&parts) {
+        if p.len() != 2 {
+            return Err(bad());
+        }
+        *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    if mac[0] & 1 != 0 || mac == [0; 6] {
+        return Err(format!(
+            "'{s}' is a multicast or zero MAC; a host needs a unicast one, as in 02:00:00:77:00:02"
+        ));
+    }
+    Ok(mac)
+}
+
+/// A network interface name the kernel accepts: 1 to 15 bytes, no `/`, whitespace or `:`.
+fn parse_ifname(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 15
+        && s != "."
+        && s != ".."
+        && !s.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "'{s}' is not an interface name: use 1 to 15 characters without '/', ':' or spaces"
+        ))
+    }
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 && x <= 31_536_000.0 => {
+            Ok(std::time::Duration::from_secs_f64(x))
+        }
+        _ => Err(format!(
+            "'{s}': give a number of seconds above 0, as in 10 or 0.5"
+        )),
+    }
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Defaults: --tap pktpath0, --ip 10.77.0.2/24, --mac 02:00:00:77:00:02, no --host-ip (bring the kernel side \
+up yourself), apps 7=echo 9=discard 80=http (TCP; echo and discard also serve UDP). smoltcp answers ARP \
+and ping. Without --duration the run lasts until SIGINT (Ctrl-C) or SIGTERM; either ends it cleanly, with \
+the export complete. Opening the TAP needs CAP_NET_ADMIN: run as root, or create the device once with \
+`ip tuntap add NAME mode tap user USER`.
+Example: pktpath live --headless --host-ip 10.77.0.1/24 --export t.json   (then: curl http://10.77.0.2/)")]
+pub struct LiveArgs {
+    /// The TAP device to open; created if missing.
+    #[arg(long, default_value = "pktpath0", value_name = "NAME", value_parser = parse_ifname)]
+    pub tap: String,
+    /// The stack's own IPv4 address and prefix.
+    #[arg(long, default_value = "10.77.0.2/24", value_name = "CIDR", value_parser = parse_cidr)]
+    pub ip: (std::net::Ipv4Addr, u8),
+    /// The stack's MAC address.
+    #[arg(long, default_value = "02:00:00:77:00:02", value_name = "MAC", value_parser = parse_mac)]
+    pub mac: [u8; 6],
+    /// Give the kernel side of the TAP this address and bring it up (default: leave it as it is).
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    pub host_ip: Option<(std::net::Ipv4Addr, u8)>,
+    /// App behind the stack, `[PORT=]SPEC` (echo, discard, http, stall, …); repeatable. A bare echo, discard or
+    /// http serves its well-known port (7, 9, 80). Default: 7=echo 9=discard 80=http.
+    #[arg(long = "app", value_name = "[PORT=]SPEC", value_parser = parse_app)]
+    pub apps: Vec<AppSpec>,
+    /// Capacity of the guarded frame buffer (and of the tx queue), in frames.
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub frame_buffer: u32,
+    /// End the run after this many seconds (default: run until SIGINT or SIGTERM).
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl LiveArgs {
+    pub fn spec(&self) -> crate::live::LiveSpec {
+        crate::live::LiveSpec {
+            tap: self.tap.clone(),
+            ip: self.ip,
+            mac: self.mac,
+            host_ip: self.host_ip,
+            apps: self.apps.clone(),
+            frame_buffer: self.frame_buffer as usize,
+            duration: self.duration,
         }
     }
 }
@@ -278,6 +393,31 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn live_rejects_a_bad_cidr_or_mac_naming_the_value() {
+        for (flag, value) in [
+            ("--ip", "10.77.0.300/24"),
+            ("--ip", "10.77.0.2"),
+            ("--host-ip", "10.77.0.1/33"),
+            ("--mac", "02:00:00:77:00"),
+            ("--mac", "01:00:5e:00:00:01"),
+            ("--tap", "a/b"),
+        ] {
+            let e = Cli::try_parse_from(["pktpath", "live", flag, value]).unwrap_err();
+            let line = one_line(&e.to_string());
+            assert!(line.contains(value), "{line}");
+            assert!(!line.contains('\n'));
+        }
+        let cli = Cli::try_parse_from(["pktpath", "live"]).unwrap();
+        let Some(Command::Live(args)) = cli.command else {
+            panic!("live")
+        };
+        assert_eq!(args.tap, "pktpath0");
+        assert_eq!(args.ip, (std::net::Ipv4Addr::new(10, 77, 0, 2), 24));
+        assert_eq!(args.mac, [2, 0, 0, 0x77, 0, 2]);
+        assert_eq!(args.host_ip, None);
     }
 
     #[test]

@@ -219,12 +219,12 @@ pub fn pcap_line(s: &mut String, pcap: Option<&(PathBuf, u64)>) {
 
 /// The run's counters: virtual time, frames, outcomes, drops by reason, per-hop latency.
 pub fn stats_summary(s: &mut String, st: &Stats, end_ns: u64, packets: u64) {
-    let _ = writeln!(
-        s,
-        "virtual time {}, {} packets traced",
-        fmt_ns(end_ns),
-        packets
-    );
+    stats_summary_timed(s, "virtual time", st, end_ns, packets);
+}
+
+/// `stats_summary` with the kind of time named (a live run's is real).
+pub fn stats_summary_timed(s: &mut String, time: &str, st: &Stats, end_ns: u64, packets: u64) {
+    let _ = writeln!(s, "{time} {}, {} packets traced", fmt_ns(end_ns), packets);
     let _ = writeln!(s, "frames: {} in, {} out", st.frames_in, st.frames_out);
     let outcomes: Vec<String> = OutcomeKind::ALL
         .iter()

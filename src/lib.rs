@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod export;
 pub mod headless;
+pub mod live;
 pub mod pipeline;
 pub mod replay;
 pub mod sim;

@@ -6,12 +6,15 @@ use std::process::ExitCode;
 
 use pktpath::cli::{self, Command};
 use pktpath::headless;
+use pktpath::live::run as live;
 use pktpath::replay::run as replay;
 use pktpath::tui::run as tui;
 
 /// What a `sim` or `replay` without `--headless` says when stdout is not a terminal (exit 2).
 const NOT_A_TERMINAL: &str =
     "pktpath: stdout is not a terminal; add --headless to print a summary instead";
+/// What `live` without `--headless` says (exit 2) until the live TUI exists: the one spot to replace.
+const LIVE_TUI_NOT_BUILT: &str = "pktpath: the live TUI is not built yet; add --headless";
 /// What a TUI run with an export option says (exit 2): exports are written by headless runs.
 const EXPORT_NEEDS_HEADLESS: &str = "pktpath: --export and --pcap-out are written by headless runs; add --headless (in the TUI, e exports)";
 
@@ -62,6 +65,25 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             let text = replay::summary(&spec, &result, plan.timeline.as_ref());
             headless::print(&mut std::io::stdout().lock(), &text)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Live(args) => {
+            let spec = args.spec();
+            if let Err(usage) = spec.validate() {
+                eprintln!("pktpath: {usage}");
+                return Ok(ExitCode::from(2));
+            }
+            let plan = args.output.exports();
+            if !args.output.headless {
+                eprintln!("{LIVE_TUI_NOT_BUILT}");
+                return Ok(ExitCode::from(2));
+            }
+            let result = live::run_headless(&spec, &plan)?;
+            let text = live::summary(&spec, &result, plan.timeline.as_ref());
+            headless::print(&mut std::io::stdout().lock(), &text)?;
+            Ok(match result.tap_error {
+                Some(_) => ExitCode::from(1),
+                None => ExitCode::SUCCESS,
+            })
         }
     }
 }

@@ -41,6 +41,9 @@ pub enum Fate {
     },
     /// Could not be injected, for this reason (a truncated or unreadable record).
     Refused(Reason),
+    /// The far side's own guarded frame buffer (a live tap thread's, shared with the stack thread) was full
+    /// when the frame arrived: shown at the wire and the frame buffer, and dropped there as `frame_buffer_full`.
+    Overflowed { capacity: usize },
     /// A replayed capture's record of the stack opening a connection: finished at the wire like `Recorded`,
     /// and the app behind the stack connects now, from the recorded port, as the recorded client did.
     Connect { local_port: u16, remote: SocketAddr },
@@ -56,6 +59,10 @@ pub struct Arrival {
     /// The frame's number in the capture it was replayed from (1-based, as Wireshark counts); None for
     /// frames the far side made itself.
     pub capture_frame: Option<u64>,
+    /// When the far side really read the frame (a live tap thread's timestamp, on the pipeline's clock): its
+    /// `wire` and `frame_buffer` hops carry this time, so the time to `stack` is real queueing. None: the
+    /// frame arrives when the pipeline takes it (sim, replay).
+    pub at: Option<Nanos>,
 }
 
 impl Arrival {
@@ -65,6 +72,7 @@ impl Arrival {
             fate: Fate::Inject,
             note: None,
             capture_frame: None,
+            at: None,
         }
     }
 }
@@ -162,7 +170,8 @@ pub struct Pipeline {
     pub(super) stack: Stack,
     rx_queue: FrameBuffer<PacketId>,
     tx_queue: FrameBuffer<PacketId>,
-    wire_slot: Option<PacketId>,
+    /// The frame that just arrived, with the time it entered the far side's frame buffer if the wire knows it.
+    wire_slot: Option<(PacketId, Option<Nanos>)>,
     packets: PacketTable,
     finished: VecDeque<PacketRecord>,
     next_packet: PacketId,
@@ -469,8 +478,8 @@ impl Pipeline {
     }
 
     fn tap_reader(&mut self, now: Nanos) -> Option<Action> {
-        if let Some(id) = self.wire_slot.take() {
-            self.enqueue_rx(id, now);
+        if let Some((id, at)) = self.wire_slot.take() {
+            self.enqueue_rx(id, at.unwrap_or(now));
             return Some(Action::FrameBufferIn);
         }
         if self.wire.waits_for_room() && self.rx_queue.len() >= self.rx_queue.capacity() {
@@ -486,7 +495,7 @@ impl Pipeline {
             self.ready.insert(cid);
         }
         let id = self.new_packet(Dir::Rx, arrival.frame, Trigger::Wire);
-        self.hop(id, Stage::Wire, now);
+        self.hop(id, Stage::Wire, arrival.at.unwrap_or(now));
         if let Some(p) = self.packets.get_mut(&id) {
             p.capture_frame = arrival.capture_frame;
             if let Some(note) = arrival.note {
@@ -494,7 +503,11 @@ impl Pipeline {
             }
         }
         match arrival.fate {
-            Fate::Inject => self.wire_slot = Some(id),
+            Fate::Inject => self.wire_slot = Some((id, arrival.at)),
+            Fate::Overflowed { capacity } => {
+                self.hop(id, Stage::FrameBuffer, arrival.at.unwrap_or(now));
+                self.drop_packet(id, Stage::FrameBuffer, Reason::FrameBufferFull { capacity });
+            }
             Fate::Recorded { .. } => {
                 let note = "recorded response of the stack: kept for the diff, not injected";
                 self.conclude(
@@ -623,6 +636,45 @@ impl Pipeline {
         let id = self.next_conn;
         self.next_conn += 1;
         id
+    }
+
+    /// End of a live run: take every frame the far side has already read but the pipeline has not (at most
+    /// `max`), recording its `wire` and `frame_buffer` hops, so `finish` gives it `in_flight` at the frame
+    /// buffer instead of it vanishing. Overflow records are dropped as usual. Returns how many were taken.
+    pub fn admit_waiting(&mut self, max: usize) -> u64 {
+        let now = self.clock.now();
+        let mut n = 0;
+        while n < max as u64 {
+            let Some(arrival) = self.wire.arrive(now) else {
+                break;
+            };
+            n += 1;
+            self.stats.frames_in += 1;
+            let at = arrival.at.unwrap_or(now);
+            let id = self.new_packet(Dir::Rx, arrival.frame, Trigger::Wire);
+            self.hop(id, Stage::Wire, at);
+            self.hop(id, Stage::FrameBuffer, at);
+            if let Fate::Overflowed { capacity } = arrival.fate {
+                self.drop_packet(id, Stage::FrameBuffer, Reason::FrameBufferFull { capacity });
+            }
+        }
+        n
+    }
+
+    /// Let every open connection's app run again: an app fed from outside the core (a process, a socket) may
+    /// have data the core has no way to know of. A live run calls this while connections are open.
+    pub fn wake_connections(&mut self) {
+        self.ready.extend(self.conns.keys().copied());
+    }
+
+    /// Is any TCP connection open?
+    pub fn has_connections(&self) -> bool {
+        !self.conns.is_empty()
+    }
+
+    /// Count trace events that could not be kept (a live run's bounded queues overflowing past their records).
+    pub fn add_events_lost(&mut self, n: u64) {
+        self.stats.events_lost += n;
     }
 
     pub(super) fn mark_egress(&mut self, cid: ConnId) {

@@ -464,6 +464,7 @@ impl ReplayWire {
             frame,
             fate: Fate::Inject,
             capture_frame: None,
+            at: None,
             note: Some(format!(
                 "synthetic: made by the replay so the stack learns {peer}'s MAC from the capture"
             )),
@@ -630,6 +631,7 @@ impl ReplayWire {
                 frame: ack,
                 fate: Fate::Inject,
                 capture_frame: None,
+                at: None,
                 note: Some(format!(
                     "synthetic: the peer's acknowledgement of the stack's first {} bytes, which the capture \
                      acknowledged before the stack had sent them",
@@ -726,6 +728,7 @@ impl ReplayWire {
             fate,
             note,
             capture_frame: Some(index + 1),
+            at: None,
         }
     }
 
@@ -822,6 +825,7 @@ impl ReplayWire {
             frame: buf,
             fate: Fate::Inject,
             capture_frame: None,
+            at: None,
             note: Some(format!(
                 "synthetic: the replay answers the stack's ARP request with {peer}'s MAC from the capture"
             )),
@@ -861,6 +865,7 @@ impl ReplayWire {
             frame,
             fate: Fate::Inject,
             capture_frame: None,
+            at: None,
             note: Some(format!(
                 "synthetic: the replay answers the stack's neighbour solicitation with {peer}'s MAC from the capture"
             )),
@@ -875,6 +880,7 @@ fn retransmission(state: &mut SeqState, mut frame: Vec<u8>, l: &Layers, why: &st
         frame,
         fate: Fate::Inject,
         capture_frame: None,
+        at: None,
         note: Some(format!(
             "synthetic: the emulated peer sends this segment of the capture again ({why}); the capture's \
              own receiver did not need it"

@@ -1,0 +1,396 @@
+//! The queues between the tap-service thread and the stack thread. `Shared` holds the guarded rx frame buffer
+//! (bounded; a frame arriving when it is full is an overflow, kept as a bounded record so it still gets its
+//! `dropped` outcome, and counted as a lost trace event when even that record cannot be kept), and the wake
+//! flag the stack thread waits on. `TxQueue` is the bounded queue of frames the stack sent, which the tap
+//! thread writes to the TAP; pushing into an empty one pokes the tap thread's wake pipe.
+//!
+//! Invariants: nothing here grows without bound; every frame read from the TAP is either in the buffer, in
+//! the overflow records, or counted in `events_lost`.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::clock::RealClock;
+use crate::pipeline::clock::Nanos;
+use crate::pipeline::frame_buffer::FrameBuffer;
+
+/// Overflowed frames kept until the stack thread turns them into `dropped` records.
+pub const OVERFLOW_RECORDS: usize = 1024;
+/// How long the stack thread waits for room in a full tx queue before counting the frame lost.
+const TX_WAIT: Duration = Duration::from_millis(50);
+
+/// A frame the tap thread read, with when it read it (on the run's clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapFrame {
+    pub at: Nanos,
+    pub frame: Vec<u8>,
+}
+
+/// The rx side's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RxCounters {
+    /// Frames the tap thread handed over.
+    pub read: u64,
+    /// Frames that found the buffer full.
+    pub overflowed: u64,
+    /// Overflowed frames whose record could not be kept either.
+    pub events_lost: u64,
+    pub high_water: usize,
+    pub capacity: usize,
+    /// Frames that arrived after the run ended (`close`): outside the run, not traced.
+    pub after_close: u64,
+}
+
+struct Guarded {
+    frames: FrameBuffer<TapFrame>,
+    overflowed: VecDeque<TapFrame>,
+    /// Set by `wake` (a command, a stop): the stack thread must look up even if no frame came.
+    woken: bool,
+    read: u64,
+    lost_unreported: u64,
+    lost_total: u64,
+    /// The run has ended: frames handed over now are only counted.
+    closed: bool,
+    after_close: u64,
+}
+
+/// The guarded frame buffer and the stack thread's wake-up.
+pub struct Shared {
+    start: Instant,
+    guarded: Mutex<Guarded>,
+    changed: Condvar,
+}
+
+/// What the stack thread waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitFor {
+    /// A frame (or an overflow record) to take, or a wake-up.
+    Frames,
+    /// Only a wake-up: a paused stack leaves frames waiting in the buffer.
+    Wake,
+}
+
+impl Shared {
+    pub fn new(capacity: usize, start: Instant) -> Arc<Self> {
+        Arc::new(Shared {
+            start,
+            guarded: Mutex::new(Guarded {
+                frames: FrameBuffer::new(capacity),
+                overflowed: VecDeque::new(),
+                woken: false,
+                read: 0,
+                lost_unreported: 0,
+                lost_total: 0,
+                closed: false,
+                after_close: 0,
+            }),
+            changed: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Guarded> {
+        // A panicking holder leaves the queues consistent (every operation is a single push or pop).
+        self.guarded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The start of the run: time 0 of its clock.
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    pub fn now(&self) -> Nanos {
+        RealClock::at(self.start, Instant::now())
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.lock().frames.capacity()
+    }
+
+    /// Hand frames the tap thread read to the stack thread, under one lock, and wake it.
+    pub fn push_batch(&self, batch: &mut Vec<TapFrame>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut g = self.lock();
+        if g.closed {
+            g.after_close += batch.len() as u64;
+            batch.clear();
+            return;
+        }
+        for f in batch.drain(..) {
+            g.read += 1;
+            if let Err(f) = g.frames.push(f) {
+                if g.overflowed.len() < OVERFLOW_RECORDS {
+                    g.overflowed.push_back(f);
+                } else {
+                    g.lost_unreported += 1;
+                    g.lost_total += 1;
+                }
+            }
+        }
+        drop(g);
+        self.changed.notify_all();
+    }
+
+    /// The earliest frame waiting, and whether it is an overflow record (dropped at the frame buffer) rather
+    /// than a frame in the buffer.
+    pub fn pop(&self) -> Option<(TapFrame, bool)> {
+        let mut g = self.lock();
+        let buffered = g.frames.iter().next().map(|f| f.at);
+        let overflow = g.overflowed.front().map(|f| f.at);
+        match (buffered, overflow) {
+            (Some(b), Some(o)) if o < b => g.overflowed.pop_front().map(|f| (f, true)),
+            (Some(_), _) => g.frames.pop().map(|f| (f, false)),
+            (None, Some(_)) => g.overflowed.pop_front().map(|f| (f, true)),
+            (None, None) => None,
+        }
+    }
+
+    /// Frames waiting in the buffer (not counting overflow records).
+    pub fn depth(&self) -> usize {
+        self.lock().frames.len()
+    }
+
+    /// Lost trace events not yet reported to the pipeline's stats.
+    pub fn take_events_lost(&self) -> u64 {
+        std::mem::take(&mut self.lock().lost_unreported)
+    }
+
+    pub fn counters(&self) -> RxCounters {
+        let g = self.lock();
+        RxCounters {
+            read: g.read,
+            overflowed: g.frames.overflows(),
+            events_lost: g.lost_total,
+            high_water: g.frames.high_water(),
+            capacity: g.frames.capacity(),
+            after_close: g.after_close,
+        }
+    }
+
+    /// The run is over: from now on frames are counted as arriving after it, and never queued, so what the
+    /// stack thread takes from here on is exactly what arrived during the run.
+    pub fn close(&self) {
+        self.lock().closed = true;
+    }
+
+    /// Make the stack thread look up now (a command was sent).
+    pub fn wake(&self) {
+        self.lock().woken = true;
+        self.changed.notify_all();
+    }
+
+    /// Block until there is something to do (`what`), a wake-up, or `deadline`. Returns at once if there
+    /// already is.
+    pub fn wait(&self, what: WaitFor, deadline: Option<Instant>) {
+        let mut g = self.lock();
+        loop {
+            let ready = g.woken
+                || (what == WaitFor::Frames && (!g.frames.is_empty() || !g.overflowed.is_empty()));
+            if ready {
+                g.woken = false;
+                return;
+            }
+            match deadline {
+                None => g = self.changed.wait(g).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return;
+                    }
+                    g = self
+                        .changed
+                        .wait_timeout(g, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+}
+
+/// The tx side's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TxCounters {
+    /// Frames the stack thread queued for the TAP.
+    pub queued: u64,
+    /// Frames the tap thread wrote.
+    pub written: u64,
+    /// Writes the TAP refused (the kernel side down, ...), and the last error.
+    pub write_errors: u64,
+    pub last_error: Option<String>,
+    /// Frames that found the queue full for longer than the stack thread waits: their `sent` record stands,
+    /// but they never reached the TAP; counted as lost trace events.
+    pub lost: u64,
+}
+
+struct TxState {
+    frames: VecDeque<Vec<u8>>,
+    capacity: usize,
+    counters: TxCounters,
+    lost_unreported: u64,
+}
+
+/// Frames from the stack thread to the tap thread.
+pub struct TxQueue {
+    state: Mutex<TxState>,
+    room: Condvar,
+    /// The write end of the tap thread's wake pipe (None in tests, where nobody writes to a TAP).
+    notify: Option<Arc<OwnedFd>>,
+}
+
+impl TxQueue {
+    pub fn new(capacity: usize, notify: Option<Arc<OwnedFd>>) -> Arc<Self> {
+        Arc::new(TxQueue {
+            state: Mutex::new(TxState {
+                frames: VecDeque::new(),
+                capacity,
+                counters: TxCounters::default(),
+                lost_unreported: 0,
+            }),
+            room: Condvar::new(),
+            notify,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TxState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue a frame for the TAP, waiting a little for room if the queue is full.
+    pub fn push(&self, frame: &[u8]) {
+        let deadline = Instant::now() + TX_WAIT;
+        let mut s = self.lock();
+        while s.frames.len() >= s.capacity {
+            let now = Instant::now();
+            if now >= deadline {
+                s.counters.lost += 1;
+                s.lost_unreported += 1;
+                return;
+            }
+            s = self
+                .room
+                .wait_timeout(s, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let was_empty = s.frames.is_empty();
+        s.frames.push_back(frame.to_vec());
+        s.counters.queued += 1;
+        drop(s);
+        if was_empty && let Some(fd) = &self.notify {
+            poke(fd);
+        }
+    }
+
+    /// Everything queued, oldest first (the tap thread writes it out).
+    pub fn take_all(&self) -> VecDeque<Vec<u8>> {
+        let taken = std::mem::take(&mut self.lock().frames);
+        self.room.notify_all();
+        taken
+    }
+
+    /// Record how a write went.
+    pub fn wrote(&self, result: Result<(), String>) {
+        let mut s = self.lock();
+        match result {
+            Ok(()) => s.counters.written += 1,
+            Err(e) => {
+                s.counters.write_errors += 1;
+                s.counters.last_error = Some(e);
+            }
+        }
+    }
+
+    pub fn depth(&self) -> usize {
+        self.lock().frames.len()
+    }
+
+    pub fn take_events_lost(&self) -> u64 {
+        std::mem::take(&mut self.lock().lost_unreported)
+    }
+
+    pub fn counters(&self) -> TxCounters {
+        self.lock().counters.clone()
+    }
+}
+
+/// Write one byte to a non-blocking wake pipe; a full pipe already holds a wake-up, so errors are ignored.
+pub fn poke(fd: &OwnedFd) {
+    let byte = 1u8;
+    // SAFETY: writing one byte from a valid buffer to a file descriptor we own.
+    unsafe {
+        libc::write(fd.as_raw_fd(), (&byte as *const u8).cast(), 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(at: Nanos) -> TapFrame {
+        TapFrame {
+            at,
+            frame: vec![at as u8],
+        }
+    }
+
+    #[test]
+    fn overflow_keeps_bounded_records_then_counts_lost_events() {
+        let shared = Shared::new(2, Instant::now());
+        let mut batch: Vec<TapFrame> = (0..(3 + OVERFLOW_RECORDS as u64)).map(frame).collect();
+        shared.push_batch(&mut batch);
+        let c = shared.counters();
+        assert_eq!(c.read, 3 + OVERFLOW_RECORDS as u64);
+        assert_eq!(c.overflowed, 1 + OVERFLOW_RECORDS as u64);
+        assert_eq!(c.events_lost, 1);
+        assert_eq!(shared.take_events_lost(), 1);
+        assert_eq!(shared.take_events_lost(), 0);
+        // In arrival order: the two buffered frames, then the overflow records.
+        assert_eq!(shared.pop(), Some((frame(0), false)));
+        assert_eq!(shared.pop(), Some((frame(1), false)));
+        assert_eq!(shared.pop(), Some((frame(2), true)));
+    }
+
+    #[test]
+    fn after_close_frames_are_only_counted() {
+        let shared = Shared::new(4, Instant::now());
+        shared.push_batch(&mut vec![frame(1)]);
+        shared.close();
+        shared.push_batch(&mut vec![frame(2), frame(3)]);
+        let c = shared.counters();
+        assert_eq!((c.read, c.after_close), (1, 2));
+        assert_eq!(shared.pop(), Some((frame(1), false)));
+        assert_eq!(shared.pop(), None);
+    }
+
+    #[test]
+    fn wait_returns_on_a_frame_or_a_wake_but_a_paused_wait_ignores_frames() {
+        let shared = Shared::new(4, Instant::now());
+        shared.push_batch(&mut vec![frame(1)]);
+        shared.wait(WaitFor::Frames, None);
+        let t = Instant::now();
+        shared.wait(WaitFor::Wake, Some(t + Duration::from_millis(30)));
+        assert!(
+            t.elapsed() >= Duration::from_millis(30),
+            "frames do not wake a paused stack"
+        );
+        let s2 = shared.clone();
+        let h = std::thread::spawn(move || s2.wait(WaitFor::Wake, None));
+        std::thread::sleep(Duration::from_millis(10));
+        shared.wake();
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn tx_queue_waits_for_room_then_counts_the_frame_lost() {
+        let q = TxQueue::new(1, None);
+        q.push(b"a");
+        q.push(b"b");
+        assert_eq!(q.counters().lost, 1);
+        assert_eq!(q.take_events_lost(), 1);
+        assert_eq!(q.take_all(), VecDeque::from([b"a".to_vec()]));
+    }
+}

@@ -1,0 +1,145 @@
+//! Live mode: real traffic from a TAP device through the path, with real apps behind the stack. Threads as
+//! DESIGN.md §2 says: the tap-service thread (`service`) moves frames between the TAP (`tap`) and the queues
+//! (`buffer`); the stack thread (`stack_thread`) runs the core on the real clock (`clock`) over the live wire
+//! (`wire`) and takes commands (pause, step, resume, stop) between steps; `run` starts both, ends them on a
+//! signal or after `--duration`, and prints the headless summary.
+
+pub mod buffer;
+pub mod clock;
+pub mod run;
+pub mod service;
+pub mod stack_thread;
+pub mod tap;
+pub mod wire;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use crate::pipeline::{AppKind, AppSpec};
+
+/// The apps a live run serves when `--app` is not given.
+pub const DEFAULT_APPS: [(u16, AppKind); 3] = [
+    (7, AppKind::Echo),
+    (9, AppKind::Discard),
+    (80, AppKind::Http),
+];
+
+/// Everything a live run is asked to do.
+#[derive(Debug, Clone)]
+pub struct LiveSpec {
+    pub tap: String,
+    pub ip: (Ipv4Addr, u8),
+    pub mac: [u8; 6],
+    pub host_ip: Option<(Ipv4Addr, u8)>,
+    pub apps: Vec<AppSpec>,
+    pub frame_buffer: usize,
+    pub duration: Option<Duration>,
+}
+
+/// The well-known port a bare `--app SPEC` serves (echo 7, discard 9, http 80).
+pub fn well_known_port(kind: &AppKind) -> Option<u16> {
+    match kind {
+        AppKind::Echo => Some(7),
+        AppKind::Discard => Some(9),
+        AppKind::Http => Some(80),
+        _ => None,
+    }
+}
+
+impl LiveSpec {
+    /// The app per TCP port: `--app PORT=SPEC`, a bare SPEC on its well-known port, or the defaults.
+    pub fn app_map(&self) -> Result<BTreeMap<u16, AppKind>, String> {
+        if self.apps.is_empty() {
+            return Ok(DEFAULT_APPS.into_iter().collect());
+        }
+        let mut map = BTreeMap::new();
+        for a in &self.apps {
+            if a.kind == AppKind::Recorded {
+                return Err(format!(
+                    "--app {a}: the recorded app plays a capture's byte stream; use it with `pktpath replay FILE`"
+                ));
+            }
+            let port = a
+                .port
+                .or_else(|| well_known_port(&a.kind))
+                .ok_or_else(|| format!("--app {a}: give the port it serves, as in 8080={a}"))?;
+            map.insert(port, a.kind.clone());
+        }
+        Ok(map)
+    }
+
+    /// Checks that span several options; the message names the values and says what to do.
+    pub fn validate(&self) -> Result<(), String> {
+        self.app_map()?;
+        if let Some((host, prefix)) = self.host_ip {
+            let (ip, ip_prefix) = self.ip;
+            if host == ip {
+                return Err(format!(
+                    "--host-ip {host}/{prefix} is the stack's own address (--ip {ip}/{ip_prefix}); give the kernel side another one, as in 10.77.0.1/24"
+                ));
+            }
+            let mask = |p: u8| {
+                if p == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(p))
+                }
+            };
+            let m = mask(ip_prefix.min(prefix));
+            if u32::from(host) & m != u32::from(ip) & m {
+                return Err(format!(
+                    "--host-ip {host}/{prefix} is not on the stack's subnet (--ip {ip}/{ip_prefix}); the kernel could not reach the stack"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(apps: &[&str], host: Option<(Ipv4Addr, u8)>) -> LiveSpec {
+        LiveSpec {
+            tap: "tp0".into(),
+            ip: (Ipv4Addr::new(10, 77, 0, 2), 24),
+            mac: [2, 0, 0, 0x77, 0, 2],
+            host_ip: host,
+            apps: apps.iter().map(|a| a.parse().unwrap()).collect(),
+            frame_buffer: 256,
+            duration: None,
+        }
+    }
+
+    #[test]
+    fn apps_default_and_bare_specs_take_their_well_known_port() {
+        let m = spec(&[], None).app_map().unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[&80], AppKind::Http);
+        let m = spec(&["echo", "8080=http"], None).app_map().unwrap();
+        assert_eq!(m.keys().copied().collect::<Vec<_>>(), vec![7, 8080]);
+        assert!(spec(&["stall"], None).app_map().is_err());
+        assert!(spec(&["recorded"], None).validate().is_err());
+    }
+
+    #[test]
+    fn host_ip_must_be_another_address_on_the_subnet() {
+        assert!(
+            spec(&[], Some((Ipv4Addr::new(10, 77, 0, 1), 24)))
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            spec(&[], Some((Ipv4Addr::new(10, 77, 0, 2), 24)))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            spec(&[], Some((Ipv4Addr::new(10, 78, 0, 1), 24)))
+                .validate()
+                .is_err()
+        );
+    }
+}
