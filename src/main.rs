@@ -13,8 +13,6 @@ use pktpath::tui::run as tui;
 /// What a `sim` or `replay` without `--headless` says when stdout is not a terminal (exit 2).
 const NOT_A_TERMINAL: &str =
     "pktpath: stdout is not a terminal; add --headless to print a summary instead";
-/// What `live` without `--headless` says (exit 2) until the live TUI exists: the one spot to replace.
-const LIVE_TUI_NOT_BUILT: &str = "pktpath: the live TUI is not built yet; add --headless";
 /// What a TUI run with an export option says (exit 2): exports are written by headless runs.
 const EXPORT_NEEDS_HEADLESS: &str = "pktpath: --export and --pcap-out are written by headless runs; add --headless (in the TUI, e exports)";
 
@@ -73,11 +71,15 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
             let plan = args.output.exports();
-            if !args.output.headless {
-                eprintln!("{LIVE_TUI_NOT_BUILT}");
+            let result = if args.output.headless {
+                live::run_headless(&spec, &plan)?
+            } else if terminal {
+                // A live run writes its exports as it goes, so the TUI takes --export and --pcap-out too.
+                tui::run_live(&spec, &plan)?
+            } else {
+                eprintln!("{NOT_A_TERMINAL}");
                 return Ok(ExitCode::from(2));
-            }
-            let result = live::run_headless(&spec, &plan)?;
+            };
             let text = live::summary(&spec, &result, plan.timeline.as_ref());
             headless::print(&mut std::io::stdout().lock(), &text)?;
             Ok(match result.tap_error {

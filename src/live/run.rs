@@ -97,10 +97,11 @@ pub fn pipeline_config(spec: &LiveSpec) -> PipelineConfig {
 
 impl LiveRun {
     /// Open the TAP, configure the kernel side if asked, and start both threads.
+    /// `observer` makes the stack thread's observer, given the guarded frame buffer it may watch.
     pub fn start(
         spec: &LiveSpec,
         plan: &ExportPlan,
-        observer: Option<Observer>,
+        observer: impl FnOnce(&Arc<Shared>) -> Option<Observer>,
         start_paused: bool,
     ) -> anyhow::Result<LiveRun> {
         let tap = Tap::open(&spec.tap)?;
@@ -124,6 +125,7 @@ impl LiveRun {
             history: HISTORY,
             start_paused,
         };
+        let observer = observer(&shared);
         let stack = StackThread::spawn(setup, shared.clone(), tx.clone(), observer)?;
         let service = match Service::spawn(tap, shared.clone(), tx.clone(), (wake_r, wake_w)) {
             Ok(s) => s,
@@ -177,7 +179,7 @@ pub fn run_headless(spec: &LiveSpec, plan: &ExportPlan) -> anyhow::Result<LiveRe
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&quit))?;
     }
-    let run = LiveRun::start(spec, plan, None, false)?;
+    let run = LiveRun::start(spec, plan, |_| None, false)?;
     let deadline = spec.duration.map(|d| run.started + d);
     while !quit.load(Ordering::SeqCst)
         && deadline.is_none_or(|d| Instant::now() < d)

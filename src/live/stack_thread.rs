@@ -21,6 +21,7 @@ use super::clock::RealClock;
 use super::wire::LiveWire;
 use crate::export::{ExportPlan, Exports, Header};
 use crate::pipeline::clock::Nanos;
+use crate::pipeline::engine::StepReport;
 use crate::pipeline::trace::{ConnectionRecord, Stats};
 use crate::pipeline::{PacketRecord, Pipeline, PipelineConfig, Step};
 
@@ -66,8 +67,42 @@ pub struct Status {
     pub steps: u64,
 }
 
-/// Called on the stack thread with the pipeline between steps (a TUI publishes its snapshot from here).
-pub type Observer = Box<dyn FnMut(&Pipeline, &Status) + Send>;
+/// Watches the run from the stack thread, between steps (the live TUI publishes its snapshots and checks its
+/// breakpoints here, so a hit holds the run at the very step that hit).
+pub trait StackObserver: Send {
+    /// After a step that acted, before its finished packets go to the export (they are still in the
+    /// pipeline's finished queue). True holds the run here, as `Pause` would.
+    fn stepped(&mut self, _pipeline: &Pipeline, _status: &Status, _report: &StepReport) -> bool {
+        false
+    }
+    /// A finished packet, as it goes to the export.
+    fn finished(&mut self, _packet: &PacketRecord) {}
+    /// Nothing could act, or the run is held: a moment to show where it is.
+    fn idle(&mut self, _pipeline: &Pipeline, _status: &Status) {}
+}
+
+pub type Observer = Box<dyn StackObserver>;
+
+/// Hand finished packets to the export, then to the observer and the recent history.
+fn drain(
+    exports: &mut Exports,
+    pipeline: &mut Pipeline,
+    recent: &mut VecDeque<PacketRecord>,
+    history: usize,
+    observer: &mut Option<Observer>,
+) -> anyhow::Result<u64> {
+    Ok(exports.drain_with(pipeline, |p| {
+        if let Some(o) = observer.as_mut() {
+            o.finished(&p);
+        }
+        if history > 0 {
+            if recent.len() == history {
+                recent.pop_front();
+            }
+            recent.push_back(p);
+        }
+    })?)
+}
 
 /// What the stack thread needs to build its pipeline and exports.
 pub struct StackSetup {
@@ -154,14 +189,6 @@ fn run(
     let mut exports = Exports::open(&setup.plan, &setup.header, setup.pcap_base_ns)?;
     let history = setup.history;
     let mut recent: VecDeque<PacketRecord> = VecDeque::with_capacity(history.min(4096));
-    let mut keep = |p: PacketRecord| {
-        if history > 0 {
-            if recent.len() == history {
-                recent.pop_front();
-            }
-            recent.push_back(p);
-        }
-    };
     let mut status = Status {
         paused: setup.start_paused,
         steps_left: 0,
@@ -188,9 +215,15 @@ fn run(
             pipeline.add_events_lost(lost);
         }
         if status.paused && status.steps_left == 0 {
-            packets += exports.drain_with(&mut pipeline, &mut keep)?;
+            packets += drain(
+                &mut exports,
+                &mut pipeline,
+                &mut recent,
+                history,
+                &mut observer,
+            )?;
             if let Some(o) = observer.as_mut() {
-                o(&pipeline, &status);
+                o.idle(&pipeline, &status);
             }
             shared.wait(WaitFor::Wake, None);
             continue;
@@ -201,26 +234,42 @@ fn run(
         }
         let at = pipeline.now();
         match pipeline.step() {
-            Step::Progress(_) => {
+            Step::Progress(report) => {
                 status.steps += 1;
                 if status.paused {
                     status.steps_left -= 1;
                 }
                 exports.after_step(&pipeline, at)?;
+                if let Some(o) = observer.as_mut()
+                    && o.stepped(&pipeline, &status, &report)
+                {
+                    // A breakpoint hit: hold the run after this step.
+                    status.paused = true;
+                    status.steps_left = 0;
+                }
                 since_drain += 1;
                 if since_drain >= DRAIN_EVERY || status.paused {
-                    packets += exports.drain_with(&mut pipeline, &mut keep)?;
+                    packets += drain(
+                        &mut exports,
+                        &mut pipeline,
+                        &mut recent,
+                        history,
+                        &mut observer,
+                    )?;
                     since_drain = 0;
-                }
-                if let Some(o) = observer.as_mut() {
-                    o(&pipeline, &status);
                 }
             }
             Step::Idle { next } => {
-                packets += exports.drain_with(&mut pipeline, &mut keep)?;
+                packets += drain(
+                    &mut exports,
+                    &mut pipeline,
+                    &mut recent,
+                    history,
+                    &mut observer,
+                )?;
                 since_drain = 0;
                 if let Some(o) = observer.as_mut() {
-                    o(&pipeline, &status);
+                    o.idle(&pipeline, &status);
                 }
                 let mut deadline = next.map(|t| shared.start() + Duration::from_nanos(t));
                 if pipeline.has_connections() {
@@ -239,7 +288,13 @@ fn run(
     pipeline.add_events_lost(lost);
     let end_ns = pipeline.now();
     let connections = pipeline.finish();
-    packets += exports.drain_with(&mut pipeline, &mut keep)?;
+    packets += drain(
+        &mut exports,
+        &mut pipeline,
+        &mut recent,
+        history,
+        &mut observer,
+    )?;
     let stats = pipeline.stats().clone();
     let written = exports.finish(&connections, &stats, None)?;
     Ok(StackOutcome {
@@ -408,9 +463,13 @@ mod tests {
         let tx = TxQueue::new(64, None);
         let steps = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let seen = steps.clone();
-        let observer: Observer = Box::new(move |_, _| {
-            seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        });
+        struct Count(Arc<std::sync::atomic::AtomicU64>);
+        impl StackObserver for Count {
+            fn idle(&mut self, _: &Pipeline, _: &Status) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let observer: Observer = Box::new(Count(seen));
         let stack = StackThread::spawn(setup(), shared, tx, Some(observer)).unwrap();
         std::thread::sleep(Duration::from_millis(200));
         let out = stack.stop().unwrap();

@@ -269,6 +269,11 @@ impl Pipeline {
         self.packets.get(&id)
     }
 
+    /// A packet that finished and has not been drained yet (the newest are searched first).
+    pub fn finished_packet(&self, id: PacketId) -> Option<&PacketRecord> {
+        self.finished.iter().rev().find(|p| p.id == id)
+    }
+
     /// The packets still on their way, by id (read-only; the TUI's snapshot counts queue depths from them).
     pub fn in_flight(&self) -> impl Iterator<Item = &PacketRecord> + '_ {
         self.packets.iter()

@@ -213,6 +213,7 @@ impl App {
 
     /// Advance a running app by `elapsed_virtual_ns` of virtual time, stopping (paused) at a breakpoint.
     pub fn tick(&mut self, elapsed_virtual_ns: Nanos) {
+        self.debugger.refresh();
         if self.paused {
             return;
         }
@@ -536,6 +537,11 @@ impl App {
                     self.status = "the run ended".into();
                     return;
                 }
+                Moved::Pending => {
+                    self.status =
+                        "step: nothing to do yet; the step happens when traffic comes".into();
+                    return;
+                }
             }
         }
     }
@@ -564,6 +570,13 @@ impl App {
     fn cont(&mut self) {
         if self.debugger.breakpoints().is_empty() {
             self.status = "continue: no breakpoints (b adds one)".into();
+            return;
+        }
+        if self.debugger.is_live() {
+            // The stack thread checks every step and holds the run at a hit; `tick` brings the hit in.
+            self.set_paused(false);
+            self.debugger.cont(CONTINUE_LIMIT);
+            self.status = "continue: running until a breakpoint hits".into();
             return;
         }
         self.save_undo_point();

@@ -34,6 +34,8 @@ pub enum Moved {
     Waited { until: Nanos },
     /// The run has nothing more to do.
     Ended,
+    /// A live run was asked to step and has not yet (nothing to do until traffic comes).
+    Pending,
 }
 
 /// A pipeline under the debugger's control.
@@ -140,7 +142,7 @@ impl Debugger {
                         return Some(hit);
                     }
                 }
-                Moved::Waited { .. } => {}
+                Moved::Waited { .. } | Moved::Pending => {}
                 Moved::Ended => return None,
             }
         }
@@ -185,7 +187,7 @@ impl Debugger {
             let at = pipeline.now();
             match move_once(&mut pipeline) {
                 Moved::Stepped(_) => exports.after_step(&pipeline, at)?,
-                Moved::Waited { .. } => {}
+                Moved::Waited { .. } | Moved::Pending => {}
                 Moved::Ended => break,
             }
             if made % EXPORT_DRAIN_EVERY == 0 {
@@ -304,12 +306,8 @@ impl Driver for Debugger {
         Debugger::rewind_to(self, target);
         Ok(())
     }
-    fn export(
-        &mut self,
-        plan: &ExportPlan,
-        header: &Header,
-    ) -> Result<(u64, Written), ExportError> {
-        Debugger::export(self, plan, header)
+    fn export(&mut self, plan: &ExportPlan, header: &Header) -> Result<(u64, Written), String> {
+        Debugger::export(self, plan, header).map_err(|e| e.to_string())
     }
 }
 

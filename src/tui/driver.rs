@@ -2,7 +2,7 @@
 //! UI's own thread, with step back) is one; a live run on its own threads, seen through the snapshots it
 //! publishes, is the other. The app never touches a `Pipeline` itself.
 
-use crate::export::sinks::{ExportError, ExportPlan, Written};
+use crate::export::sinks::{ExportPlan, Written};
 use crate::export::writer::Header;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::trace::{PacketId, PacketRecord};
@@ -53,9 +53,10 @@ pub trait Driver {
     fn advance(&mut self, target_ns: Nanos, limit: u64) -> Advanced;
     /// Go back to just after move `target`; `Err` says why this run cannot.
     fn rewind_to(&mut self, target: u64) -> Result<(), String>;
-    /// Write the run so far to the files of `plan`.
-    fn export(&mut self, plan: &ExportPlan, header: &Header)
-    -> Result<(u64, Written), ExportError>;
+    /// Write the run so far to the files of `plan`; `Err` says why it could not, in one line.
+    fn export(&mut self, plan: &ExportPlan, header: &Header) -> Result<(u64, Written), String>;
+    /// Take in what happened meanwhile, paused or not (a live run publishes from its own thread).
+    fn refresh(&mut self) {}
     /// The user paused or resumed; a live run holds or releases its stack thread.
     fn set_paused(&mut self, _paused: bool) {}
     /// Real time drives the run (live): no speed to change, nothing to step back to.

@@ -8,6 +8,7 @@ pub mod debugger;
 pub mod driver;
 pub mod filter;
 pub mod history;
+pub mod live;
 pub mod run;
 pub mod snapshot;
 pub mod term;

@@ -22,7 +22,7 @@ fn next_step(d: &mut Debugger) -> StepReport {
         match d.step() {
             Moved::Stepped(r) => return r,
             Moved::Waited { .. } => {}
-            Moved::Ended => panic!("the run ended"),
+            Moved::Ended | Moved::Pending => panic!("the run ended"),
         }
     }
 }
