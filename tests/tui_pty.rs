@@ -64,6 +64,11 @@ type Child = Box<dyn portable_pty::Child + Send + Sync>;
 
 /// Start the real binary with `args` in a 100×30 pty; its output feeds a `Screen`.
 fn spawn(args: &[&str]) -> (Screen, Box<dyn Write + Send>, Child) {
+    spawn_program(env!("CARGO_BIN_EXE_pktpath"), args)
+}
+
+/// Start `program` with `args` in a 100×30 pty.
+fn spawn_program(program: &str, args: &[&str]) -> (Screen, Box<dyn Write + Send>, Child) {
     let pty = native_pty_system();
     let pair = pty
         .openpty(PtySize {
@@ -73,7 +78,7 @@ fn spawn(args: &[&str]) -> (Screen, Box<dyn Write + Send>, Child) {
             pixel_height: 0,
         })
         .expect("open a pty");
-    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_pktpath"));
+    let mut cmd = CommandBuilder::new(program);
     cmd.args(args);
     cmd.cwd(env!("CARGO_MANIFEST_DIR"));
     cmd.env("TERM", "xterm-256color");
@@ -192,4 +197,174 @@ fn sigterm_ends_the_sim_tui_and_restores_the_terminal() {
     let status = wait_exit(&mut screen, &mut child);
     assert!(status.success(), "exit status {status:?}");
     assert_restored(&screen, &screen.bytes[drawn..]);
+}
+
+/// Can a test make its own network namespace here? If not: a printed reason and false, or a panic when
+/// `PKTPATH_NETNS_TESTS=1` says the namespace tests must run.
+fn netns_available(test: &str) -> bool {
+    let must = std::env::var("PKTPATH_NETNS_TESTS").is_ok_and(|v| v == "1");
+    // SAFETY: geteuid has no preconditions.
+    let reason = if unsafe { libc::geteuid() } != 0 {
+        Some("not root (a live run needs CAP_NET_ADMIN and `ip netns`)")
+    } else if !std::path::Path::new("/dev/net/tun").exists() {
+        Some("/dev/net/tun is missing")
+    } else {
+        None
+    };
+    match reason {
+        None => true,
+        Some(r) if must => panic!("{test}: PKTPATH_NETNS_TESTS=1 but {r}"),
+        Some(r) => {
+            eprintln!("{test}: skipped: {r}");
+            false
+        }
+    }
+}
+
+/// A network namespace of the test's own, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let name = format!("pktpath-tui-{}", std::process::id());
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &name])
+            .output();
+        let ok = std::process::Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip netns add {name}");
+        let ns = Netns(name);
+        assert!(ns.exec(&["ip", "link", "set", "lo", "up"]).status.success());
+        ns
+    }
+
+    fn exec(&self, argv: &[&str]) -> std::process::Output {
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(argv)
+            .output()
+            .expect("ip netns exec")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .output();
+    }
+}
+
+/// The live TUI in a pty, on a TAP inside a namespace of the test's own: curl from the kernel side shows up as
+/// packets, a breakpoint at `app` holds the stack thread (a second curl waits) until space resumes it, and `q`
+/// ends the run with the terminal restored and the export complete.
+#[test]
+fn the_live_tui_shows_real_traffic_and_holds_it_at_a_breakpoint() {
+    if !netns_available("the_live_tui_shows_real_traffic_and_holds_it_at_a_breakpoint") {
+        return;
+    }
+    let ns = Netns::new();
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("t.json");
+    let export_arg = export.display().to_string();
+    let (mut screen, mut writer, mut child) = spawn_program(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &ns.0,
+            env!("CARGO_BIN_EXE_pktpath"),
+            "live",
+            "--tap",
+            "tp0",
+            "--ip",
+            "10.77.0.2/24",
+            "--host-ip",
+            "10.77.0.1/24",
+            "--app",
+            "80=http",
+            "--export",
+            &export_arg,
+        ],
+    );
+    let mut press = |key: &[u8]| {
+        writer.write_all(key).expect("write to the pty");
+        writer.flush().unwrap();
+    };
+    screen.wait_for("the live TUI", |s| {
+        s.contains("LIVE  RUNNING") && s.contains("real time") && s.contains("frame_buffer")
+    });
+    let curl = |ns: &Netns| ns.exec(&["curl", "-s", "-m", "10", "http://10.77.0.2/"]);
+    let page = curl(&ns);
+    assert!(page.status.success(), "curl: {page:?}");
+    assert!(!page.stdout.is_empty(), "the http app's page");
+    // The kernel's own IPv6 chatter fills the list's tail: a filter shows the request.
+    press(b"/delivered\r");
+    screen.wait_for("the request delivered in the list", |s| {
+        s.contains("matching 'delivered'")
+            && s.contains("10.77.0.1:")
+            && s.contains("> 10.77.0.2:80 TCP [P.]")
+    });
+
+    // A breakpoint at the app: the next request stops the stack thread there, and curl waits.
+    press(b"bstage app\r");
+    screen.wait_for("the breakpoint set", |s| {
+        s.contains("breakpoint 1: stage app")
+    });
+    let (done_tx, done_rx) = channel();
+    let ns_name = ns.0.clone();
+    std::thread::spawn(move || {
+        let out = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns_name,
+                "curl",
+                "-s",
+                "-m",
+                "20",
+                "http://10.77.0.2/",
+            ])
+            .output()
+            .expect("curl");
+        let _ = done_tx.send(out);
+    });
+    screen.wait_for("the breakpoint hit", |s| {
+        s.contains("stage app: #") && s.contains("reached app") && s.contains("PAUSED")
+    });
+    assert!(
+        done_rx.recv_timeout(Duration::from_millis(500)).is_err(),
+        "held at the breakpoint: curl has no answer yet"
+    );
+    // The response starts at `app` too: clear the breakpoint (B), then resume (space).
+    press(b"B");
+    screen.wait_for("the breakpoints cleared", |s| {
+        s.contains("cleared 1 breakpoints")
+    });
+    press(b" ");
+    let out = done_rx
+        .recv_timeout(WAIT)
+        .expect("curl answered once resumed");
+    assert!(out.status.success() && !out.stdout.is_empty(), "{out:?}");
+
+    let drawn = screen.bytes.len();
+    press(b"q");
+    let status = wait_exit(&mut screen, &mut child);
+    assert!(status.success(), "exit status {status:?}");
+    assert_restored(&screen, &screen.bytes[drawn..]);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&export).expect("the export is written"))
+            .expect("valid JSON");
+    let delivered = doc["packets"]
+        .as_array()
+        .expect("packets")
+        .iter()
+        .filter(|p| p["outcome"]["kind"] == "delivered")
+        .count();
+    assert!(
+        delivered >= 2,
+        "both requests delivered to the app: {delivered}"
+    );
 }

@@ -278,6 +278,11 @@ impl App {
             KeyCode::Char('c') => self.cont(),
             KeyCode::Char('u') | KeyCode::Backspace => self.step_back(),
             KeyCode::Char('b') => self.open_input(InputKind::Breakpoint, String::new()),
+            KeyCode::Char('B') => {
+                let n = self.debugger.breakpoints().len();
+                self.debugger.clear_breakpoints();
+                self.status = format!("cleared {n} breakpoints");
+            }
             KeyCode::Char('/') => {
                 self.open_input(InputKind::ListFilter, self.list_filter_text.clone())
             }

@@ -277,6 +277,9 @@ impl Driver for Debugger {
     fn add_breakpoint(&mut self, breakpoint: Breakpoint) {
         self.breakpoints.push(breakpoint);
     }
+    fn clear_breakpoints(&mut self) {
+        self.breakpoints.clear();
+    }
     fn step(&mut self) -> Moved {
         Debugger::step(self)
     }

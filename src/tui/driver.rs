@@ -42,6 +42,7 @@ pub trait Driver {
     fn moves(&self) -> u64;
     fn breakpoints(&self) -> &[Breakpoint];
     fn add_breakpoint(&mut self, breakpoint: Breakpoint);
+    fn clear_breakpoints(&mut self);
     /// One hop.
     fn step(&mut self) -> Moved;
     /// Move until `packet` has its outcome (or `limit` moves).

@@ -253,6 +253,16 @@ impl LiveDriver {
         }
     }
 
+    /// Hand the stack thread the breakpoints as they are now.
+    fn share_breakpoints(&self) {
+        *self
+            .link
+            .breakpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = self.breakpoints.clone();
+        self.link.breakpoints_version.fetch_add(1, Ordering::AcqRel);
+    }
+
     fn send(&self, command: Command) {
         self.control.send(command);
     }
@@ -290,12 +300,11 @@ impl Driver for LiveDriver {
     }
     fn add_breakpoint(&mut self, breakpoint: Breakpoint) {
         self.breakpoints.push(breakpoint);
-        *self
-            .link
-            .breakpoints
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = self.breakpoints.clone();
-        self.link.breakpoints_version.fetch_add(1, Ordering::AcqRel);
+        self.share_breakpoints();
+    }
+    fn clear_breakpoints(&mut self) {
+        self.breakpoints.clear();
+        self.share_breakpoints();
     }
     fn step(&mut self) -> Moved {
         let before = self.steps;

@@ -37,6 +37,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("n", "next: finish the selected packet's path"),
     ("c", "continue to a breakpoint"),
     ("b", "break on: stage NAME, drop, state, buffer N, filter"),
+    ("B", "clear every breakpoint"),
     ("u  Bksp", "step back"),
     ("/", "filter the list (Enter applies, Esc cancels)"),
     (
@@ -65,7 +66,11 @@ fn status_bar(s: &Snapshot) -> String {
         Mode::Replay { file } => format!("REPLAY {}", fit(file, MODE_NAME_WIDTH)),
     };
     let state = if s.paused { "PAUSED" } else { "RUNNING" };
-    let speed = s.speed.map_or("max".to_string(), |x| format!("x{x}"));
+    let speed = match (&s.mode, s.speed) {
+        (Mode::Live, _) => "real time".to_string(),
+        (_, Some(x)) => format!("x{x}"),
+        (_, None) => "max".to_string(),
+    };
     format!(
         "{mode}  {state}  t {}  {speed}  in {} out {}  drops {}  lost {}",
         format_time(s.now_ns),
