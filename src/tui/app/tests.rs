@@ -216,7 +216,7 @@ fn help_lists_every_key_and_any_key_closes_it() {
     let before = screen(&app, 80, 24);
     press(&mut app, "?");
     // The overlay is centred: its top line, then one line per key in the table's order, then its bottom.
-    for (width, height, top, left) in [(80, 24, 3, 4), (120, 40, 11, 24)] {
+    for (width, height, top, left) in [(80, 24, 2, 4), (120, 40, 10, 24)] {
         let lines = screen(&app, width, height);
         let boxed = |y: usize| -> String { lines[y].chars().skip(left).take(71).collect() };
         assert_eq!(
