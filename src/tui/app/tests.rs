@@ -251,6 +251,7 @@ fn help_lists_every_key_and_any_key_closes_it() {
             "n",
             "c",
             "b",
+            "B",
             "u  Bksp",
             "/",
             "e",
