@@ -258,8 +258,8 @@ impl Drop for Netns {
 }
 
 /// The live TUI in a pty, on a TAP inside a namespace of the test's own: curl from the kernel side shows up as
-/// packets, a breakpoint at `app` holds the stack thread (a second curl waits) until space resumes it, and `q`
-/// ends the run with the terminal restored and the export complete.
+/// packets, a breakpoint at `app` holds the stack thread (a second curl waits) until space resumes it, and
+/// SIGINT ends the run with the terminal restored and the export complete.
 #[test]
 fn the_live_tui_shows_real_traffic_and_holds_it_at_a_breakpoint() {
     if !netns_available("the_live_tui_shows_real_traffic_and_holds_it_at_a_breakpoint") {
@@ -349,8 +349,11 @@ fn the_live_tui_shows_real_traffic_and_holds_it_at_a_breakpoint() {
         .expect("curl answered once resumed");
     assert!(out.status.success() && !out.stdout.is_empty(), "{out:?}");
 
+    // SIGINT ends the live TUI like `q`: terminal restored, run stopped, export complete.
+    let pid = child.process_id().expect("a pid") as libc::pid_t;
     let drawn = screen.bytes.len();
-    press(b"q");
+    // SAFETY: kill(2) on the child this test spawned (`ip netns exec` execs pktpath: same pid), not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
     let status = wait_exit(&mut screen, &mut child);
     assert!(status.success(), "exit status {status:?}");
     assert_restored(&screen, &screen.bytes[drawn..]);
