@@ -1,16 +1,20 @@
 //! Bulk TCP throughput through the TAP, tracing on and off: a client thread inside a network namespace this
 //! bench creates (and deletes) sends `PKTPATH_BENCH_MIB` MiB (default 32) to the echo port and reads it all
-//! back, checking it. Three sides, each its own process started under `ip netns exec` and stopped with
+//! back, checking it. Four sides, each its own process started under `ip netns exec` and stopped with
 //! SIGINT, `PKTPATH_BENCH_RUNS` runs each (default 3), alternating (the order rotates every round):
 //! - untraced path: this binary re-executed as `--untraced-path` (`untraced/mod.rs`): TAP, tap thread,
 //!   bounded queue, smoltcp polled normally, echo behind an AF_UNIX pair per connection; no hooks at all;
+//! - untraced path, one frame per window (context): the same, fed to smoltcp as DESIGN.md makes pktpath do
+//!   (due timers, `poll_ingress_single`, egress until quiet, the app, per frame), to show what that
+//!   discipline costs by itself;
 //! - pktpath, no export: `pktpath live --headless --app 7=echo` — the core still builds every packet
 //!   record (tracing is on), nothing writes them;
 //! - pktpath, JSONL export: the same with `--export FILE --format jsonl` — every record written out.
 //!
 //! It prints the best and median MiB/s of each, the goal ratio (pktpath JSONL ÷ untraced path, goal ≥ 70%),
-//! pktpath-no-export ÷ untraced for context, and the events lost pktpath's summary reports (goal: 0). Needs
-//! root (TAP, `ip netns`); without it it says so and does nothing. Traffic stays inside the namespace.
+//! context ratios (pktpath no export ÷ untraced; one frame per window ÷ untraced; pktpath JSONL ÷ one frame
+//! per window), and the events lost pktpath's summary reports (goal: 0). Needs root (TAP, `ip netns`);
+//! without it it says so and does nothing. Traffic stays inside the namespace (10.77.0.0/24 on its TAP).
 
 mod untraced;
 
@@ -34,16 +38,33 @@ fn ip(args: &[&str]) -> bool {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Side {
     Untraced,
+    /// Context: the untraced path fed one frame per window, as DESIGN.md makes pktpath do.
+    UntracedOneFrame,
     Pktpath,
     PktpathJsonl,
 }
 
-const SIDES: [Side; 3] = [Side::Untraced, Side::Pktpath, Side::PktpathJsonl];
+const SIDES: [Side; 4] = [
+    Side::Untraced,
+    Side::UntracedOneFrame,
+    Side::Pktpath,
+    Side::PktpathJsonl,
+];
 
 impl Side {
+    /// How the untraced path polls smoltcp; None for pktpath.
+    fn polling(self) -> Option<untraced::Polling> {
+        match self {
+            Side::Untraced => Some(untraced::Polling::Batch),
+            Side::UntracedOneFrame => Some(untraced::Polling::OneFrame),
+            _ => None,
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Side::Untraced => "untraced path (smoltcp + AF_UNIX echo, no hooks)",
+            Side::UntracedOneFrame => "untraced path, one frame per window",
             Side::Pktpath => "pktpath live, no export (tracing on)",
             Side::PktpathJsonl => "pktpath live, --format jsonl export",
         }
@@ -58,9 +79,10 @@ fn run(side: Side, mib: usize, export: &std::path::Path) -> (f64, String) {
     assert!(ip(&["netns", "exec", NS, "ip", "link", "set", "lo", "up"]));
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", NS]);
-    if side == Side::Untraced {
+    if let Some(polling) = side.polling() {
         let me = std::env::current_exe().expect("the bench binary's path");
-        cmd.arg(me).args([untraced::ARG, "tpb0", "10.77.0.1/24"]);
+        cmd.arg(me)
+            .args([untraced::ARG, "tpb0", "10.77.0.1/24", polling.arg()]);
     } else {
         cmd.arg(env!("CARGO_BIN_EXE_pktpath"))
             .args(["live", "--headless", "--tap", "tpb0"])
@@ -120,14 +142,17 @@ fn run(side: Side, mib: usize, export: &std::path::Path) -> (f64, String) {
     let _ = ip(&["netns", "del", NS]);
     assert!(out.status.success(), "the side's process failed");
     let summary = String::from_utf8_lossy(&out.stdout).into_owned();
-    let key = match side {
-        Side::Untraced => "untraced path:",
-        _ => "events lost:",
+    let find = |key: &str| {
+        summary
+            .lines()
+            .find(|l| l.starts_with(key))
+            .map_or_else(|| format!("{key} ?"), str::to_string)
     };
-    let line = summary
-        .lines()
-        .find(|l| l.starts_with(key))
-        .map_or_else(|| format!("{key} ?"), str::to_string);
+    let line = match side.polling() {
+        Some(_) => find("untraced path:"),
+        // The frame counts, to compare with the untraced path's; the events-lost line first (it is parsed).
+        None => format!("{}; {}", find("events lost:"), find("frames:")),
+    };
     (mib as f64 / secs, line)
 }
 
@@ -169,7 +194,7 @@ fn main() {
     println!(
         "pktpath live benchmark: {mib} MiB echoed through the TAP, {runs} runs per side, alternating"
     );
-    let mut rates: [Vec<f64>; 3] = Default::default();
+    let mut rates: [Vec<f64>; 4] = Default::default();
     let mut lines = Vec::new();
     let mut lost_total = 0;
     for round in 0..runs {
@@ -183,14 +208,14 @@ fn main() {
                 side.label()
             );
             rates[i].push(rate);
-            if side != Side::Untraced {
+            if side.polling().is_none() {
                 lost_total += events_lost(&line).unwrap_or(u64::MAX / 4);
             }
             lines.push(line);
         }
     }
-    let [u, p, t] = rates.map(stats);
-    for (side, (best, median)) in SIDES.iter().zip([u, p, t]) {
+    let [u, u1, p, t] = rates.map(stats);
+    for (side, (best, median)) in SIDES.iter().zip([u, u1, p, t]) {
         println!(
             "{:<48}  best {best:6.1} MiB/s, median {median:6.1} MiB/s",
             side.label()
@@ -210,6 +235,14 @@ fn main() {
     );
     let (cb, cm) = pct(p, u);
     println!("context, pktpath no export / untraced path: {cb:.0}% best, {cm:.0}% median");
+    let (ob, om) = pct(u1, u);
+    println!(
+        "context, untraced one frame per window / untraced path: {ob:.0}% best, {om:.0}% median"
+    );
+    let (jb, jm) = pct(t, u1);
+    println!(
+        "context, pktpath JSONL / untraced one frame per window: {jb:.0}% best, {jm:.0}% median"
+    );
     println!(
         "events lost over all pktpath runs: {lost_total} (goal 0: {})",
         if lost_total == 0 { "met" } else { "NOT met" }

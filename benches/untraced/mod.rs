@@ -1,13 +1,14 @@
 //! The live benchmark's untraced baseline: the path `pktpath live` runs, built the plain way with none of
-//! pktpath's hooks. The bench re-executes itself as `BIN --untraced-path TAP HOST_CIDR` inside its namespace,
-//! so this runs in a process of its own, started and stopped (SIGINT) like pktpath.
+//! pktpath's hooks. The bench re-executes itself as `BIN --untraced-path TAP HOST_CIDR batch|one-frame`
+//! inside its namespace, so this runs in a process of its own, started and stopped (SIGINT) like pktpath.
 //!
 //! Shape, as pktpath's: the TAP is opened and its kernel side addressed with pktpath's own `live::tap::Tap`;
 //! a tap thread `poll()`s the TAP and a wake pipe, reads frames (up to 256 per wake-up) into a bounded rx
 //! queue (256 frames, pktpath's `--frame-buffer` default; a frame finding it full is dropped and counted) and
 //! writes the frames the stack queued (bounded tx queue of 1024, as pktpath's). The stack thread takes every
-//! queued frame and polls a smoltcp 0.14 `Interface` normally (`iface.poll`, `Medium::Ethernet`, pktpath's
-//! default IP and MAC), with TCP sockets from `Stack::new_tcp_socket` (64 KiB per direction, no ACK delay),
+//! queued frame and polls a smoltcp 0.14 `Interface` normally (`iface.poll` over the batch, `Medium::Ethernet`,
+//! pktpath's default IP and MAC) — or, for context, one frame per window as DESIGN.md makes pktpath do
+//! (`Polling::OneFrame`) — with TCP sockets from `Stack::new_tcp_socket` (64 KiB per direction, no ACK delay),
 //! two spare listeners on the echo port replenished as connections are accepted, and the idle UDP socket
 //! pktpath binds there. Each connection gets a real AF_UNIX pair; the echo app reads its end and writes back,
 //! non-blocking, on the stack thread (as pktpath's core services its echo app). No trace records, no
@@ -23,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::Instant as SmolInstant;
@@ -120,9 +121,15 @@ impl Device for QueueDevice {
     }
 }
 
-/// Run the untraced path until SIGINT/SIGTERM; print its counters. `args`: TAP name, host CIDR.
+/// Run the untraced path until SIGINT/SIGTERM; print its counters. `args`: TAP name, host CIDR, and
+/// `batch` or `one-frame` (`Polling::arg`).
 pub fn serve(args: &[String]) {
     let (name, host) = (&args[0], &args[1]);
+    let polling = match args[2].as_str() {
+        "batch" => Polling::Batch,
+        "one-frame" => Polling::OneFrame,
+        other => panic!("polling {other:?}: give batch or one-frame"),
+    };
     let (addr, prefix) = host.split_once('/').expect("HOST_CIDR as 10.77.0.1/24");
     let quit = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -145,7 +152,7 @@ pub fn serve(args: &[String]) {
     let stop = Arc::new(AtomicBool::new(false));
     let stack = {
         let q = q.clone();
-        std::thread::spawn(move || stack_thread(&q))
+        std::thread::spawn(move || stack_thread(&q, polling))
     };
     let tap_thread = {
         let (q, stop) = (q.clone(), stop.clone());
@@ -370,39 +377,157 @@ fn listener(sockets: &mut SocketSet<'static>) -> SocketHandle {
     sockets.add(s)
 }
 
-/// The stack thread: wait for frames or smoltcp's next timer, `iface.poll`, accept, echo until quiet, send.
+/// How the stack thread feeds smoltcp.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Polling {
+    /// `iface.poll` over every frame queued: ingress of the whole batch, then egress (smoltcp's usual loop).
+    Batch,
+    /// DESIGN.md's discipline without its hooks: per frame, due timers, `poll_ingress_single`, egress until
+    /// quiet, then the app — so every segment is answered in its own window, as pktpath does.
+    OneFrame,
+}
+
+impl Polling {
+    pub fn arg(self) -> &'static str {
+        match self {
+            Polling::Batch => "batch",
+            Polling::OneFrame => "one-frame",
+        }
+    }
+}
+
+/// smoltcp, its sockets, and the connections' pairs: everything the stack thread owns.
+struct Path {
+    iface: Interface,
+    device: QueueDevice,
+    sockets: SocketSet<'static>,
+    listeners: Vec<SocketHandle>,
+    conns: Vec<Conn>,
+    buf: Vec<u8>,
+    accepted: usize,
+    /// Bytes echoed by connections already closed.
+    echoed: usize,
+}
+
+impl Path {
+    fn new(now: SmolInstant) -> Path {
+        let mut device = QueueDevice {
+            rx: VecDeque::new(),
+            tx: Vec::new(),
+        };
+        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(MAC)));
+        config.random_seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut iface = Interface::new(config, &mut device, now);
+        iface.update_ip_addrs(|addrs| {
+            let _ = addrs.push(IpCidr::new(IP.0.into(), IP.1));
+        });
+        let mut sockets = SocketSet::new(vec![]);
+        let listeners = (0..SPARE_LISTENERS)
+            .map(|_| listener(&mut sockets))
+            .collect();
+        let udp_buffer = || {
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                vec![0; UDP_PAYLOAD_BUFFER],
+            )
+        };
+        let mut udp = udp::Socket::new(udp_buffer(), udp_buffer());
+        udp.bind(ECHO_PORT).expect("fresh socket");
+        sockets.add(udp);
+        Path {
+            iface,
+            device,
+            sockets,
+            listeners,
+            conns: Vec::new(),
+            buf: vec![0u8; 64 * 1024],
+            accepted: 0,
+            echoed: 0,
+        }
+    }
+
+    fn egress(&mut self, t: SmolInstant) {
+        let (iface, device, sockets) = (&mut self.iface, &mut self.device, &mut self.sockets);
+        while iface.poll_egress(t, device, sockets) != PollResult::None {}
+    }
+
+    /// The frames queued in the device, into smoltcp, each followed (one-frame) or all followed (batch) by
+    /// the accept and the echo.
+    fn ingress(&mut self, t: SmolInstant, polling: Polling) {
+        match polling {
+            Polling::Batch => {
+                self.iface.poll(t, &mut self.device, &mut self.sockets);
+                self.serve(t);
+            }
+            Polling::OneFrame => {
+                while !self.device.rx.is_empty() {
+                    if self
+                        .iface
+                        .poll_at(t, &self.sockets)
+                        .is_some_and(|at| at <= t)
+                    {
+                        self.egress(t);
+                    }
+                    self.iface
+                        .poll_ingress_single(t, &mut self.device, &mut self.sockets);
+                    self.egress(t);
+                    self.serve(t);
+                }
+            }
+        }
+    }
+
+    /// Accept, then echo until nothing moves, sending what that made room for or queued.
+    fn serve(&mut self, t: SmolInstant) {
+        // A listener that left Listen is a connection now; keep the spares topped up.
+        let (sockets, conns) = (&mut self.sockets, &mut self.conns);
+        self.listeners.retain(|&h| {
+            let listening = sockets.get::<tcp::Socket>(h).state() == tcp::State::Listen;
+            if !listening {
+                conns.push(Conn::new(h));
+            }
+            listening
+        });
+        self.accepted += SPARE_LISTENERS - self.listeners.len();
+        while self.listeners.len() < SPARE_LISTENERS {
+            self.listeners.push(listener(&mut self.sockets));
+        }
+        loop {
+            let mut moved = 0;
+            for c in &mut self.conns {
+                let s = self.sockets.get_mut::<tcp::Socket>(c.socket);
+                moved += c.service(s, &mut self.buf);
+            }
+            self.egress(t);
+            if moved == 0 {
+                break;
+            }
+        }
+        let (sockets, echoed) = (&mut self.sockets, &mut self.echoed);
+        self.conns.retain(|c| {
+            let closed = sockets.get::<tcp::Socket>(c.socket).state() == tcp::State::Closed;
+            if closed {
+                sockets.remove(c.socket);
+                *echoed += c.echoed;
+            }
+            !closed
+        });
+    }
+
+    /// Timers that came due while no frame arrived (retransmissions, TIME-WAIT).
+    fn timers(&mut self, t: SmolInstant) {
+        self.iface.poll(t, &mut self.device, &mut self.sockets);
+    }
+}
+
+/// The stack thread: wait for frames or smoltcp's next timer, feed smoltcp, accept, echo, send.
 /// Returns (connections accepted, bytes echoed).
-fn stack_thread(q: &Queues) -> (usize, usize) {
+fn stack_thread(q: &Queues, polling: Polling) -> (usize, usize) {
     let start = Instant::now();
     let now = || SmolInstant::from_micros(start.elapsed().as_micros() as i64);
-    let mut device = QueueDevice {
-        rx: VecDeque::new(),
-        tx: Vec::new(),
-    };
-    let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(MAC)));
-    config.random_seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let mut iface = Interface::new(config, &mut device, now());
-    iface.update_ip_addrs(|addrs| {
-        let _ = addrs.push(IpCidr::new(IP.0.into(), IP.1));
-    });
-    let mut sockets = SocketSet::new(vec![]);
-    let mut listeners: Vec<SocketHandle> = (0..SPARE_LISTENERS)
-        .map(|_| listener(&mut sockets))
-        .collect();
-    let udp_buffer = || {
-        udp::PacketBuffer::new(
-            vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
-            vec![0; UDP_PAYLOAD_BUFFER],
-        )
-    };
-    let mut udp = udp::Socket::new(udp_buffer(), udp_buffer());
-    udp.bind(ECHO_PORT).expect("fresh socket");
-    sockets.add(udp);
-    let mut conns: Vec<Conn> = Vec::new();
-    let (mut accepted, mut echoed) = (0, 0);
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut path = Path::new(now());
     let mut wait: Option<Duration> = None;
     loop {
         {
@@ -419,49 +544,21 @@ fn stack_thread(q: &Queues) -> (usize, usize) {
                 };
             }
             if rx.stop {
-                return (
-                    accepted,
-                    echoed + conns.iter().map(|c| c.echoed).sum::<usize>(),
-                );
+                let open: usize = path.conns.iter().map(|c| c.echoed).sum();
+                return (path.accepted, path.echoed + open);
             }
-            device.rx.extend(rx.frames.drain(..));
+            path.device.rx.extend(rx.frames.drain(..));
         }
         let t = now();
-        iface.poll(t, &mut device, &mut sockets);
-        // Accept: a listener that left Listen is a connection now; keep the spares topped up.
-        listeners.retain(|&h| {
-            let listening = sockets.get::<tcp::Socket>(h).state() == tcp::State::Listen;
-            if !listening {
-                conns.push(Conn::new(h));
-                accepted += 1;
-            }
-            listening
-        });
-        while listeners.len() < SPARE_LISTENERS {
-            listeners.push(listener(&mut sockets));
+        if path.device.rx.is_empty() {
+            path.timers(t);
+        } else {
+            path.ingress(t, polling);
         }
-        // Echo until nothing moves, sending what it made room for or queued.
-        loop {
-            let mut moved = 0;
-            for c in &mut conns {
-                moved += c.service(sockets.get_mut::<tcp::Socket>(c.socket), &mut buf);
-            }
-            iface.poll(t, &mut device, &mut sockets);
-            if moved == 0 {
-                break;
-            }
-        }
-        conns.retain(|c| {
-            let closed = sockets.get::<tcp::Socket>(c.socket).state() == tcp::State::Closed;
-            if closed {
-                sockets.remove(c.socket);
-                echoed += c.echoed;
-            }
-            !closed
-        });
-        queue_tx(q, &mut device.tx);
-        wait = iface
-            .poll_delay(now(), &sockets)
+        queue_tx(q, &mut path.device.tx);
+        wait = path
+            .iface
+            .poll_delay(now(), &path.sockets)
             .map(|d| Duration::from_micros(d.total_micros()));
     }
 }
