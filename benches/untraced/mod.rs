@@ -8,7 +8,7 @@
 //! writes the frames the stack queued (bounded tx queue of 1024, as pktpath's). The stack thread takes every
 //! queued frame and polls a smoltcp 0.14 `Interface` normally (`iface.poll` over the batch, `Medium::Ethernet`,
 //! pktpath's default IP and MAC) — or, for context, one frame per window as DESIGN.md makes pktpath do
-//! (`Polling::OneFrame`) — with TCP sockets from `Stack::new_tcp_socket` (64 KiB per direction, no ACK delay),
+//! (`Polling::OneFrame`) — with TCP sockets from `Stack::new_tcp_socket` (64 KiB per direction, the live stack's ACK delay),
 //! two spare listeners on the echo port replenished as connections are accepted, and the idle UDP socket
 //! pktpath binds there. Each connection gets a real AF_UNIX pair; the echo app reads its end and writes back,
 //! non-blocking, on the stack thread (as pktpath's core services its echo app). No trace records, no
@@ -373,6 +373,10 @@ impl Conn {
 
 fn listener(sockets: &mut SocketSet<'static>) -> SocketHandle {
     let mut s = Stack::new_tcp_socket();
+    // The same delayed ACK as pktpath's live stack.
+    s.set_ack_delay(Some(smoltcp::time::Duration::from_millis(
+        pktpath::live::ACK_DELAY_MS,
+    )));
     s.listen(ECHO_PORT).expect("fresh socket");
     sockets.add(s)
 }

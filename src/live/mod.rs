@@ -18,6 +18,10 @@ use std::time::Duration;
 
 use crate::pipeline::{AppKind, AppSpec};
 
+/// smoltcp's delayed ACK in a live run (its own default): real peers are not replayed, so nothing needs an ACK
+/// in the very window of the frame that earned it, and a bulk receiver sends half the frames.
+pub const ACK_DELAY_MS: u64 = 10;
+
 /// The apps a live run serves when `--app` is not given.
 pub const DEFAULT_APPS: [(u16, AppKind); 3] = [
     (7, AppKind::Echo),

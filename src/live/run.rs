@@ -87,6 +87,7 @@ pub fn pipeline_config(spec: &LiveSpec) -> PipelineConfig {
             ipv4: (spec.ip.0, spec.ip.1),
             ipv6: None,
             random_seed: seed,
+            ack_delay_ms: Some(super::ACK_DELAY_MS),
             ..StackConfig::default()
         },
         frame_buffer: spec.frame_buffer,

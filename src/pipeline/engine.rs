@@ -1015,7 +1015,7 @@ impl Pipeline {
         make_app: &mut dyn FnMut(SocketAddr) -> Option<Box<dyn App>>,
     ) -> Option<ConnId> {
         let now = self.clock.now();
-        let mut socket = Stack::new_tcp_socket();
+        let mut socket = self.stack.tcp_socket();
         let remote_ep = smoltcp::wire::IpEndpoint::new(remote.ip().into(), remote.port());
         socket
             .connect(self.stack.iface.context(), remote_ep, local_port)

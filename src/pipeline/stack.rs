@@ -30,6 +30,9 @@ pub struct StackConfig {
     pub random_seed: u64,
     /// Listening sockets kept idle per TCP port, beyond those already turned into connections.
     pub spare_listeners: usize,
+    /// smoltcp's delayed ACK. `None` (deterministic runs): an ACK goes out in the window of the frame that
+    /// earned it. A live run may delay ACKs as kernels do, halving the frames a bulk receiver sends.
+    pub ack_delay_ms: Option<u64>,
 }
 
 impl Default for StackConfig {
@@ -40,6 +43,7 @@ impl Default for StackConfig {
             ipv6: Some((Ipv6Address::new(0xfd00, 0, 0, 0, 0, 0, 0, 1), 64)),
             random_seed: 0,
             spare_listeners: 2,
+            ack_delay_ms: None,
         }
     }
 }
@@ -69,6 +73,7 @@ pub struct Stack {
     pub mac: [u8; 6],
     listeners: BTreeMap<u16, Vec<SocketHandle>>,
     spare_listeners: usize,
+    ack_delay: Option<smoltcp::time::Duration>,
     /// The smoltcp instant of the last timer window, so a timer that stays due without doing anything
     /// cannot make the pipeline spin at one instant.
     last_timer_at: Option<i64>,
@@ -96,8 +101,18 @@ impl Stack {
             mac: config.mac,
             listeners: BTreeMap::new(),
             spare_listeners: config.spare_listeners.max(1),
+            ack_delay: config
+                .ack_delay_ms
+                .map(smoltcp::time::Duration::from_millis),
             last_timer_at: None,
         }
+    }
+
+    /// A TCP socket with this stack's ACK delay.
+    pub fn tcp_socket(&self) -> tcp::Socket<'static> {
+        let mut s = Self::new_tcp_socket();
+        s.set_ack_delay(self.ack_delay);
+        s
     }
 
     pub fn new_tcp_socket() -> tcp::Socket<'static> {
@@ -114,7 +129,7 @@ impl Stack {
     pub fn listen_tcp(&mut self, port: u16) -> Vec<SocketHandle> {
         let mut created = Vec::new();
         while self.listeners.get(&port).map_or(0, Vec::len) < self.spare_listeners {
-            let mut s = Self::new_tcp_socket();
+            let mut s = self.tcp_socket();
             // A fresh socket listening on a non-zero port cannot fail.
             let _ = s.listen(port);
             let h = self.sockets.add(s);
