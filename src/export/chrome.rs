@@ -23,7 +23,6 @@ use serde_json::{Value, json};
 use super::occupancy::{OccupancySampler, Sample, Track};
 use super::view::{ConnectionView, FORMAT, PacketView, StatsView, VERSION};
 use super::writer::{Header, TimelineWriter, commit, temp_path};
-use crate::pipeline::Pipeline;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::stage::Stage;
 use crate::pipeline::trace::{ConnectionRecord, PacketRecord, Stats, Trigger};
@@ -197,12 +196,13 @@ impl TimelineWriter for ChromeWriter {
         true
     }
 
-    fn occupancy(&mut self, t_ns: Nanos, pipeline: &Pipeline) -> io::Result<()> {
-        self.sample(
-            t_ns,
-            pipeline.frame_buffer_depth(),
-            pipeline.conn_buffer_levels(),
-        )
+    fn occupancy(
+        &mut self,
+        t_ns: Nanos,
+        frame_buffer: (usize, usize),
+        conns: &[(u64, usize, usize)],
+    ) -> io::Result<()> {
+        self.sample(t_ns, frame_buffer, conns.iter().copied())
     }
 
     fn finish(

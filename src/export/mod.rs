@@ -5,6 +5,7 @@ pub mod chrome;
 pub mod occupancy;
 pub mod pcapng;
 pub mod sinks;
+pub mod thread;
 pub mod view;
 pub mod writer;
 

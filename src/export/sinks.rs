@@ -35,6 +35,19 @@ fn at_path(path: &std::path::Path) -> impl FnOnce(io::Error) -> ExportError + '_
     }
 }
 
+/// The time up to which every frame that will reach the wire has: the oldest wire time still in flight, or now.
+pub fn settled_time(pipeline: &Pipeline) -> Nanos {
+    pipeline
+        .earliest_wire_in_flight()
+        .map_or(pipeline.now(), |t| t.min(pipeline.now()))
+}
+
+/// The pipeline's buffer levels after a step at `t`, to a writer that wants them.
+fn sample(w: &mut dyn TimelineWriter, pipeline: &Pipeline, t: Nanos) -> io::Result<()> {
+    let conns: Vec<(u64, usize, usize)> = pipeline.conn_buffer_levels().collect();
+    w.occupancy(t, pipeline.frame_buffer_depth(), &conns)
+}
+
 pub struct Exports {
     timeline: Option<(PathBuf, Box<dyn TimelineWriter>)>,
     pcap: Option<(PathBuf, PcapngWriter)>,
@@ -84,7 +97,7 @@ impl Exports {
         let mut failed = None;
         let over = pipeline.run_until_with(deadline, max_steps, |p, t| {
             if failed.is_none()
-                && let Err(e) = w.occupancy(t, p)
+                && let Err(e) = sample(w.as_mut(), p, t)
             {
                 failed = Some(e);
             }
@@ -99,7 +112,7 @@ impl Exports {
     /// the pipeline themselves instead of calling `run`).
     pub fn after_step(&mut self, pipeline: &Pipeline, at: Nanos) -> Result<(), ExportError> {
         match self.timeline.as_mut().filter(|(_, w)| w.wants_occupancy()) {
-            Some((path, w)) => w.occupancy(at, pipeline).map_err(at_path(path)),
+            Some((path, w)) => sample(w.as_mut(), pipeline, at).map_err(at_path(path)),
             None => Ok(()),
         }
     }
@@ -118,21 +131,56 @@ impl Exports {
         let mut n = 0;
         for p in pipeline.drain_finished() {
             n += 1;
-            if let Some((path, w)) = self.timeline.as_mut() {
-                w.packet(&p).map_err(at_path(path))?;
-            }
-            if let Some((path, w)) = self.pcap.as_mut() {
-                w.packet(&p).map_err(at_path(path))?;
-            }
+            self.packet(&p)?;
             keep(p);
         }
-        if let Some((path, w)) = self.pcap.as_mut() {
-            let settled = pipeline
-                .earliest_wire_in_flight()
-                .map_or(pipeline.now(), |t| t.min(pipeline.now()));
-            w.settle(settled).map_err(at_path(path))?;
-        }
+        self.settle(settled_time(pipeline))?;
         Ok(n)
+    }
+
+    /// Write one finished packet.
+    pub fn packet(&mut self, p: &crate::pipeline::PacketRecord) -> Result<(), ExportError> {
+        if let Some((path, w)) = self.timeline.as_mut() {
+            w.packet(p).map_err(at_path(path))?;
+        }
+        if let Some((path, w)) = self.pcap.as_mut() {
+            w.packet(p).map_err(at_path(path))?;
+        }
+        Ok(())
+    }
+
+    /// No frame still to come reached the wire before `t`: the pcapng writer may write out what it holds
+    /// up to then (it keeps the file in wire order).
+    pub fn settle(&mut self, t: Nanos) -> Result<(), ExportError> {
+        match self.pcap.as_mut() {
+            Some((path, w)) => w.settle(t).map_err(at_path(path)),
+            None => Ok(()),
+        }
+    }
+
+    /// Buffer levels sampled elsewhere (a live run's stack thread), to a timeline that wants them.
+    pub fn occupancy(
+        &mut self,
+        t: Nanos,
+        frame_buffer: (usize, usize),
+        conns: &[(u64, usize, usize)],
+    ) -> Result<(), ExportError> {
+        match self.timeline.as_mut().filter(|(_, w)| w.wants_occupancy()) {
+            Some((path, w)) => w.occupancy(t, frame_buffer, conns).map_err(at_path(path)),
+            None => Ok(()),
+        }
+    }
+
+    /// Does the timeline want buffer levels after every step?
+    pub fn wants_occupancy(&self) -> bool {
+        self.timeline
+            .as_ref()
+            .is_some_and(|(_, w)| w.wants_occupancy())
+    }
+
+    /// Is a pcapng being written (and so wants `settle`)?
+    pub fn writes_pcap(&self) -> bool {
+        self.pcap.is_some()
     }
 
     pub fn finish(

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::view::{ConnectionView, FORMAT, PacketView, StatsView, VERSION};
-use crate::pipeline::Pipeline;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::trace::{ConnectionRecord, PacketRecord, Stats};
 
@@ -22,14 +21,20 @@ pub enum Format {
     Chrome,
 }
 
-pub trait TimelineWriter {
+pub trait TimelineWriter: Send {
     fn packet(&mut self, p: &PacketRecord) -> io::Result<()>;
     /// Does this writer want `occupancy` called after every step?
     fn wants_occupancy(&self) -> bool {
         false
     }
-    /// The pipeline after a step that happened at `t_ns`: buffer levels can be read from it.
-    fn occupancy(&mut self, _t_ns: Nanos, _pipeline: &Pipeline) -> io::Result<()> {
+    /// Buffer levels after a step that happened at `t_ns`: the frame buffer's rx and tx depth, and each open
+    /// connection's (id, rx bytes, tx bytes).
+    fn occupancy(
+        &mut self,
+        _t_ns: Nanos,
+        _frame_buffer: (usize, usize),
+        _conns: &[(u64, usize, usize)],
+    ) -> io::Result<()> {
         Ok(())
     }
     /// Close the export; `extra` (replay: the diff and what the wire did) goes in after the stats.

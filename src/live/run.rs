@@ -21,8 +21,8 @@ use crate::pipeline::dissect::format_mac;
 use crate::pipeline::stack::StackConfig;
 use crate::pipeline::{PipelineConfig, Stage};
 
-/// Finished packets a live run keeps in memory (the export has them all).
-pub const HISTORY: usize = 10_000;
+/// Finished packets a live run keeps in memory: none (the export has them all, the TUI keeps its own).
+pub const HISTORY: usize = 0;
 /// How often the headless front end looks at the signal flag and the clock.
 const TICK: Duration = Duration::from_millis(20);
 

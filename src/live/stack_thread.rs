@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use super::buffer::{OVERFLOW_RECORDS, RxCounters, Shared, TxQueue, WaitFor};
 use super::clock::RealClock;
 use super::wire::LiveWire;
+use crate::export::thread::ExportThread;
 use crate::export::{ExportPlan, Exports, Header};
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::engine::StepReport;
@@ -85,7 +86,7 @@ pub type Observer = Box<dyn StackObserver>;
 
 /// Hand finished packets to the export, then to the observer and the recent history.
 fn drain(
-    exports: &mut Exports,
+    exports: &mut ExportThread,
     pipeline: &mut Pipeline,
     recent: &mut VecDeque<PacketRecord>,
     history: usize,
@@ -93,13 +94,13 @@ fn drain(
 ) -> anyhow::Result<u64> {
     Ok(exports.drain_with(pipeline, |p| {
         if let Some(o) = observer.as_mut() {
-            o.finished(&p);
+            o.finished(p);
         }
         if history > 0 {
             if recent.len() == history {
                 recent.pop_front();
             }
-            recent.push_back(p);
+            recent.push_back(p.clone());
         }
     })?)
 }
@@ -186,7 +187,12 @@ fn run(
     let clock = RealClock::new(shared.start());
     let wire = LiveWire::new(shared.clone(), tx.clone());
     let mut pipeline = Pipeline::new(setup.config, Box::new(clock), Box::new(wire));
-    let mut exports = Exports::open(&setup.plan, &setup.header, setup.pcap_base_ns)?;
+    // The export is formatted and written on its own thread, beside the stack thread.
+    let mut exports = ExportThread::spawn(Exports::open(
+        &setup.plan,
+        &setup.header,
+        setup.pcap_base_ns,
+    )?)?;
     let history = setup.history;
     let mut recent: VecDeque<PacketRecord> = VecDeque::with_capacity(history.min(4096));
     let mut status = Status {
