@@ -155,7 +155,10 @@ mod tests {
     use crate::sim::{self, SimSpec};
 
     /// The same sim run written by `Exports` on this thread and by an `ExportThread`.
-    fn write_both(format: Format) -> ((Vec<u8>, Vec<u8>), (Vec<u8>, Vec<u8>)) {
+    /// A run's timeline and pcapng bytes.
+    type Files = (Vec<u8>, Vec<u8>);
+
+    fn write_both(format: Format) -> (Files, Files) {
         let spec = SimSpec {
             clients: 2,
             bytes: 20_000,
