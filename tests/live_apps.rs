@@ -1,76 +1,19 @@
-//! Real apps behind the live stack (`exec:` and `forward:`), only inside network namespaces these tests
-//! create and delete (the harness is `common::netns`; see tests/live_netns.rs for the rest of live mode).
-//! The services `forward:` reaches are run by the tests themselves, inside the same namespace. No test sends
-//! to any address outside its namespace.
+//! Real apps behind the live stack: `exec:` (and how `exec:` and `forward:` fail, share a run, and refuse
+//! UDP), only inside network namespaces these tests create and delete (the harness is `common::netns`;
+//! `forward:` to a working service is in tests/live_forward.rs). No test sends to any address outside its
+//! namespace.
 //!
 //! They need root (CAP_NET_ADMIN, `ip netns`). Without it they print why and pass, unless
 //! `PKTPATH_NETNS_TESTS=1` (as `.ci/run` sets), where a skip is a failure.
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use common::netns::*;
 use serde_json::Value;
-
-/// The export's TCP connections served by `app`.
-fn conns_of<'a>(doc: &'a Value, app: &str) -> Vec<&'a Value> {
-    doc["connections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["proto"] == "tcp" && c["app"] == app)
-        .collect()
-}
-
-/// The details of a connection's events of `kind`.
-fn events<'a>(conn: &'a Value, kind: &str) -> Vec<&'a str> {
-    conn["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == kind)
-        .map(|e| e["detail"].as_str().unwrap())
-        .collect()
-}
-
-/// The TCP flag letters of a packet's summary (`F.` in `… TCP [F.] seq=…`), if it is TCP.
-fn tcp_flags(p: &Value) -> Option<&str> {
-    let s = p["summary"].as_str()?;
-    let rest = &s[s.find(" TCP [")? + 6..];
-    Some(&rest[..rest.find(']')?])
-}
-
-/// Let the last ACKs of a finished exchange reach the stack before the run is stopped, so the export
-/// shows the connections closed rather than `still LAST-ACK when the run ended`.
-fn settle() {
-    std::thread::sleep(Duration::from_millis(200));
-}
-
-/// A client connection to the stack with timeouts, so a hang fails the test instead of stalling it.
-fn connect(port: u16) -> TcpStream {
-    let s = TcpStream::connect((STACK, port))
-        .unwrap_or_else(|e| panic!("connect to the stack's port {port}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
-}
-
-/// Read until end of stream or an error: the bytes, and the error if the stream did not end cleanly.
-fn read_all(s: &mut TcpStream) -> (Vec<u8>, Option<ErrorKind>) {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return (got, None),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return (got, Some(e.kind())),
-        }
-    }
-}
 
 #[test]
 fn exec_cat_echoes_256_kib_and_the_export_shows_its_fin_exchange() {
@@ -124,107 +67,6 @@ fn exec_cat_echoes_256_kib_and_the_export_shows_its_fin_exchange() {
     for p in packets.iter().filter(|p| p["dir"] == "tx") {
         assert_eq!(p["outcome"]["kind"], "sent", "{p}");
     }
-}
-
-/// A service inside the namespace for `forward:`: it greets, closes its sending side, and reads until the
-/// client's end of stream (the first connection); then it reads a request to its end and answers with it
-/// reversed (the second). Returns what it read on each.
-fn half_closing_service(listener: TcpListener) -> std::thread::JoinHandle<Vec<Vec<u8>>> {
-    std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        let (mut s, _) = listener.accept().unwrap();
-        s.write_all(b"hello from the service\n").unwrap();
-        s.shutdown(Shutdown::Write).unwrap();
-        let mut got = Vec::new();
-        s.read_to_end(&mut got).unwrap();
-        seen.push(got);
-        let (mut s, _) = listener.accept().unwrap();
-        let mut got = Vec::new();
-        s.read_to_end(&mut got).unwrap();
-        let mut answer = got.clone();
-        answer.reverse();
-        s.write_all(&answer).unwrap();
-        seen.push(got);
-        seen
-    })
-}
-
-#[test]
-fn forward_bridges_to_a_service_in_the_namespace_and_carries_half_closes_both_ways() {
-    if !netns_available("forward") {
-        return;
-    }
-    let mut ns = Netns::new();
-    // Bound inside the namespace before pktpath starts (so its port can be named), on every address there:
-    // the forward target is the kernel side of the TAP, which pktpath addresses as it starts.
-    let listener = ns.run_in(|| TcpListener::bind("0.0.0.0:0").unwrap());
-    let port = listener.local_addr().unwrap().port();
-    let service = half_closing_service(listener);
-    let export = ns.path("t.json");
-    let app = format!("8080=forward:10.77.0.1:{port}");
-    ns.start(&["--app", &app, "--export", export.to_str().unwrap()]);
-    let request = pattern(200 * 1024, 5);
-    let sent = request.clone();
-    let (first, second) = ns.run_in(move || {
-        // The service's FIN reaches the client while the client's side stays open, and the client can
-        // still send afterwards.
-        let mut c = connect(8080);
-        let first_back = read_all(&mut c);
-        c.write_all(&sent[..1000]).unwrap();
-        c.shutdown(Shutdown::Write).unwrap();
-        let first_after = read_all(&mut c);
-        // The client's FIN reaches the service, which answers only then.
-        let mut c = connect(8080);
-        let writer = {
-            let mut w = c.try_clone().unwrap();
-            let sent = sent.clone();
-            std::thread::spawn(move || {
-                w.write_all(&sent).unwrap();
-                w.shutdown(Shutdown::Write).unwrap();
-            })
-        };
-        let second = read_all(&mut c);
-        writer.join().unwrap();
-        ((first_back, first_after), second)
-    });
-    let seen = service.join().expect("the service thread");
-    assert_eq!(
-        first.0,
-        (b"hello from the service\n".to_vec(), None),
-        "greeting, then end of stream"
-    );
-    assert_eq!(first.1, (Vec::new(), None), "nothing more after the FIN");
-    assert!(
-        seen[0] == request[..1000],
-        "the service got the bytes sent after its FIN"
-    );
-    assert!(seen[1] == request, "the service got the whole request");
-    let mut answer = request.clone();
-    answer.reverse();
-    assert_eq!(second.1, None);
-    assert!(
-        second.0 == answer,
-        "the answer came back ({} bytes)",
-        second.0.len()
-    );
-    settle();
-    let summary = assert_clean_exit(&ns.stop(libc::SIGINT));
-    assert!(summary.contains("events lost: 0"), "{summary}");
-
-    let doc = read_json(&export);
-    check_document(&doc);
-    let conns = conns_of(&doc, &format!("forward:10.77.0.1:{port}"));
-    assert_eq!(conns.len(), 2, "{}", doc["connections"]);
-    for c in &conns {
-        assert!(events(c, "reset").is_empty(), "{c}");
-        assert_eq!(events(c, "peer_eof").len(), 1, "{c}");
-        assert_eq!(events(c, "close").len(), 1, "{c}");
-        assert_eq!(events(c, "closed").len(), 1, "{c}");
-    }
-    assert_eq!(conns[0]["app_read"]["bytes"], 1000);
-    assert_eq!(conns[0]["app_written"]["bytes"], 23);
-    assert_eq!(conns[1]["app_read"]["bytes"], 200 * 1024);
-    assert_eq!(conns[1]["app_written"]["bytes"], 200 * 1024);
 }
 
 #[test]
@@ -374,83 +216,6 @@ fn udp_to_exec_and_forward_ports_is_not_served() {
     );
 }
 
-/// Keep the kernel from buffering much for a slow service, so that pktpath has to hold what waits.
-fn small_receive_buffer(listener: &TcpListener) {
-    let size: libc::c_int = 4096;
-    // SAFETY: SO_RCVBUF on our own socket, with an int of the right size; accepted sockets inherit it.
-    let r = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(listener),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            &size as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(r, 0, "SO_RCVBUF: {}", std::io::Error::last_os_error());
-}
-
-#[test]
-fn forward_hands_on_everything_sent_after_the_service_closed_its_side() {
-    if !netns_available("forward_after_fin") {
-        return;
-    }
-    let mut ns = Netns::new();
-    // Small kernel socket buffers in this namespace (and on the service's socket): a slow service makes
-    // pktpath hold what waits for it, instead of the kernel.
-    ns.exec_ok(&[
-        "sh",
-        "-c",
-        "echo 4096 8192 16384 > /proc/sys/net/ipv4/tcp_wmem",
-    ]);
-    let listener = ns.run_in(|| TcpListener::bind("0.0.0.0:0").unwrap());
-    let port = listener.local_addr().unwrap().port();
-    small_receive_buffer(&listener);
-    // The service says all it has to say and closes its side at once, then is slow to read what comes.
-    let service = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        s.write_all(b"send me everything\n").unwrap();
-        s.shutdown(Shutdown::Write).unwrap();
-        // A slow reader: what the client sends waits in pktpath most of the time.
-        let mut got = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            std::thread::sleep(Duration::from_millis(2));
-            match s.read(&mut buf)? {
-                0 => return Ok::<_, std::io::Error>(got),
-                n => got.extend_from_slice(&buf[..n]),
-            }
-        }
-    });
-    let export = ns.path("t.json");
-    let app = format!("8080=forward:10.77.0.1:{port}");
-    ns.start(&["--app", &app, "--export", export.to_str().unwrap()]);
-    let data = pattern(1 << 20, 8);
-    let sent = data.clone();
-    let greeting = ns.run_in(move || {
-        let mut c = connect(8080);
-        let greeting = read_all(&mut c);
-        c.write_all(&sent).unwrap();
-        c.shutdown(Shutdown::Write).unwrap();
-        let _ = read_all(&mut c);
-        greeting
-    });
-    assert_eq!(greeting, (b"send me everything\n".to_vec(), None));
-    let got = service
-        .join()
-        .unwrap()
-        .expect("the service reads a clean end of stream");
-    assert_eq!(got.len(), data.len(), "bytes the service got");
-    assert!(got == data, "the service got the client's bytes in order");
-    settle();
-    assert_clean_exit(&ns.stop(libc::SIGINT));
-    let doc = read_json(&export);
-    let c = conns_of(&doc, &app[5..]);
-    assert_eq!(c.len(), 1);
-    assert_eq!(events(c[0], "peer_eof").len(), 1, "{}", c[0]);
-    assert!(events(c[0], "reset").is_empty(), "{}", c[0]);
-}
-
 #[test]
 fn exec_reads_all_its_input_after_it_closed_its_output() {
     if !netns_available("exec_after_fin") {
@@ -495,4 +260,63 @@ fn exec_reads_all_its_input_after_it_closed_its_output() {
         c[0]
     );
     assert!(events(c[0], "reset").is_empty(), "{}", c[0]);
+}
+
+#[test]
+fn ten_clients_at_once_each_get_their_own_command_and_service_connection() {
+    if !netns_available("concurrent_apps") {
+        return;
+    }
+    let mut ns = Netns::new();
+    // An echo service inside the namespace, one thread for each of the five connections it takes.
+    let listener = ns.run_in(|| TcpListener::bind("127.0.0.1:0").unwrap());
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in listener.incoming().take(5) {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut r = s.try_clone().unwrap();
+                let _ = std::io::copy(&mut r, &mut s);
+                let _ = s.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    let export = ns.path("t.jsonl");
+    let fwd = format!("8080=forward:127.0.0.1:{port}");
+    ns.start(&[
+        "--app",
+        "7=exec:cat",
+        "--app",
+        &fwd,
+        "--export",
+        export.to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ]);
+    let clients: Vec<_> = (0..10u32)
+        .map(|i| {
+            let port = if i % 2 == 0 { 7 } else { 8080 };
+            ns.spawn_in(move || echo_roundtrip(port, pattern(48 * 1024, 100 + i)))
+        })
+        .collect();
+    let results: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    assert!(results.iter().all(|r| r == &Ok(true)), "{results:?}");
+    settle();
+    let summary = assert_clean_exit(&ns.stop(libc::SIGINT));
+    assert!(summary.contains("events lost: 0"), "{summary}");
+    let text = std::fs::read_to_string(&export).unwrap();
+    let conns: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("every line is JSON"))
+        .filter(|l| l["type"] == "connection" && l["data"]["proto"] == "tcp")
+        .map(|l| l["data"].clone())
+        .collect();
+    for app in ["exec:cat", &fwd[5..]] {
+        let of_app: Vec<&Value> = conns.iter().filter(|c| c["app"] == app).collect();
+        assert_eq!(of_app.len(), 5, "{app}");
+        for c in of_app {
+            assert_eq!(c["app_read"], c["app_written"], "{c}");
+            assert!(events(c, "reset").is_empty(), "{c}");
+        }
+    }
 }

@@ -6,7 +6,7 @@
 //! outside its namespace.
 //!
 //! The harness is `common::netns`; real apps behind the live stack (`exec:`, `forward:`) are in
-//! tests/live_apps.rs.
+//! tests/live_apps.rs and tests/live_forward.rs.
 //!
 //! They need root (CAP_NET_ADMIN, `ip netns`). Without it they print why and pass, unless
 //! `PKTPATH_NETNS_TESTS=1` (as `.ci/run` sets), where a skip is a failure.

@@ -1,11 +1,12 @@
 //! The network-namespace harness of the live tests: a namespace of the test's own with `pktpath live
 //! --headless` running in it on a TAP whose kernel side is 10.77.0.1/24 (the stack being 10.77.0.2/24),
-//! client threads that `setns()` into it, and a Drop guard that kills pktpath and deletes the namespace.
+//! client threads that `setns()` into it, and a Drop guard that kills pktpath and deletes the namespace;
+//! then client helpers and readers of the export's connections.
 //! Nothing here sends to an address outside the namespace.
 #![allow(dead_code)]
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -270,4 +271,61 @@ pub fn echo_roundtrip(port: u16, data: Vec<u8>) -> Result<bool, String> {
     }
     writer.join().unwrap().map_err(|e| format!("write: {e}"))?;
     Ok(back == data)
+}
+
+/// The export's TCP connections served by `app`.
+pub fn conns_of<'a>(doc: &'a Value, app: &str) -> Vec<&'a Value> {
+    doc["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["proto"] == "tcp" && c["app"] == app)
+        .collect()
+}
+
+/// The details of a connection's events of `kind`.
+pub fn events<'a>(conn: &'a Value, kind: &str) -> Vec<&'a str> {
+    conn["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect()
+}
+
+/// The TCP flag letters of a packet's summary (`F.` in `… TCP [F.] seq=…`), if it is TCP.
+pub fn tcp_flags(p: &Value) -> Option<&str> {
+    let s = p["summary"].as_str()?;
+    let rest = &s[s.find(" TCP [")? + 6..];
+    Some(&rest[..rest.find(']')?])
+}
+
+/// Let the last ACKs of a finished exchange reach the stack before the run is stopped, so the export
+/// shows the connections closed rather than `still LAST-ACK when the run ended`.
+pub fn settle() {
+    std::thread::sleep(Duration::from_millis(200));
+}
+
+/// A client connection to the stack with timeouts, so a hang fails the test instead of stalling it.
+pub fn connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect((STACK, port))
+        .unwrap_or_else(|e| panic!("connect to the stack's port {port}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Read until end of stream or an error: the bytes, and the error if the stream did not end cleanly.
+pub fn read_all(s: &mut TcpStream) -> (Vec<u8>, Option<ErrorKind>) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (got, None),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return (got, Some(e.kind())),
+        }
+    }
 }
