@@ -320,3 +320,105 @@ fn ten_clients_at_once_each_get_their_own_command_and_service_connection() {
         }
     }
 }
+
+/// Close `s` with a reset (SO_LINGER with a zero timeout) instead of a FIN.
+fn reset(s: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: SO_LINGER on our own socket with a value of the right type and size.
+    let r = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&s),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+    drop(s);
+}
+
+#[test]
+fn a_client_reset_ends_its_command_and_its_service_connection_only() {
+    if !netns_available("client_reset") {
+        return;
+    }
+    let mut ns = Netns::new();
+    let listener = ns.run_in(|| TcpListener::bind("127.0.0.1:0").unwrap());
+    let port = listener.local_addr().unwrap().port();
+    // The service waits for what comes and reports how its connection ended.
+    let service = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        read_all(&mut s)
+    });
+    let pid_file = ns.path("pid");
+    let exec = format!("5000=exec:echo $$ > {}; exec sleep 30", pid_file.display());
+    let fwd = format!("5001=forward:127.0.0.1:{port}");
+    let export = ns.path("t.json");
+    ns.start(&[
+        "--app",
+        &exec,
+        "--app",
+        &fwd,
+        "--app",
+        "7=echo",
+        "--export",
+        export.to_str().unwrap(),
+    ]);
+    let pid_path = pid_file.clone();
+    let echoed = ns.run_in(move || {
+        let c = connect(5000);
+        let t = std::time::Instant::now();
+        while std::fs::read_to_string(&pid_path).map_or(true, |p| !p.ends_with('\n')) {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "the command never started"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        reset(c);
+        let mut c = connect(5001);
+        c.write_all(b"hello, then a reset").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        reset(c);
+        echo_roundtrip(7, pattern(16 * 1024, 4))
+    });
+    assert_eq!(echoed, Ok(true), "the run goes on");
+    // The service's connection ends (a reset or an end of stream), with the bytes sent before.
+    let (got, _how) = service.join().unwrap();
+    assert_eq!(got, b"hello, then a reset");
+    // The command's process is gone (killed with its connection, and reaped).
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let t = std::time::Instant::now();
+    // SAFETY: signal 0 only asks whether the process exists.
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "command {pid} still runs"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    settle();
+    assert_clean_exit(&ns.stop(libc::SIGINT));
+    let doc = read_json(&export);
+    check_document(&doc);
+    for app in [&exec[5..], &fwd[5..]] {
+        let c = conns_of(&doc, app);
+        assert_eq!(c.len(), 1, "{app}: {}", doc["connections"]);
+        assert_eq!(
+            events(c[0], "reset"),
+            vec!["connection ended abruptly in ESTABLISHED"],
+            "{}",
+            c[0]
+        );
+    }
+    assert!(events(conns_of(&doc, "echo")[0], "reset").is_empty());
+}
