@@ -47,13 +47,17 @@ pub struct LiveResult {
     pub elapsed: Duration,
 }
 
-pub fn header(spec: &LiveSpec, tap_name: &str) -> Header {
-    let apps: Vec<String> = spec
-        .app_map()
+/// `PORT=SPEC` for every app the run serves, in full (`7=exec:cat`, not `7=exec`), as `pktpath sim` says it.
+fn app_list(spec: &LiveSpec) -> Vec<String> {
+    spec.app_map()
         .unwrap_or_default()
         .iter()
-        .map(|(p, k)| format!("{p}={}", k.name()))
-        .collect();
+        .map(|(p, k)| format!("{p}={k}"))
+        .collect()
+}
+
+pub fn header(spec: &LiveSpec, tap_name: &str) -> Header {
+    let apps = app_list(spec);
     Header {
         source: json!({
             "kind": "live", "tap": tap_name, "apps": apps,
@@ -194,12 +198,7 @@ pub fn run_headless(spec: &LiveSpec, plan: &ExportPlan) -> anyhow::Result<LiveRe
 /// The headless summary of a live run.
 pub fn summary(spec: &LiveSpec, r: &LiveResult, export: Option<&(PathBuf, Format)>) -> String {
     let mut s = String::new();
-    let apps: Vec<String> = spec
-        .app_map()
-        .unwrap_or_default()
-        .iter()
-        .map(|(p, k)| format!("{p}={}", k.name()))
-        .collect();
+    let apps = app_list(spec);
     let _ = writeln!(
         s,
         "pktpath live on {} as {}/{} ({}), apps {}, for {:.2} s",
@@ -262,4 +261,31 @@ pub fn summary(spec: &LiveSpec, r: &LiveResult, export: Option<&(PathBuf, Format
     }
     crate::headless::pcap_line(&mut s, r.outcome.pcap.as_ref());
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    #[test]
+    fn the_header_names_exec_and_forward_apps_in_full() {
+        let spec = LiveSpec {
+            tap: "tp0".into(),
+            ip: (Ipv4Addr::new(10, 77, 0, 2), 24),
+            mac: [2, 0, 0, 0x77, 0, 2],
+            host_ip: None,
+            apps: ["9=exec:cat", "8080=forward:10.77.0.1:8000", "echo"]
+                .iter()
+                .map(|a| a.parse().unwrap())
+                .collect(),
+            frame_buffer: 256,
+            duration: None,
+        };
+        assert_eq!(
+            header(&spec, "tp0").source["apps"],
+            json!(["7=echo", "9=exec:cat", "8080=forward:10.77.0.1:8000"])
+        );
+    }
 }

@@ -286,6 +286,19 @@ impl TcpConn {
         self.app.wants_service()
     }
 
+    /// Whether a connection whose socket is in TIME-WAIT is finished too: every byte the peer sent has been
+    /// read by the app, the peer's end of stream handed on, and the app is done with its outside end. Ending
+    /// it sooner drops the app with bytes it still holds (a `forward:` service would get a clean but short
+    /// stream; an `exec:` command would be killed before it read its end of input). An app that never
+    /// finishes is ended when smoltcp's TIME-WAIT runs out and the socket closes.
+    pub fn finished_in_time_wait(&self) -> bool {
+        self.at_socket.is_empty()
+            && self.at_conn.is_empty()
+            && self.rx_buf.is_empty()
+            && self.peer_eof_forwarded
+            && !self.app.wants_service()
+    }
+
     /// ` (how the app's outside end went)`, or nothing for apps that have no outside end.
     fn app_outcome(&self) -> String {
         self.app

@@ -1101,9 +1101,7 @@ impl Pipeline {
             .filter(|(id, c)| match c.state {
                 // A connection reset by its app still has its RST to send: it goes with the egress.
                 tcp::State::Closed | tcp::State::Listen => !self.egress_pending.contains(id),
-                tcp::State::TimeWait => {
-                    c.at_socket.is_empty() && c.at_conn.is_empty() && c.rx_buffered() == 0
-                }
+                tcp::State::TimeWait => c.finished_in_time_wait(),
                 _ => false,
             })
             .map(|(&id, _)| id)
@@ -1189,6 +1187,13 @@ impl Pipeline {
                 // An app waiting on a process or a real socket stays ready: its work arrives from outside.
                 if !conn.app_wants_service() {
                     self.ready.remove(&cid);
+                    // Its app just finished with its outside end: a connection in TIME-WAIT can end now.
+                    if conn.state == tcp::State::TimeWait {
+                        self.sweep(now);
+                        if !self.conns.contains_key(&cid) {
+                            return Some(Action::Connection(cid));
+                        }
+                    }
                 }
                 continue;
             }

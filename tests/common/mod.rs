@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: run the real binary, read exports, check the timeline contract.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::path::Path;
 use std::process::{Command, Output};
 

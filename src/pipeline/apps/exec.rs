@@ -46,6 +46,9 @@ struct Running {
     stdout_eof_at: Option<Instant>,
     /// We closed our sending side or reset the connection.
     closed: bool,
+    /// We reset it: nothing more goes to the child. (After a FIN the peer may still send, and the child may
+    /// still read: a command can close its stdout and go on reading its stdin.)
+    reset: bool,
 }
 
 struct Pipes {
@@ -145,6 +148,7 @@ impl Exec {
             status: None,
             stdout_eof_at: None,
             closed: false,
+            reset: false,
         })
     }
 
@@ -215,7 +219,7 @@ impl App for Exec {
             while matches!(io.read(&mut buf), Ok(n) if n > 0) {}
             return;
         };
-        if !r.closed {
+        if !r.reset {
             self.bridge.pump(io, &mut r.pipes);
         } else {
             let mut buf = [0u8; 4096];
@@ -249,6 +253,7 @@ impl App for Exec {
                 None => {}
             }
             r.closed = close.is_some();
+            r.reset = close == Some(true);
         }
         if r.closed && r.status.is_some() {
             // Reaped and the connection's side is settled: keep the last of its stderr, drop the pipes.
@@ -445,6 +450,43 @@ mod tests {
                 )
                 .as_str()
             )
+        );
+    }
+
+    #[test]
+    fn exec_feeds_the_command_its_input_after_it_closed_its_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("input");
+        let mut app = Exec::new(&format!("exec >/dev/null; cat > '{}'", file.display()));
+        let (mut io, mut peer) = pair();
+        // The command's output ends first: the peer reads end of stream, nothing before it.
+        let out = drive_on(&mut app, &mut io, &mut peer, b"", false);
+        assert_eq!((out.end, out.received.len()), (End::Fin, 0));
+        // What the peer sends afterwards still reaches the command, and so does its end of stream.
+        let input = pattern(300_000);
+        let (mut sent, start) = (0, Instant::now());
+        while app.wants_service() {
+            assert!(start.elapsed() < Duration::from_secs(10), "sent {sent}");
+            while sent < input.len() {
+                match peer.write(&input[sent..]) {
+                    Ok(n) => sent += n,
+                    Err(_) => break,
+                }
+            }
+            if sent == input.len() {
+                let _ = peer.shutdown(std::net::Shutdown::Write);
+            }
+            app.service(&mut io);
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        assert!(!io.aborted);
+        assert_eq!(
+            app.outcome().as_deref(),
+            Some("command exited with status 0")
+        );
+        assert!(
+            std::fs::read(&file).unwrap() == input,
+            "the command read it all"
         );
     }
 
