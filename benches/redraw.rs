@@ -29,14 +29,11 @@ const FILTER: &str = "tcp and port 80 and not syn";
 
 fn spec() -> ReplaySpec {
     ReplaySpec {
-        source: Source::File(concat!(env!("CARGO_MANIFEST_DIR"), "/captures/parallel.pcap").into()),
-        as_ip: None,
-        apps: Vec::new(),
         speed: None,
-        frame_buffer: 256,
-        seed: 0,
-        hop_cost_ns: 1000,
         tail_ns: 1_000_000_000,
+        ..ReplaySpec::of(Source::File(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/captures/parallel.pcap").into(),
+        ))
     }
 }
 

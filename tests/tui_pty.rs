@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 
+mod common;
+use common::netns::{Netns, netns_available};
+
 const ROWS: u16 = 30;
 const COLS: u16 = 100;
 const WAIT: Duration = Duration::from_secs(10);
@@ -199,64 +202,6 @@ fn sigterm_ends_the_sim_tui_and_restores_the_terminal() {
     assert_restored(&screen, &screen.bytes[drawn..]);
 }
 
-/// Can a test make its own network namespace here? If not: a printed reason and false, or a panic when
-/// `PKTPATH_NETNS_TESTS=1` says the namespace tests must run.
-fn netns_available(test: &str) -> bool {
-    let must = std::env::var("PKTPATH_NETNS_TESTS").is_ok_and(|v| v == "1");
-    // SAFETY: geteuid has no preconditions.
-    let reason = if unsafe { libc::geteuid() } != 0 {
-        Some("not root (a live run needs CAP_NET_ADMIN and `ip netns`)")
-    } else if !std::path::Path::new("/dev/net/tun").exists() {
-        Some("/dev/net/tun is missing")
-    } else {
-        None
-    };
-    match reason {
-        None => true,
-        Some(r) if must => panic!("{test}: PKTPATH_NETNS_TESTS=1 but {r}"),
-        Some(r) => {
-            eprintln!("{test}: skipped: {r}");
-            false
-        }
-    }
-}
-
-/// A network namespace of the test's own, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        let name = format!("pktpath-tui-{}", std::process::id());
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &name])
-            .output();
-        let ok = std::process::Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "ip netns add {name}");
-        let ns = Netns(name);
-        assert!(ns.exec(&["ip", "link", "set", "lo", "up"]).status.success());
-        ns
-    }
-
-    fn exec(&self, argv: &[&str]) -> std::process::Output {
-        std::process::Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(argv)
-            .output()
-            .expect("ip netns exec")
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.0])
-            .output();
-    }
-}
-
 /// The live TUI in a pty, on a TAP inside a namespace of the test's own: curl from the kernel side shows up as
 /// packets, a breakpoint at `app` holds the stack thread (a second curl waits) until space resumes it, and
 /// SIGINT ends the run with the terminal restored and the export complete.
@@ -274,7 +219,7 @@ fn the_live_tui_shows_real_traffic_and_holds_it_at_a_breakpoint() {
         &[
             "netns",
             "exec",
-            &ns.0,
+            &ns.name,
             env!("CARGO_BIN_EXE_pktpath"),
             "live",
             "--tap",
@@ -314,7 +259,7 @@ fn the_live_tui_shows_real_traffic_and_holds_it_at_a_breakpoint() {
         s.contains("breakpoint 1: stage app")
     });
     let (done_tx, done_rx) = channel();
-    let ns_name = ns.0.clone();
+    let ns_name = ns.name.clone();
     std::thread::spawn(move || {
         let out = std::process::Command::new("ip")
             .args([

@@ -10,6 +10,8 @@ pub mod run;
 pub mod service;
 pub mod stack_thread;
 pub mod tap;
+#[cfg(test)]
+pub mod testkit;
 pub mod wire;
 
 use std::collections::BTreeMap;

@@ -319,47 +319,12 @@ fn run(
 mod tests {
     use super::*;
     use crate::live::buffer::TapFrame;
-    use crate::pipeline::stack::StackConfig;
+    use crate::live::testkit::{self, arp_request};
     use crate::pipeline::trace::Trigger;
     use crate::pipeline::{OutcomeKind, Stage};
-    use serde_json::json;
-    use smoltcp::wire::Ipv4Address;
-
-    const MAC: [u8; 6] = [0x02, 0, 0, 0x77, 0, 0x02];
-
-    fn arp_request(n: u8) -> Vec<u8> {
-        let mut f = vec![0xff; 6];
-        let asker = [0x02, 0, 0, 0x77, 0, 0x10 + n];
-        f.extend_from_slice(&asker);
-        f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
-        f.extend_from_slice(&asker);
-        f.extend_from_slice(&[10, 77, 0, 10 + n]);
-        f.extend_from_slice(&[0; 6]);
-        f.extend_from_slice(&[10, 77, 0, 2]);
-        f
-    }
 
     fn setup() -> StackSetup {
-        StackSetup {
-            config: PipelineConfig {
-                stack: StackConfig {
-                    mac: MAC,
-                    ipv4: (Ipv4Address::new(10, 77, 0, 2), 24),
-                    ipv6: None,
-                    ..StackConfig::default()
-                },
-                frame_buffer: 8,
-                ..PipelineConfig::default()
-            },
-            plan: ExportPlan::default(),
-            header: Header {
-                source: json!({}),
-                stack: json!({}),
-            },
-            pcap_base_ns: 0,
-            history: 100,
-            start_paused: false,
-        }
+        testkit::setup(8, 100)
     }
 
     fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {

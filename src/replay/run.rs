@@ -136,6 +136,23 @@ pub struct ReplaySpec {
     pub tail_ns: Nanos,
 }
 
+impl ReplaySpec {
+    /// A replay of `source` with the command line's defaults: speed 1, frame buffer 256, seed 0, 1 µs per
+    /// hop, a 10 s tail, the role surveyed, the recorded apps.
+    pub fn of(source: Source) -> ReplaySpec {
+        ReplaySpec {
+            source,
+            as_ip: None,
+            apps: Vec::new(),
+            speed: Some(1.0),
+            frame_buffer: 256,
+            seed: 0,
+            hop_cost_ns: 1000,
+            tail_ns: 10_000_000_000,
+        }
+    }
+}
+
 pub struct ReplayResult {
     pub format: &'static str,
     pub identity: Identity,

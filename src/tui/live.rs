@@ -375,54 +375,16 @@ impl Driver for LiveDriver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::sinks::ExportPlan;
     use crate::live::buffer::{TapFrame, TxQueue};
-    use crate::live::stack_thread::{StackSetup, StackThread};
-    use crate::pipeline::PipelineConfig;
-    use crate::pipeline::stack::StackConfig;
+    use crate::live::stack_thread::StackThread;
+    use crate::live::testkit::{self, arp_request};
     use crate::pipeline::stage::OutcomeKind;
-    use serde_json::json;
-    use smoltcp::wire::Ipv4Address;
-
-    const MAC: [u8; 6] = [0x02, 0, 0, 0x77, 0, 0x02];
-
-    /// A real ARP request for the stack's address from host `n`.
-    fn arp_request(n: u8) -> Vec<u8> {
-        let asker = [0x02, 0, 0, 0x77, 0, 0x10 + n];
-        let mut f = vec![0xff; 6];
-        f.extend_from_slice(&asker);
-        f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
-        f.extend_from_slice(&asker);
-        f.extend_from_slice(&[10, 77, 0, 10 + n]);
-        f.extend_from_slice(&[0; 6]);
-        f.extend_from_slice(&[10, 77, 0, 2]);
-        f
-    }
 
     /// A stack thread (no TAP: the test plays the tap thread) watched by a publisher, and the TUI's driver.
     fn live() -> (StackThread, LiveDriver, Arc<Shared>, Arc<TxQueue>) {
         let shared = Shared::new(16, Instant::now());
         let tx = TxQueue::new(64, None);
-        let setup = StackSetup {
-            config: PipelineConfig {
-                stack: StackConfig {
-                    mac: MAC,
-                    ipv4: (Ipv4Address::new(10, 77, 0, 2), 24),
-                    ipv6: None,
-                    ..StackConfig::default()
-                },
-                frame_buffer: 16,
-                ..PipelineConfig::default()
-            },
-            plan: ExportPlan::default(),
-            header: Header {
-                source: json!({}),
-                stack: json!({}),
-            },
-            pcap_base_ns: 0,
-            history: 0,
-            start_paused: false,
-        };
+        let setup = testkit::setup(16, 0);
         let link = LiveLink::new();
         let publisher = Publisher::new(link.clone(), shared.clone());
         let stack =

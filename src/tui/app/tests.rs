@@ -4,17 +4,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 fn demo() -> App {
-    let spec = ReplaySpec {
-        source: Source::demo(),
-        as_ip: None,
-        apps: Vec::new(),
-        speed: Some(1.0),
-        frame_buffer: 256,
-        seed: 0,
-        hop_cost_ns: 1000,
-        tail_ns: 10_000_000_000,
-    };
-    App::replay(&spec).expect("the demo replays")
+    App::replay(&ReplaySpec::of(Source::demo())).expect("the demo replays")
 }
 
 pub(super) fn key(code: KeyCode) -> KeyEvent {
@@ -463,14 +453,11 @@ fn a_finished_run_shows_the_closed_connection_in_its_final_state() {
 /// A capture replayed to its end: every packet finished and in the history.
 fn finished_replay(capture: &str) -> App {
     let spec = ReplaySpec {
-        source: Source::File(format!("{}/captures/{capture}", env!("CARGO_MANIFEST_DIR")).into()),
-        as_ip: None,
-        apps: Vec::new(),
         speed: None,
-        frame_buffer: 256,
-        seed: 0,
-        hop_cost_ns: 1000,
         tail_ns: 1_000_000_000,
+        ..ReplaySpec::of(Source::File(
+            format!("{}/captures/{capture}", env!("CARGO_MANIFEST_DIR")).into(),
+        ))
     };
     let mut app = App::replay(&spec).expect("the capture replays");
     while !app.paused {
@@ -598,16 +585,7 @@ fn e_exports_the_run_so_far_and_at_the_end_it_is_the_headless_export() {
     }
     press(&mut app, &format!("{}\n", end.display()));
     let headless = dir.path().join("headless.json");
-    let spec = ReplaySpec {
-        source: Source::demo(),
-        as_ip: None,
-        apps: Vec::new(),
-        speed: Some(1.0),
-        frame_buffer: 256,
-        seed: 0,
-        hop_cost_ns: 1000,
-        tail_ns: 10_000_000_000,
-    };
+    let spec = ReplaySpec::of(Source::demo());
     run::run(
         &spec,
         Some((headless.clone(), crate::export::writer::Format::Json)),

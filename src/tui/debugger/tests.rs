@@ -172,16 +172,7 @@ fn step_back_returns_to_exactly_the_step_before() {
 #[test]
 fn a_replay_of_the_demo_capture_steps_and_steps_back() {
     use crate::replay::run::{self, ReplaySpec, Source};
-    let spec = ReplaySpec {
-        source: Source::demo(),
-        as_ip: None,
-        apps: Vec::new(),
-        speed: Some(1.0),
-        frame_buffer: 256,
-        seed: 0,
-        hop_cost_ns: 1000,
-        tail_ns: 10_000_000_000,
-    };
+    let spec = ReplaySpec::of(Source::demo());
     let build_spec = spec.clone();
     let mut d = Debugger::new(Box::new(move || {
         run::prepare(&build_spec)

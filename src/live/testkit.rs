@@ -1,0 +1,49 @@
+//! Test helpers for the stack thread without a TAP (the test plays the tap thread): a stack at 10.77.0.2 with
+//! the live default MAC, a real ARP request for it, and the setup that builds it.
+
+use serde_json::json;
+use smoltcp::wire::Ipv4Address;
+
+use super::stack_thread::StackSetup;
+use crate::export::{ExportPlan, Header};
+use crate::pipeline::PipelineConfig;
+use crate::pipeline::stack::StackConfig;
+
+pub const MAC: [u8; 6] = [0x02, 0, 0, 0x77, 0, 0x02];
+
+/// An ARP request for 10.77.0.2 from host `n` (10.77.0.1n, MAC 02:00:00:77:00:1n).
+pub fn arp_request(n: u8) -> Vec<u8> {
+    let asker = [0x02, 0, 0, 0x77, 0, 0x10 + n];
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&asker);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&asker);
+    f.extend_from_slice(&[10, 77, 0, 10 + n]);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&[10, 77, 0, 2]);
+    f
+}
+
+/// The stack thread's setup: no export, `frame_buffer` frames, `history` finished packets kept.
+pub fn setup(frame_buffer: usize, history: usize) -> StackSetup {
+    StackSetup {
+        config: PipelineConfig {
+            stack: StackConfig {
+                mac: MAC,
+                ipv4: (Ipv4Address::new(10, 77, 0, 2), 24),
+                ipv6: None,
+                ..StackConfig::default()
+            },
+            frame_buffer,
+            ..PipelineConfig::default()
+        },
+        plan: ExportPlan::default(),
+        header: Header {
+            source: json!({}),
+            stack: json!({}),
+        },
+        pcap_base_ns: 0,
+        history,
+        start_paused: false,
+    }
+}
