@@ -178,6 +178,11 @@ impl Exports {
             .is_some_and(|(_, w)| w.wants_occupancy())
     }
 
+    /// Is anything being written at all?
+    pub fn writes_anything(&self) -> bool {
+        self.timeline.is_some() || self.pcap.is_some()
+    }
+
     /// Is a pcapng being written (and so wants `settle`)?
     pub fn writes_pcap(&self) -> bool {
         self.pcap.is_some()

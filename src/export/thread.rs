@@ -34,6 +34,8 @@ pub struct ExportThread {
     handle: Option<JoinHandle<Result<Written, ExportError>>>,
     wants_occupancy: bool,
     writes_pcap: bool,
+    /// Nothing to write (no --export, no --pcap-out): packets are not handed over at all.
+    idle: bool,
 }
 
 impl ExportThread {
@@ -41,6 +43,7 @@ impl ExportThread {
     pub fn spawn(exports: Exports) -> std::io::Result<ExportThread> {
         let wants_occupancy = exports.wants_occupancy();
         let writes_pcap = exports.writes_pcap();
+        let idle = !exports.writes_anything();
         let (to_writer, inbox) = sync_channel(CHANNEL);
         let handle = std::thread::Builder::new()
             .name("pktpath-export".into())
@@ -50,6 +53,7 @@ impl ExportThread {
             handle: Some(handle),
             wants_occupancy,
             writes_pcap,
+            idle,
         })
     }
 
@@ -94,7 +98,9 @@ impl ExportThread {
         let n = finished.len() as u64;
         for p in finished {
             keep(&p);
-            self.send(Message::Packet(Box::new(p)))?;
+            if !self.idle {
+                self.send(Message::Packet(Box::new(p)))?;
+            }
         }
         if self.writes_pcap {
             self.send(Message::Settle(settled_time(pipeline)))?;
