@@ -25,6 +25,11 @@ use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The untraced path runs in this binary: it gets the same allocator as pktpath's, so the comparison is of
+/// the paths, not of the allocators.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const NS: &str = "pktpath-bench-live";
 
 fn ip(args: &[&str]) -> bool {
