@@ -227,28 +227,49 @@ impl ConnectionRecord {
     }
 }
 
-/// Latency samples in a bounded map: each value is kept to three significant digits, so memory stays bounded
-/// (about a thousand keys per decade) whatever the run's length, and virtual-time values stay exact.
+/// Latency samples to three significant digits, so memory stays bounded (a thousand counters per decade
+/// used) whatever the run's length, and virtual-time values stay exact. A sample is one array increment: this
+/// runs for every hop of every packet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LatencyHistogram {
-    counts: BTreeMap<u64, u64>,
+    /// `decades[s][k]` counts the value `k · 10^s` (for `s > 0`, `k` is 100..=999); allocated on first use.
+    decades: Vec<Option<Box<[u64; 1000]>>>,
     total: u64,
 }
 
 impl LatencyHistogram {
     pub fn record(&mut self, ns: u64) {
         let mut key = ns;
-        let mut scale = 1;
+        let mut decade = 0;
         while key >= 1000 {
             key /= 10;
-            scale *= 10;
+            decade += 1;
         }
-        *self.counts.entry(key * scale).or_default() += 1;
+        if self.decades.len() <= decade {
+            self.decades.resize(decade + 1, None);
+        }
+        let counts = self.decades[decade].get_or_insert_with(|| Box::new([0; 1000]));
+        counts[key as usize] += 1;
         self.total += 1;
     }
 
     pub fn count(&self) -> u64 {
         self.total
+    }
+
+    /// Every recorded value with its count, ascending.
+    fn values(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.decades
+            .iter()
+            .enumerate()
+            .filter_map(|(decade, counts)| Some((10u64.pow(decade as u32), counts.as_ref()?)))
+            .flat_map(|(scale, counts)| {
+                counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| **n > 0)
+                    .map(move |(k, n)| (k as u64 * scale, *n))
+            })
     }
 
     /// The smallest recorded value such that at least `p` percent of samples are at or below it.
@@ -258,13 +279,15 @@ impl LatencyHistogram {
         }
         let rank = ((p / 100.0) * self.total as f64).ceil().max(1.0) as u64;
         let mut seen = 0;
-        for (&v, &n) in &self.counts {
+        let mut last = None;
+        for (v, n) in self.values() {
             seen += n;
             if seen >= rank {
                 return Some(v);
             }
+            last = Some(v);
         }
-        self.counts.keys().next_back().copied()
+        last
     }
 }
 
@@ -330,6 +353,16 @@ mod tests {
         assert_eq!(h.percentile(99.0), Some(123_000));
         assert_eq!(h.percentile(1.0), Some(0));
         assert_eq!(LatencyHistogram::default().percentile(50.0), None);
+        // Decades apart, in order; the largest value is kept to three digits too.
+        let mut h = LatencyHistogram::default();
+        for v in [u64::MAX, 999, 12_345, 7] {
+            h.record(v);
+        }
+        assert_eq!(h.count(), 4);
+        assert_eq!(h.percentile(25.0), Some(7));
+        assert_eq!(h.percentile(50.0), Some(999));
+        assert_eq!(h.percentile(75.0), Some(12_300));
+        assert_eq!(h.percentile(100.0), Some(184 * 10u64.pow(17)));
     }
 
     #[test]
