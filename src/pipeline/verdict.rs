@@ -2,10 +2,13 @@
 //! log lines, the immediate replies, and what changed in the sockets. smoltcp's return value says nothing
 //! (library-facts §1.3) and several drops are silent (§1.7), so each rule below names the evidence it uses.
 
+use std::sync::LazyLock;
+
 use super::capture::LogLine;
 use super::dissect::{FrameInfo, Net, Transport};
 use super::reason::Reason;
 use super::trace::PacketId;
+use memchr::memmem;
 
 /// What the frame did to the socket that took it, measured by the engine around the window.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,8 +62,25 @@ fn malformed_what(logs: &[LogLine]) -> Option<&str> {
 }
 
 fn find_log<'a>(logs: &'a [LogLine], needle: &str) -> Option<&'a LogLine> {
-    logs.iter().find(|l| l.message.contains(needle))
+    find_with(logs, &memmem::Finder::new(needle))
 }
+
+fn find_with<'a>(logs: &'a [LogLine], finder: &memmem::Finder) -> Option<&'a LogLine> {
+    logs.iter()
+        .find(|l| finder.find(l.message.as_bytes()).is_some())
+}
+
+/// What every rx frame's log lines are searched for, built once.
+static REJECTED_V4: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new("Rejecting IPv4 packet"));
+static REJECTED_V6: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new("Rejecting IPv6 packet"));
+static NON_UNICAST: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new("non-unicast"));
+
+/// The TCP refusals as searchers built once: every TCP frame's socket lines are checked against all of them.
+static TCP_REFUSAL_FINDERS: LazyLock<Vec<memmem::Finder<'static>>> =
+    LazyLock::new(|| TCP_REFUSALS.iter().map(memmem::Finder::new).collect());
 
 /// Parses "rx buffer: receiving N octets at offset O".
 pub fn parse_receiving(message: &str) -> Option<(u64, u64)> {
@@ -91,14 +111,12 @@ pub fn classify(
     if let Some(what) = malformed_what(logs) {
         return Verdict::Dropped(checksum_or_malformed(info, what));
     }
-    if let Some(l) =
-        find_log(logs, "Rejecting IPv4 packet").or_else(|| find_log(logs, "Rejecting IPv6 packet"))
-    {
+    if let Some(l) = find_with(logs, &REJECTED_V4).or_else(|| find_with(logs, &REJECTED_V6)) {
         return Verdict::Dropped(Reason::NotForUs {
             detail: l.message.clone(),
         });
     }
-    if let Some(l) = find_log(logs, "non-unicast") {
+    if let Some(l) = find_with(logs, &NON_UNICAST) {
         return Verdict::Dropped(Reason::Ignored {
             detail: l.message.clone(),
         });
@@ -247,10 +265,12 @@ fn classify_tcp(
         .iter()
         .filter(|l| l.target.ends_with("socket::tcp"))
         .collect();
-    if let Some(l) = socket_lines
-        .iter()
-        .find(|l| TCP_REFUSALS.iter().any(|r| l.message.contains(r)))
-    {
+    let refusals = &*TCP_REFUSAL_FINDERS;
+    if let Some(l) = socket_lines.iter().find(|l| {
+        refusals
+            .iter()
+            .any(|r| r.find(l.message.as_bytes()).is_some())
+    }) {
         let detail = l.message.clone();
         if *payload_len > 0 && detail.contains("zero receive window") {
             return Verdict::DroppedAtSocket(Reason::SocketBufferFull {
