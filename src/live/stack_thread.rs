@@ -84,25 +84,33 @@ pub trait StackObserver: Send {
 
 pub type Observer = Box<dyn StackObserver>;
 
-/// Hand finished packets to the export, then to the observer and the recent history.
-fn drain(
-    exports: &mut ExportThread,
-    pipeline: &mut Pipeline,
-    recent: &mut VecDeque<PacketRecord>,
+/// Where finished packets go: the export, the observer, and a bounded recent history.
+struct Finished {
+    exports: ExportThread,
+    recent: VecDeque<PacketRecord>,
     history: usize,
-    observer: &mut Option<Observer>,
-) -> anyhow::Result<u64> {
-    Ok(exports.drain_with(pipeline, |p| {
-        if let Some(o) = observer.as_mut() {
-            o.finished(p);
-        }
-        if history > 0 {
-            if recent.len() == history {
-                recent.pop_front();
+}
+
+impl Finished {
+    /// Hand the pipeline's finished packets on; returns how many there were.
+    fn drain(
+        &mut self,
+        pipeline: &mut Pipeline,
+        observer: &mut Option<Observer>,
+    ) -> anyhow::Result<u64> {
+        let (recent, history) = (&mut self.recent, self.history);
+        Ok(self.exports.drain_with(pipeline, |p| {
+            if let Some(o) = observer.as_mut() {
+                o.finished(p);
             }
-            recent.push_back(p.clone());
-        }
-    })?)
+            if history > 0 {
+                if recent.len() == history {
+                    recent.pop_front();
+                }
+                recent.push_back(p.clone());
+            }
+        })?)
+    }
 }
 
 /// What the stack thread needs to build its pipeline and exports.
@@ -188,13 +196,15 @@ fn run(
     let wire = LiveWire::new(shared.clone(), tx.clone());
     let mut pipeline = Pipeline::new(setup.config, Box::new(clock), Box::new(wire));
     // The export is formatted and written on its own thread, beside the stack thread.
-    let mut exports = ExportThread::spawn(Exports::open(
-        &setup.plan,
-        &setup.header,
-        setup.pcap_base_ns,
-    )?)?;
-    let history = setup.history;
-    let mut recent: VecDeque<PacketRecord> = VecDeque::with_capacity(history.min(4096));
+    let mut finished = Finished {
+        exports: ExportThread::spawn(Exports::open(
+            &setup.plan,
+            &setup.header,
+            setup.pcap_base_ns,
+        )?)?,
+        recent: VecDeque::with_capacity(setup.history.min(4096)),
+        history: setup.history,
+    };
     let mut status = Status {
         paused: setup.start_paused,
         steps_left: 0,
@@ -221,13 +231,7 @@ fn run(
             pipeline.add_events_lost(lost);
         }
         if status.paused && status.steps_left == 0 {
-            packets += drain(
-                &mut exports,
-                &mut pipeline,
-                &mut recent,
-                history,
-                &mut observer,
-            )?;
+            packets += finished.drain(&mut pipeline, &mut observer)?;
             if let Some(o) = observer.as_mut() {
                 o.idle(&pipeline, &status);
             }
@@ -245,7 +249,7 @@ fn run(
                 if status.paused {
                     status.steps_left -= 1;
                 }
-                exports.after_step(&pipeline, at)?;
+                finished.exports.after_step(&pipeline, at)?;
                 if let Some(o) = observer.as_mut()
                     && o.stepped(&pipeline, &status, &report)
                 {
@@ -255,24 +259,12 @@ fn run(
                 }
                 since_drain += 1;
                 if since_drain >= DRAIN_EVERY || status.paused {
-                    packets += drain(
-                        &mut exports,
-                        &mut pipeline,
-                        &mut recent,
-                        history,
-                        &mut observer,
-                    )?;
+                    packets += finished.drain(&mut pipeline, &mut observer)?;
                     since_drain = 0;
                 }
             }
             Step::Idle { next } => {
-                packets += drain(
-                    &mut exports,
-                    &mut pipeline,
-                    &mut recent,
-                    history,
-                    &mut observer,
-                )?;
+                packets += finished.drain(&mut pipeline, &mut observer)?;
                 since_drain = 0;
                 if let Some(o) = observer.as_mut() {
                     o.idle(&pipeline, &status);
@@ -294,15 +286,9 @@ fn run(
     pipeline.add_events_lost(lost);
     let end_ns = pipeline.now();
     let connections = pipeline.finish();
-    packets += drain(
-        &mut exports,
-        &mut pipeline,
-        &mut recent,
-        history,
-        &mut observer,
-    )?;
+    packets += finished.drain(&mut pipeline, &mut observer)?;
     let stats = pipeline.stats().clone();
-    let written = exports.finish(&connections, &stats, None)?;
+    let written = finished.exports.finish(&connections, &stats, None)?;
     Ok(StackOutcome {
         stats,
         connections,
@@ -311,7 +297,7 @@ fn run(
         steps: status.steps,
         rx,
         pcap: written.pcap,
-        recent,
+        recent: finished.recent,
     })
 }
 
