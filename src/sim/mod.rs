@@ -90,6 +90,7 @@ impl SimSpec {
             frame_buffer: self.frame_buffer,
             tcp_apps,
             udp_apps,
+            ..PipelineConfig::default()
         }
     }
 }
