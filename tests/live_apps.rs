@@ -13,6 +13,7 @@ use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use common::netns::*;
+use common::read_json;
 use serde_json::Value;
 
 #[test]

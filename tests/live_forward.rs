@@ -12,6 +12,7 @@ use std::net::{Shutdown, TcpListener};
 use std::time::Duration;
 
 use common::netns::*;
+use common::read_json;
 
 /// A service inside the namespace for `forward:`: it greets, closes its sending side, and reads until the
 /// client's end of stream (the first connection); then it reads a request to its end and answers with it

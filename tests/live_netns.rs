@@ -19,6 +19,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::netns::*;
+use common::read_json;
 use serde_json::Value;
 
 #[test]
@@ -45,19 +46,23 @@ fn curl_gets_the_http_page_and_the_export_traces_request_and_response() {
         .expect("the request segment");
     assert_eq!(request["outcome"]["kind"], "delivered", "{request}");
     assert_eq!(request["outcome"]["stage"], "app");
-    assert_eq!(stages(request), common::STAGES.to_vec(), "{request}");
+    assert_eq!(
+        common::hop_stages(request),
+        common::STAGES.to_vec(),
+        "{request}"
+    );
     // The response: a tx frame from the app, sent on the wire, every hop timed.
     let response = packets
         .iter()
         .find(|p| {
             p["dir"] == "tx"
                 && p["summary"].as_str().unwrap().starts_with("10.77.0.2:80 ")
-                && stages(p).first() == Some(&"app")
+                && common::hop_stages(p).first() == Some(&"app")
         })
         .expect("the response segment");
     assert_eq!(response["outcome"]["kind"], "sent", "{response}");
     assert_eq!(response["outcome"]["stage"], "wire");
-    assert_eq!(stages(response).last(), Some(&"wire"));
+    assert_eq!(common::hop_stages(response).last(), Some(&"wire"));
     assert!(
         response["payload_of"]
             .as_array()
@@ -170,12 +175,12 @@ fn ping_is_answered_and_traced() {
     assert_eq!(replies.len(), 3);
     for r in &requests {
         assert_eq!(r["outcome"]["kind"], "consumed", "{r}");
-        assert_eq!(stages(r), vec!["wire", "frame_buffer", "stack"]);
+        assert_eq!(common::hop_stages(r), vec!["wire", "frame_buffer", "stack"]);
         assert_eq!(r["caused"].as_array().unwrap().len(), 1, "{r}");
     }
     for r in &replies {
         assert_eq!(r["outcome"]["kind"], "sent", "{r}");
-        assert_eq!(stages(r), vec!["stack", "frame_buffer", "wire"]);
+        assert_eq!(common::hop_stages(r), vec!["stack", "frame_buffer", "wire"]);
     }
 }
 
@@ -297,7 +302,7 @@ fn a_burst_that_overflows_the_frame_buffer_is_traced_as_drops_not_lost() {
     assert!(!dropped.is_empty(), "no overflow: {summary}");
     for p in &dropped {
         assert_eq!(p["outcome"]["stage"], "frame_buffer", "{p}");
-        assert_eq!(stages(p), vec!["wire", "frame_buffer"], "{p}");
+        assert_eq!(common::hop_stages(p), vec!["wire", "frame_buffer"], "{p}");
     }
     // Every frame the tap thread read has its record: the overflow is counted, traced, and nothing is lost.
     let read: u64 = summary

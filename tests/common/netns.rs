@@ -198,19 +198,6 @@ pub fn assert_clean_exit(out: &Output) -> String {
     stdout
 }
 
-pub fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).expect("export written")).expect("valid JSON")
-}
-
-pub fn stages(p: &Value) -> Vec<&str> {
-    p["hops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["stage"].as_str().unwrap())
-        .collect()
-}
-
 /// The export's structure is complete and every packet has an outcome and non-decreasing hop times.
 pub fn check_document(doc: &Value) {
     assert_eq!(doc["format"], "pktpath-timeline");
