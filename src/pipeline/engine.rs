@@ -264,12 +264,6 @@ impl Pipeline {
     }
 
     /// Where apps of kind `recorded` come from.
-    /// Change how the stack and the connections share the steps (see `PipelineConfig::schedule`).
-    pub fn set_schedule(&mut self, schedule: Schedule) {
-        self.schedule = schedule;
-        self.stack_streak = 0;
-    }
-
     pub fn set_app_source(&mut self, source: Box<dyn AppSource>) {
         self.app_source = Some(source);
     }
