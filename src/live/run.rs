@@ -18,7 +18,6 @@ use super::stack_thread::{Controller, Observer, StackOutcome, StackSetup, StackT
 use super::tap::Tap;
 use crate::export::{ExportPlan, Format, Header};
 use crate::pipeline::dissect::format_mac;
-use crate::pipeline::engine::Schedule;
 use crate::pipeline::stack::StackConfig;
 use crate::pipeline::{PipelineConfig, Stage};
 
@@ -98,7 +97,6 @@ pub fn pipeline_config(spec: &LiveSpec) -> PipelineConfig {
         frame_buffer: spec.frame_buffer,
         tcp_apps,
         udp_apps,
-        schedule: Schedule::StackFirst,
     }
 }
 

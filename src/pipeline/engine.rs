@@ -107,21 +107,6 @@ pub struct PipelineConfig {
     pub frame_buffer: usize,
     pub tcp_apps: BTreeMap<u16, AppKind>,
     pub udp_apps: BTreeMap<u16, AppKind>,
-    /// How the stack and the connections share the steps. `Alternate` (deterministic runs) gives them turns;
-    /// `StackFirst` (live) lets the stack take every frame waiting before the connections move bytes, so one
-    /// connection step carries what several frames brought, as a kernel's socket read would.
-    pub schedule: Schedule,
-}
-
-/// `Schedule::StackFirst`: the stack's steps in a row before the connections get one anyway.
-const STACK_STREAK: usize = 64;
-
-/// See `PipelineConfig::schedule`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Schedule {
-    #[default]
-    Alternate,
-    StackFirst,
 }
 
 impl Default for PipelineConfig {
@@ -131,7 +116,6 @@ impl Default for PipelineConfig {
             frame_buffer: 256,
             tcp_apps: BTreeMap::new(),
             udp_apps: BTreeMap::new(),
-            schedule: Schedule::Alternate,
         }
     }
 }
@@ -208,9 +192,6 @@ pub struct Pipeline {
     ready: BTreeSet<ConnId>,
     service_cursor: ConnId,
     worker_cursor: usize,
-    schedule: Schedule,
-    /// Stack steps in a row (`Schedule::StackFirst`).
-    stack_streak: usize,
     next_local_port: u16,
     report: Option<StepReport>,
     /// One read buffer for every connection's AF_UNIX reads, so no round allocates or zeroes one.
@@ -254,8 +235,6 @@ impl Pipeline {
             ready: BTreeSet::new(),
             service_cursor: 0,
             worker_cursor: 0,
-            schedule: config.schedule,
-            stack_streak: 0,
             next_local_port: 49152,
             report: None,
             scratch: vec![0; CONN_BUFFER],
@@ -488,11 +467,7 @@ impl Pipeline {
             return Some(action);
         }
         for turn in 0..2 {
-            let stack_first = match self.schedule {
-                Schedule::Alternate => (self.worker_cursor + turn).is_multiple_of(2),
-                // After a long streak the connections get a turn, so a flood of frames cannot starve them.
-                Schedule::StackFirst => (turn == 0) == (self.stack_streak < STACK_STREAK),
-            };
+            let stack_first = (self.worker_cursor + turn).is_multiple_of(2);
             let action = if stack_first {
                 self.stack_work(now)
             } else {
@@ -501,11 +476,6 @@ impl Pipeline {
             };
             if action.is_some() {
                 self.worker_cursor = usize::from(stack_first);
-                self.stack_streak = if stack_first {
-                    self.stack_streak + 1
-                } else {
-                    0
-                };
                 return action;
             }
         }

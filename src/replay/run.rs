@@ -309,7 +309,6 @@ pub fn prepare(spec: &ReplaySpec) -> anyhow::Result<Prepared> {
         frame_buffer: spec.frame_buffer,
         tcp_apps: apps_for(identity.tcp_ports.iter().copied(), &spec.apps),
         udp_apps: apps_for(identity.udp_ports.iter().copied(), &spec.apps),
-        ..PipelineConfig::default()
     };
     let clock = Box::new(VirtualClock::new(spec.hop_cost_ns));
     let mut pipeline = Pipeline::new(config, clock, Box::new(wire));

@@ -90,7 +90,6 @@ impl SimSpec {
             frame_buffer: self.frame_buffer,
             tcp_apps,
             udp_apps,
-            ..PipelineConfig::default()
         }
     }
 }
