@@ -44,7 +44,8 @@ fn parse_speed(s: &str) -> Result<f64, String> {
 /// What a run writes and where it shows itself; shared by `sim` and `replay`.
 #[derive(Args, Debug)]
 pub struct OutputArgs {
-    /// Run without the TUI and print a summary (needed when stdout is not a terminal, and for --export/--pcap-out).
+    /// Run without the TUI and print a summary (needed when stdout is not a terminal; sim and replay need it for
+    /// --export/--pcap-out too, while a live TUI writes them as it runs).
     #[arg(long)]
     pub headless: bool,
     /// Write the stage timeline to this file.
