@@ -568,6 +568,11 @@ impl App {
         self.debugger.next(id, NEXT_LIMIT);
         self.status = match self.debugger.packet(id).and_then(|p| p.outcome.as_ref()) {
             Some(o) => format!("next: #{id} {} at {}", o.kind.name(), o.stage),
+            None if self.debugger.is_live() => {
+                format!(
+                    "next: #{id} still in flight (a live run is stepped for 2 s at most); n goes on"
+                )
+            }
             None => format!("next: #{id} still in flight after {NEXT_LIMIT} moves"),
         };
     }

@@ -31,6 +31,8 @@ pub const PUBLISH_EVERY: Duration = Duration::from_millis(30);
 pub const MAX_PENDING: usize = 200_000;
 /// Finished packets the TUI keeps whole (hops, log, bytes) for the detail pane; the list keeps every one.
 pub const KEPT_WHOLE: usize = 20_000;
+/// How long `n` keeps stepping a live run at most.
+const NEXT_WAIT: Duration = Duration::from_secs(2);
 /// How long `s` waits for the stack thread to make its step before saying it is pending.
 const STEP_WAIT: Duration = Duration::from_millis(300);
 
@@ -325,8 +327,11 @@ impl Driver for LiveDriver {
     }
     fn next(&mut self, packet: PacketId, limit: u64) -> Moved {
         let mut last = Moved::Pending;
+        // Each step is a round trip to the stack thread: bound the whole move in time, not only in steps, so
+        // the screen never freezes for long.
+        let start = Instant::now();
         for _ in 0..limit {
-            if self.kept.contains_key(&packet) {
+            if self.kept.contains_key(&packet) || start.elapsed() >= NEXT_WAIT {
                 break;
             }
             last = self.step();
@@ -466,6 +471,38 @@ mod tests {
         assert_eq!(tx.depth(), 0, "held: nothing answered yet");
         driver.set_paused(false);
         wait_for("both answered", &mut driver, |d| d.history().total() == 4);
+        stack.stop().unwrap();
+    }
+
+    #[test]
+    fn next_steps_a_held_run_until_the_packet_finishes_and_no_longer() {
+        let (stack, mut driver, shared, tx) = live();
+        driver.set_paused(true);
+        std::thread::sleep(Duration::from_millis(20));
+        arrive(&shared, 0..2);
+        wait_for("two frames waiting", &mut driver, |_| shared.depth() == 2);
+        let start = Instant::now();
+        assert!(matches!(driver.next(1, 1000), Moved::Stepped(_)));
+        assert!(
+            start.elapsed() < NEXT_WAIT,
+            "finished well within the bound"
+        );
+        let first = driver.packet(1).expect("kept whole");
+        assert_eq!(
+            first.outcome.as_ref().map(|o| o.kind),
+            Some(OutcomeKind::Consumed)
+        );
+        // Held still: the second request has not finished, and the held run sends nothing more.
+        std::thread::sleep(Duration::from_millis(60));
+        driver.refresh();
+        let requests_done = (1..10)
+            .filter_map(|id| driver.history().entry(id))
+            .filter(|e| e.dir == Dir::Rx)
+            .count();
+        assert_eq!(requests_done, 1, "only the first request finished");
+        let answered = tx.counters().queued;
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(tx.counters().queued, answered, "held after next");
         stack.stop().unwrap();
     }
 
