@@ -119,20 +119,10 @@ impl Exports {
 
     /// Hand every finished packet to the writers; returns how many there were.
     pub fn drain(&mut self, pipeline: &mut Pipeline) -> Result<u64, ExportError> {
-        self.drain_with(pipeline, |_| {})
-    }
-
-    /// `drain`, then hand each packet, once written, to `keep` (a live run keeps a bounded recent history).
-    pub fn drain_with(
-        &mut self,
-        pipeline: &mut Pipeline,
-        mut keep: impl FnMut(crate::pipeline::PacketRecord),
-    ) -> Result<u64, ExportError> {
         let mut n = 0;
         for p in pipeline.drain_finished() {
             n += 1;
             self.packet(&p)?;
-            keep(p);
         }
         self.settle(settled_time(pipeline))?;
         Ok(n)

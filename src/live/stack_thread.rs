@@ -304,8 +304,7 @@ fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::live::buffer::TapFrame;
-    use crate::live::testkit::{self, arp_request};
+    use crate::live::testkit::{self, arrive};
     use crate::pipeline::trace::Trigger;
     use crate::pipeline::{OutcomeKind, Stage};
 
@@ -332,13 +331,7 @@ mod tests {
         let ctl = stack.controller();
         assert!(ctl.send(Command::Pause));
         std::thread::sleep(Duration::from_millis(20));
-        let mut batch: Vec<TapFrame> = (0..3)
-            .map(|n| TapFrame {
-                at: shared.now(),
-                frame: arp_request(n),
-            })
-            .collect();
-        shared.push_batch(&mut batch);
+        arrive(&shared, 0..3);
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(shared.depth(), 3, "paused: the frames wait in the buffer");
         assert_eq!(tx.depth(), 0, "paused: nothing answered");
@@ -394,13 +387,7 @@ mod tests {
         let mut s = setup();
         s.start_paused = true;
         let stack = StackThread::spawn(s, shared.clone(), tx.clone(), None).unwrap();
-        let mut batch: Vec<TapFrame> = (0..3)
-            .map(|n| TapFrame {
-                at: shared.now(),
-                frame: arp_request(n),
-            })
-            .collect();
-        shared.push_batch(&mut batch);
+        arrive(&shared, 0..3);
         let out = stack.stop().unwrap();
         assert_eq!(out.stats.frames_in, 3);
         assert_eq!(out.stats.outcomes.get("in_flight"), Some(&2));

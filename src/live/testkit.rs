@@ -1,9 +1,10 @@
 //! Test helpers for the stack thread without a TAP (the test plays the tap thread): a stack at 10.77.0.2 with
-//! the live default MAC, a real ARP request for it, and the setup that builds it.
+//! the live default MAC, real ARP requests for it and their arrival, and the setup that builds it.
 
 use serde_json::json;
 use smoltcp::wire::Ipv4Address;
 
+use super::buffer::{Shared, TapFrame};
 use super::stack_thread::StackSetup;
 use crate::export::{ExportPlan, Header};
 use crate::pipeline::PipelineConfig;
@@ -22,6 +23,17 @@ pub fn arp_request(n: u8) -> Vec<u8> {
     f.extend_from_slice(&[0; 6]);
     f.extend_from_slice(&[10, 77, 0, 2]);
     f
+}
+
+/// ARP requests from hosts `hosts` arrive at once, as the tap thread would hand them over.
+pub fn arrive(shared: &Shared, hosts: std::ops::Range<u8>) {
+    let mut batch: Vec<TapFrame> = hosts
+        .map(|n| TapFrame {
+            at: shared.now(),
+            frame: arp_request(n),
+        })
+        .collect();
+    shared.push_batch(&mut batch);
 }
 
 /// The stack thread's setup: no export, `frame_buffer` frames, `history` finished packets kept.

@@ -16,7 +16,7 @@ use crate::live::stack_thread::{Command, Controller, StackObserver, Status};
 use crate::pipeline::Pipeline;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::engine::StepReport;
-use crate::pipeline::stage::{Dir, Stage};
+use crate::pipeline::stage::Stage;
 use crate::pipeline::trace::{PacketId, PacketRecord};
 
 use super::breakpoints::{Breakpoint, Checker, Hit};
@@ -101,9 +101,16 @@ impl Publisher {
         }
     }
 
-    fn publish(&mut self, pipeline: &Pipeline, status: &Status, step: Option<StepReport>) {
+    /// Hand the TUI the run as it is now; `step` is the step it is held after, `hit` the breakpoint that held it.
+    fn publish(
+        &mut self,
+        pipeline: &Pipeline,
+        status: &Status,
+        step: Option<StepReport>,
+        hit: Option<Hit>,
+    ) {
         let mut counters = Snapshot::counters(pipeline);
-        counters.rx[Stage::FrameBuffer.position(Dir::Rx)].queued += self.frames.depth() as u64;
+        counters.rx[Stage::FrameBuffer as usize].queued += self.frames.depth() as u64;
         let in_flight: Vec<PacketRecord> = pipeline
             .in_flight()
             .take(MAX_IN_FLIGHT_ROWS)
@@ -124,6 +131,9 @@ impl Publisher {
         out.paused = status.paused;
         if step.is_some() {
             out.last_step = step;
+        }
+        if hit.is_some() {
+            out.hit = hit;
         }
         self.last_publish = Some(Instant::now());
         self.changed = false;
@@ -164,18 +174,16 @@ impl StackObserver for Publisher {
         for id in &report.finished {
             self.checker.forget(*id);
         }
-        let held = status.paused || hit.is_some();
+        let stopped = hit.is_some();
+        let held = status.paused || stopped;
         if held || self.due() {
             let held_status = Status {
                 paused: held,
                 ..*status
             };
-            self.publish(pipeline, &held_status, held.then(|| report.clone()));
-            if let Some(hit) = hit.clone() {
-                self.link.published().hit = Some(hit);
-            }
+            self.publish(pipeline, &held_status, held.then(|| report.clone()), hit);
         }
-        hit.is_some()
+        stopped
     }
 
     fn finished(&mut self, packet: &PacketRecord) {
@@ -189,7 +197,7 @@ impl StackObserver for Publisher {
 
     fn idle(&mut self, pipeline: &Pipeline, status: &Status) {
         if self.changed || self.due() {
-            self.publish(pipeline, status, None);
+            self.publish(pipeline, status, None, None);
         }
     }
 }
@@ -380,10 +388,10 @@ impl Driver for LiveDriver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::live::buffer::{TapFrame, TxQueue};
+    use crate::live::buffer::TxQueue;
     use crate::live::stack_thread::StackThread;
-    use crate::live::testkit::{self, arp_request};
-    use crate::pipeline::stage::OutcomeKind;
+    use crate::live::testkit::{self, arrive};
+    use crate::pipeline::stage::{Dir, OutcomeKind};
 
     /// A stack thread (no TAP: the test plays the tap thread) watched by a publisher, and the TUI's driver.
     fn live() -> (StackThread, LiveDriver, Arc<Shared>, Arc<TxQueue>) {
@@ -397,16 +405,6 @@ mod tests {
                 .unwrap();
         let driver = LiveDriver::new(link, stack.controller());
         (stack, driver, shared, tx)
-    }
-
-    fn arrive(shared: &Shared, hosts: std::ops::Range<u8>) {
-        let mut batch: Vec<TapFrame> = hosts
-            .map(|n| TapFrame {
-                at: shared.now(),
-                frame: arp_request(n),
-            })
-            .collect();
-        shared.push_batch(&mut batch);
     }
 
     fn wait_for(what: &str, driver: &mut LiveDriver, mut cond: impl FnMut(&LiveDriver) -> bool) {
