@@ -90,6 +90,8 @@ pub struct TcpConn {
     tx_sources: VecDeque<(u64, Vec<PacketId>)>,
     read_since_write: Vec<PacketId>,
     app_eof: bool,
+    /// The app shut its sending side: the connection's end reads end of stream next.
+    app_shut_write: bool,
     /// The app called `abort`: the stack resets the connection once the app's bytes are acknowledged.
     app_aborted: bool,
     pub close_sent: bool,
@@ -160,6 +162,7 @@ impl TcpConn {
             tx_sources: VecDeque::new(),
             read_since_write: Vec::new(),
             app_eof: false,
+            app_shut_write: false,
             app_aborted: false,
             close_sent: false,
             waiting_since: None,
@@ -310,6 +313,10 @@ impl TcpConn {
     pub fn run_app(&mut self, now: Nanos, p: &mut Progress) {
         let mut io = RecordingIo {
             stream: &self.app_end,
+            // Only `pump_rx` writes the other end, on this thread: what it wrote and the app has not read yet
+            // is exactly what a read can return, so an empty socket is known without asking the kernel.
+            unread: self.rx_unix_written - self.rx_app_read,
+            end_of_stream_sent: self.peer_eof_forwarded,
             read: 0,
             written: 0,
             would_block_read: false,
@@ -370,6 +377,7 @@ impl TcpConn {
             p.moved = true;
         }
         if shut {
+            self.app_shut_write = true;
             p.moved = true;
         }
     }
@@ -384,7 +392,11 @@ impl TcpConn {
         scratch: &mut [u8],
     ) {
         let room = (CONN_BUFFER - self.tx_buf.len()).min(scratch.len());
-        if room > 0 && !self.app_eof {
+        // Every byte the app writes goes through `RecordingIo` on this thread, so when it has written nothing
+        // we have not read and has not shut its side, the read would only say "would block": skip it.
+        let may_read =
+            self.tx_app_written > self.tx_conn_taken || self.app_shut_write || self.app_aborted;
+        if room > 0 && !self.app_eof && may_read {
             let chunk = &mut scratch[..room];
             match self.conn_end.read(chunk) {
                 Ok(0) => {
@@ -457,6 +469,10 @@ impl TcpConn {
 /// The app's view of its end: plain non-blocking I/O, counted and digested on the way.
 struct RecordingIo<'a> {
     stream: &'a UnixStream,
+    /// Bytes written into the other end that the app has not read yet.
+    unread: u64,
+    /// The other end was shut for writing: a read can return end of stream.
+    end_of_stream_sent: bool,
     read: usize,
     written: usize,
     would_block_read: bool,
@@ -468,9 +484,14 @@ struct RecordingIo<'a> {
 
 impl AppIo for RecordingIo<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.unread == 0 && !self.end_of_stream_sent && !buf.is_empty() {
+            self.would_block_read = true;
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         let r = (&*self.stream).read(buf);
         match &r {
             Ok(n) => {
+                self.unread = self.unread.saturating_sub(*n as u64);
                 self.read += n;
                 self.read_digest.update(&buf[..*n]);
             }

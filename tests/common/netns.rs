@@ -109,7 +109,7 @@ impl Netns {
     }
 
     /// Start `pktpath live --headless` on the namespace's TAP, with `extra` arguments, and wait until the
-    /// kernel side is up and the stack answers ARP.
+    /// kernel side is up with its route to the stack's subnet.
     pub fn start(&mut self, extra: &[&str]) {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.name, env!("CARGO_BIN_EXE_pktpath")])
@@ -121,8 +121,10 @@ impl Netns {
         self.child = Some(cmd.spawn().expect("start pktpath live"));
         let t = Instant::now();
         loop {
-            let up = self.exec(&["ip", "-o", "-4", "addr", "show", "dev", TAP]);
-            if String::from_utf8_lossy(&up.stdout).contains("10.77.0.1/24") {
+            // The address is set before the link goes up: only the subnet's route says a client can
+            // connect now (before it, connect fails with "Network is unreachable").
+            let route = self.exec(&["ip", "-o", "-4", "route", "show", "dev", TAP]);
+            if String::from_utf8_lossy(&route.stdout).contains("10.77.0.0/24") {
                 break;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
