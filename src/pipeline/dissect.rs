@@ -328,10 +328,61 @@ fn icmp_name(v6: bool, t: u8, code: u8) -> String {
 impl TcpFlags {
     /// tcpdump order: S F R P U, then "." for ACK; "none" if no flag is set.
     pub fn letters(&self) -> String {
+        let mut s = String::with_capacity(6);
+        self.push_letters(&mut s);
+        s
+    }
+
+    fn push_letters(&self, line: &mut String) {
         let all = [self.syn, self.fin, self.rst, self.psh, self.urg, self.ack];
-        let on = all.iter().zip("SFRPU.".chars()).filter(|f| *f.0);
-        let s: String = on.map(|f| f.1).collect();
-        if s.is_empty() { "none".into() } else { s }
+        let start = line.len();
+        for (_, letter) in all.iter().zip("SFRPU.".chars()).filter(|f| *f.0) {
+            line.push(letter);
+        }
+        if line.len() == start {
+            line.push_str("none");
+        }
+    }
+}
+
+/// Appends to a summary line without `format!`: the summary is made for every exported packet, and the
+/// formatting machinery (an address is a dozen nested `Display` calls) was most of the export's cost per packet.
+trait SummaryLine {
+    fn num(&mut self, n: impl itoa::Integer) -> &mut Self;
+    fn addr(&mut self, a: SocketAddr) -> &mut Self;
+    fn text(&mut self, s: &str) -> &mut Self;
+}
+
+impl SummaryLine for String {
+    fn num(&mut self, n: impl itoa::Integer) -> &mut Self {
+        self.push_str(itoa::Buffer::new().format(n));
+        self
+    }
+
+    fn addr(&mut self, a: SocketAddr) -> &mut Self {
+        match a {
+            SocketAddr::V4(v4) => {
+                for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.push('.');
+                    }
+                    self.num(octet);
+                }
+                self.push(':');
+                self.num(v4.port())
+            }
+            // IPv6 text (zero compression, embedded IPv4) is the standard library's to get right.
+            SocketAddr::V6(_) => {
+                use std::fmt::Write;
+                let _ = write!(self, "{a}");
+                self
+            }
+        }
+    }
+
+    fn text(&mut self, s: &str) -> &mut Self {
+        self.push_str(s);
+        self
     }
 }
 
@@ -436,18 +487,24 @@ impl FrameInfo {
                 payload_len: n,
                 checksum_ok: ok,
             } => {
-                let (f, k) = (flags.letters(), ok_str(*ok));
-                v.push(|| format!(
-                    "TCP {a} > {b} seq={seq} ack={ack} flags [{f}] win={w} payload {n} checksum {k}"
-                ));
+                let k = ok_str(*ok);
+                v.push(|| {
+                    let f = flags.letters();
+                    format!(
+                        "TCP {a} > {b} seq={seq} ack={ack} flags [{f}] win={w} payload {n} checksum {k}"
+                    )
+                });
                 let (s, d) = (SocketAddr::new(s, *a), SocketAddr::new(d, *b));
-                let ack = if flags.ack {
-                    format!(" ack={ack}")
-                } else {
-                    String::new()
-                };
                 bad |= !ok;
-                format!("{s} > {d} TCP [{f}] seq={seq}{ack} win={w} len={n}")
+                let mut line = String::with_capacity(96);
+                line.addr(s).text(" > ").addr(d).text(" TCP [");
+                flags.push_letters(&mut line);
+                line.text("] seq=").num(*seq);
+                if flags.ack {
+                    line.text(" ack=").num(*ack);
+                }
+                line.text(" win=").num(*w).text(" len=").num(*n);
+                line
             }
             Transport::Udp {
                 src_port: a,
@@ -459,7 +516,9 @@ impl FrameInfo {
                 v.push(|| format!("UDP {a} > {b} payload {n} checksum {k}"));
                 let (s, d) = (SocketAddr::new(s, *a), SocketAddr::new(d, *b));
                 bad |= !ok;
-                format!("{s} > {d} UDP len={n}")
+                let mut line = String::with_capacity(64);
+                line.addr(s).text(" > ").addr(d).text(" UDP len=").num(*n);
+                line
             }
             Transport::Icmpv4 { icmp_type: t, code } => {
                 v.push(|| format!("ICMP type {t} code {code}"));
@@ -657,6 +716,15 @@ mod tests {
 
     fn dbg(x: &impl std::fmt::Debug) -> String {
         format!("{x:?}")
+    }
+
+    #[test]
+    fn a_segment_without_flags_says_none_and_its_sequence_number_is_unsigned() {
+        let frame = tcp4(false, Ctl::None, (-1, None), &[]);
+        assert_eq!(
+            dissect(&frame).summary(),
+            "10.0.0.2:40000 > 10.0.0.1:7 TCP [none] seq=4294967295 win=64240 len=0"
+        );
     }
 
     #[test]
