@@ -64,7 +64,7 @@ pub struct PacketView<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub state_changes: Vec<StateChangeView<'a>>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    pub stack_log: Vec<String>,
+    pub stack_log: &'a [LogLine],
 }
 
 impl<'a> PacketView<'a> {
@@ -138,7 +138,7 @@ impl<'a> PacketView<'a> {
                     to: &s.to,
                 })
                 .collect(),
-            stack_log: p.stack_log.iter().map(LogLine::render).collect(),
+            stack_log: &p.stack_log,
         }
     }
 }

@@ -36,8 +36,14 @@ impl LogLine {
 
     /// `debug smoltcp::socket::tcp: state=LISTEN=>SYN-RECEIVED`, or `pktpath: …` for a note.
     pub fn render(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl std::fmt::Display for LogLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.target == NOTE_TARGET {
-            return format!("{NOTE_TARGET}: {}", self.message);
+            return write!(f, "{NOTE_TARGET}: {}", self.message);
         }
         let level = match self.level {
             log::Level::Error => "error",
@@ -46,7 +52,15 @@ impl LogLine {
             log::Level::Debug => "debug",
             log::Level::Trace => "trace",
         };
-        format!("{level} {}: {}", self.target, self.message)
+        write!(f, "{level} {}: {}", self.target, self.message)
+    }
+}
+
+/// Serialized as its rendered line, written straight into the output (no string made first: a packet's
+/// log lines are most of an export's text).
+impl serde::Serialize for LogLine {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 
