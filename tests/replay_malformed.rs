@@ -236,3 +236,166 @@ fn a_capture_with_no_packets_replays_to_an_empty_timeline() {
     assert!(packets(&doc).is_empty());
     assert_eq!(doc["replay"]["capture_frames"], 0);
 }
+
+/// A small fixed-seed generator (xorshift64*): the damaged copies below are the same on every run, so a
+/// failure names a mutant that can be made again.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// One damaged copy of `bytes`, and what was done to it.
+fn damage(bytes: &[u8], rng: &mut Rng) -> (Vec<u8>, String) {
+    let mut data = bytes.to_vec();
+    let at = rng.below(data.len());
+    let what = match rng.below(5) {
+        0 => {
+            let flips = 1 + rng.below(20);
+            for _ in 0..flips {
+                let i = rng.below(data.len());
+                data[i] ^= 1 << rng.below(8);
+            }
+            format!("{flips} bits flipped")
+        }
+        1 => {
+            data.truncate(at);
+            format!("cut at {at}")
+        }
+        2 => {
+            let junk: Vec<u8> = (0..1 + rng.below(64)).map(|_| rng.next() as u8).collect();
+            let n = junk.len();
+            data.splice(at..at, junk);
+            format!("{n} junk bytes inserted at {at}")
+        }
+        3 => {
+            let edges = [0x00, 0xff, 0x7f, 0x80];
+            let n = 1 + rng.below(8);
+            for _ in 0..n {
+                let i = rng.below(data.len());
+                data[i] = edges[rng.below(edges.len())];
+            }
+            format!("{n} bytes set to edge values")
+        }
+        _ => {
+            let end = (at + 1 + rng.below(200)).min(data.len());
+            let stretch = data[at..end].to_vec();
+            data.splice(end..end, stretch);
+            format!("bytes {at}..{end} repeated")
+        }
+    };
+    (data, what)
+}
+
+/// Damaged copies of the repository's real captures (bits flipped, cut short, junk inserted, bytes set to
+/// edge values, a stretch repeated) through the real binary: each replays to a valid timeline (exit 0) or is
+/// refused in one line (exit 1) — never a panic, never a hang. This is how a header whose lengths contradict
+/// each other (an IP packet shorter than its own headers) was found to crash the replay's rewriting.
+#[test]
+fn damaged_copies_of_real_captures_replay_or_are_refused_in_one_line() {
+    let captures = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let names = [
+        "demo.pcapng",
+        "http-get.pcap",
+        "http-post.pcapng",
+        "ipv6-tcp.pcapng",
+        "parallel.pcap",
+        "refused.pcap",
+        "udp-echo.pcap",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..120 {
+        let name = names[round % names.len()];
+        let original = std::fs::read(captures.join(name)).unwrap();
+        let (bytes, what) = damage(&original, &mut rng);
+        let path = write(dir.path(), &format!("m{round}-{name}"), &bytes);
+        let export = dir.path().join(format!("m{round}.json"));
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pktpath"))
+            .args([
+                "replay",
+                path.to_str().unwrap(),
+                "--headless",
+                "--max-speed",
+            ])
+            .args(["--export", export.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("{name}, {what}: still running after 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        let case = format!("{name}, {what}: exit {status}, stderr: {err}");
+        assert!(!err.contains("panicked"), "{case}");
+        match status.code() {
+            Some(0) => {
+                let doc = read_json(&export);
+                for p in packets(&doc) {
+                    check_packet(p);
+                }
+            }
+            Some(1) => {
+                assert_eq!(err.lines().count(), 1, "{case}");
+                assert!(err.contains(path.to_str().unwrap()), "{case}");
+            }
+            _ => panic!("{case}"),
+        }
+    }
+}
+
+/// An IPv4 header whose total length (20) leaves no room for the TCP header it announces, on the client's
+/// ACK that the replay rewrites into the stack's sequence space: replayed, not a crash (it was one).
+#[test]
+fn an_ip_packet_shorter_than_its_own_headers_replays() {
+    let original =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/http-get.pcap"))
+            .unwrap();
+    assert_eq!(
+        original[..4],
+        0xa1b2_c3d4u32.to_le_bytes(),
+        "a little-endian pcap"
+    );
+    let mut bytes = original.clone();
+    // The third record: the client's ACK of the handshake.
+    let mut at = 24;
+    for _ in 0..2 {
+        let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += 16 + len;
+    }
+    let frame = at + 16;
+    assert_eq!(bytes[frame + 12..frame + 14], [0x08, 0x00], "IPv4");
+    assert_eq!(bytes[frame + 23], 6, "TCP");
+    bytes[frame + 16..frame + 18].copy_from_slice(&20u16.to_be_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "short-ip.pcap", &bytes);
+    let (summary, doc) = replay_ok(&path, &dir.path().join("t.json"));
+    assert!(summary.contains("frames"), "{summary}");
+    for p in packets(&doc) {
+        check_packet(p);
+    }
+    let third = packets(&doc)
+        .iter()
+        .find(|p| p["capture_frame"] == 3)
+        .expect("the damaged frame has its record");
+    assert_eq!(third["outcome"]["kind"], "dropped", "{third}");
+}

@@ -71,6 +71,11 @@ pub fn parse(frame: &[u8], on_wire: usize) -> Option<Layers> {
                 return None;
             }
             let hl = ip.header_len() as usize;
+            // A header shorter than its fixed part, or longer than the packet says it is, is no IP
+            // packet to rewrite: the frame goes to the stack as it is, which drops it and says why.
+            if hl < 20 || (ip.total_len() as usize) < hl {
+                return None;
+            }
             let src = IpAddr::V4(ip.src_addr());
             let dst = IpAddr::V4(ip.dst_addr());
             (
@@ -105,8 +110,15 @@ pub fn parse(frame: &[u8], on_wire: usize) -> Option<Layers> {
         udp: None,
     };
     let held = &frame[l4.min(frame.len())..];
+    // A transport header is only read where the IP packet holds all of it (a damaged capture can say a TCP
+    // header is shorter than 20 bytes, or an IP packet shorter than its headers).
     match IpProtocol::from(protocol) {
-        IpProtocol::Tcp if held.len() >= 20 => {
+        IpProtocol::Tcp
+            if held.len() >= 20
+                && end >= l4 + 20
+                && (20..=end - l4)
+                    .contains(&usize::from(TcpPacket::new_unchecked(held).header_len())) =>
+        {
             let t = TcpPacket::new_unchecked(held);
             let hl = usize::from(t.header_len());
             let payload_at = l4 + hl;
@@ -124,7 +136,7 @@ pub fn parse(frame: &[u8], on_wire: usize) -> Option<Layers> {
                 payload_len: (l3 + ip_total).saturating_sub(payload_at),
             });
         }
-        IpProtocol::Udp if held.len() >= 8 => {
+        IpProtocol::Udp if held.len() >= 8 && end >= l4 + 8 => {
             layers.udp = Some((
                 u16::from_be_bytes([held[0], held[1]]),
                 u16::from_be_bytes([held[2], held[3]]),
