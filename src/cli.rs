@@ -145,6 +145,21 @@ pub fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
     Ok((addr, prefix))
 }
 
+/// `ADDR/PREFIX`, IPv6.
+pub fn parse_cidr6(s: &str) -> Result<(std::net::Ipv6Addr, u8), String> {
+    let bad = || format!("'{s}' is not an IPv6 address with a prefix length, as in fd77::2/64");
+    let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
+    let addr: std::net::Ipv6Addr = addr.parse().map_err(|_| bad())?;
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    if !(1..=128).contains(&prefix) {
+        return Err(format!("'{s}': the prefix length must be 1 to 128"));
+    }
+    if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
+        return Err(format!("'{s}' cannot be a host's address"));
+    }
+    Ok((addr, prefix))
+}
+
 /// `aa:bb:cc:dd:ee:ff` (or with `-`), a unicast MAC.
 pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     let bad = || format!("'{s}' is not a MAC address, as in 02:00:00:77:00:02");
@@ -197,7 +212,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Defaults: --tap pktpath0, --ip 10.77.0.2/24, --mac 02:00:00:77:00:02, no --host-ip (bring the kernel side \
-up yourself), apps 7=echo 9=discard 80=http (TCP; echo and discard also serve UDP). smoltcp answers ARP \
+up yourself), no IPv6 (--ip6 turns it on: smoltcp then answers neighbor solicitations and ping6), apps 7=echo 9=discard 80=http (TCP; echo and discard also serve UDP). smoltcp answers ARP \
 and ping. Without --duration the run lasts until SIGINT (Ctrl-C) or SIGTERM; either ends it cleanly, with \
 the export complete. Opening the TAP needs CAP_NET_ADMIN: run as root, or create the device once with \
 `ip tuntap add NAME mode tap user USER`.
@@ -215,6 +230,13 @@ pub struct LiveArgs {
     /// Give the kernel side of the TAP this address and bring it up (default: leave it as it is).
     #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
     pub host_ip: Option<(std::net::Ipv4Addr, u8)>,
+    /// The stack's own IPv6 address and prefix, as in fd77::2/64 (default: no IPv6; the kernel's IPv6
+    /// frames are then dropped at the stack, each with its reason).
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr6)]
+    pub ip6: Option<(std::net::Ipv6Addr, u8)>,
+    /// Give the kernel side of the TAP this IPv6 address too, as in fd77::1/64, and bring it up.
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr6, requires = "ip6")]
+    pub host_ip6: Option<(std::net::Ipv6Addr, u8)>,
     /// App behind the stack, `[PORT=]SPEC` (echo, discard, http, stall, …); repeatable. A bare echo, discard or
     /// http serves its well-known port (7, 9, 80). Default: 7=echo 9=discard 80=http.
     #[arg(long = "app", value_name = "[PORT=]SPEC", value_parser = parse_app)]
@@ -236,6 +258,8 @@ impl LiveArgs {
             ip: self.ip,
             mac: self.mac,
             host_ip: self.host_ip,
+            ip6: self.ip6,
+            host_ip6: self.host_ip6,
             apps: self.apps.clone(),
             frame_buffer: self.frame_buffer as usize,
             duration: self.duration,
@@ -405,6 +429,10 @@ mod tests {
             ("--mac", "02:00:00:77:00"),
             ("--mac", "01:00:5e:00:00:01"),
             ("--tap", "a/b"),
+            ("--ip6", "fd77::2"),
+            ("--ip6", "fd77::2/129"),
+            ("--ip6", "ff02::1/64"),
+            ("--ip6", "10.77.0.2/24"),
         ] {
             let e = Cli::try_parse_from(["pktpath", "live", flag, value]).unwrap_err();
             let line = one_line(&e.to_string());
@@ -419,6 +447,16 @@ mod tests {
         assert_eq!(args.ip, (std::net::Ipv4Addr::new(10, 77, 0, 2), 24));
         assert_eq!(args.mac, [2, 0, 0, 0x77, 0, 2]);
         assert_eq!(args.host_ip, None);
+        assert_eq!(args.ip6, None);
+        // The kernel side's IPv6 address needs the stack's.
+        let e = Cli::try_parse_from(["pktpath", "live", "--host-ip6", "fd77::1/64"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(one_line(&e.to_string()).contains("--ip6"), "{e}");
+        let cli = Cli::try_parse_from(["pktpath", "live", "--ip6", "fd77::2/64"]).unwrap();
+        let Some(Command::Live(args)) = cli.command else {
+            panic!("live")
+        };
+        assert_eq!(args.ip6, Some(("fd77::2".parse().unwrap(), 64)));
     }
 
     #[test]

@@ -364,3 +364,92 @@ fn a_bad_cidr_or_mac_is_one_line_and_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(common::stderr(&out).contains("10.1.0.1/24"));
 }
+
+#[test]
+fn ipv6_neighbor_discovery_ping6_and_http_over_ipv6_are_answered_and_traced() {
+    if !netns_available("ipv6") {
+        return;
+    }
+    let mut ns = Netns::new();
+    let export = ns.path("t.json");
+    ns.start(&[
+        "--ip6",
+        "fd77::2/64",
+        "--host-ip6",
+        "fd77::1/64",
+        "--export",
+        export.to_str().unwrap(),
+    ]);
+    // The kernel tries its new address out first (duplicate address detection): wait until it may use it.
+    let t = Instant::now();
+    loop {
+        let out = ns.exec_ok(&["ip", "-6", "addr", "show", "dev", TAP]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("fd77::1/64") && !text.contains("tentative") {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ns.exec_ok(&["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", "fd77::2"]);
+    let out = ns.exec_ok(&["curl", "-sS", "-m", "10", "-g", "http://[fd77::2]/"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Hello from pktpath"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_clean_exit(&ns.stop(libc::SIGINT));
+
+    let doc = read_json(&export);
+    check_document(&doc);
+    assert_eq!(doc["stack"]["ipv6"], "fd77::2/64");
+    assert_eq!(doc["source"]["host_ip6"], "fd77::1/64");
+    let packets = common::packets(&doc);
+    let by_id = |id: &Value| packets.iter().find(|p| p["id"] == *id).unwrap();
+    let summary = |p: &Value| p["summary"].as_str().unwrap().to_string();
+    // The kernel's neighbor solicitation for the stack's address is answered in its own window.
+    let solicitation = packets
+        .iter()
+        .find(|p| summary(p) == "fd77::1 > ff02::1:ff00:2 ICMP6 neighbor solicitation")
+        .expect("the kernel asked for the stack's MAC");
+    assert_eq!(
+        solicitation["outcome"]["kind"], "consumed",
+        "{solicitation}"
+    );
+    let answer = by_id(&solicitation["caused"][0]);
+    assert_eq!(
+        summary(answer),
+        "fd77::2 > fd77::1 ICMP6 neighbor advertisement"
+    );
+    assert_eq!(answer["outcome"]["kind"], "sent", "{answer}");
+    let requests: Vec<&Value> = packets
+        .iter()
+        .filter(|p| summary(p) == "fd77::1 > fd77::2 ICMP6 echo request")
+        .collect();
+    assert_eq!(requests.len(), 2);
+    for r in requests {
+        assert_eq!(r["outcome"]["kind"], "consumed", "{r}");
+        let reply = by_id(&r["caused"][0]);
+        assert_eq!(summary(reply), "fd77::2 > fd77::1 ICMP6 echo reply");
+        assert_eq!(
+            common::hop_stages(reply),
+            vec!["stack", "frame_buffer", "wire"]
+        );
+    }
+    let request = packets
+        .iter()
+        .find(|p| summary(p).contains(" > [fd77::2]:80 TCP [P.]"))
+        .expect("the HTTP request over IPv6");
+    assert_eq!(request["outcome"]["kind"], "delivered", "{request}");
+    assert_eq!(
+        common::hop_stages(request),
+        vec![
+            "wire",
+            "frame_buffer",
+            "stack",
+            "socket_buffer",
+            "conn_buffer",
+            "app"
+        ]
+    );
+}

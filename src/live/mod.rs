@@ -15,7 +15,7 @@ pub mod testkit;
 pub mod wire;
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use crate::pipeline::{AppKind, AppSpec};
@@ -38,6 +38,8 @@ pub struct LiveSpec {
     pub ip: (Ipv4Addr, u8),
     pub mac: [u8; 6],
     pub host_ip: Option<(Ipv4Addr, u8)>,
+    pub ip6: Option<(Ipv6Addr, u8)>,
+    pub host_ip6: Option<(Ipv6Addr, u8)>,
     pub apps: Vec<AppSpec>,
     pub frame_buffer: usize,
     pub duration: Option<Duration>,
@@ -99,6 +101,19 @@ impl LiveSpec {
                 ));
             }
         }
+        if let (Some((host, prefix)), Some((ip, ip_prefix))) = (self.host_ip6, self.ip6) {
+            if host == ip {
+                return Err(format!(
+                    "--host-ip6 {host}/{prefix} is the stack's own address (--ip6 {ip}/{ip_prefix}); give the kernel side another one, as in fd77::1/64"
+                ));
+            }
+            let m = u128::MAX << (128 - u32::from(ip_prefix.min(prefix)));
+            if u128::from(host) & m != u128::from(ip) & m {
+                return Err(format!(
+                    "--host-ip6 {host}/{prefix} is not on the stack's subnet (--ip6 {ip}/{ip_prefix}); the kernel could not reach the stack"
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -113,6 +128,8 @@ mod tests {
             ip: (Ipv4Addr::new(10, 77, 0, 2), 24),
             mac: [2, 0, 0, 0x77, 0, 2],
             host_ip: host,
+            ip6: None,
+            host_ip6: None,
             apps: apps.iter().map(|a| a.parse().unwrap()).collect(),
             frame_buffer: 256,
             duration: None,
@@ -128,6 +145,27 @@ mod tests {
         assert_eq!(m.keys().copied().collect::<Vec<_>>(), vec![7, 8080]);
         assert!(spec(&["stall"], None).app_map().is_err());
         assert!(spec(&["recorded"], None).validate().is_err());
+    }
+
+    #[test]
+    fn host_ip6_must_be_another_address_on_the_subnet() {
+        let with = |host: &str| {
+            let mut s = spec(&[], None);
+            s.ip6 = Some(("fd77::2".parse().unwrap(), 64));
+            s.host_ip6 = Some((host.parse().unwrap(), 64));
+            s.validate()
+        };
+        assert!(with("fd77::1").is_ok());
+        let same = with("fd77::2").unwrap_err();
+        assert!(
+            same.contains("--host-ip6 fd77::2/64 is the stack's own address"),
+            "{same}"
+        );
+        let other = with("fd78::1").unwrap_err();
+        assert!(
+            other.contains("not on the stack's subnet (--ip6 fd77::2/64)"),
+            "{other}"
+        );
     }
 
     #[test]

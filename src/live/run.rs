@@ -62,10 +62,12 @@ pub fn header(spec: &LiveSpec, tap_name: &str) -> Header {
         source: json!({
             "kind": "live", "tap": tap_name, "apps": apps,
             "host_ip": spec.host_ip.map(|(a, p)| format!("{a}/{p}")),
+            "host_ip6": spec.host_ip6.map(|(a, p)| format!("{a}/{p}")),
             "duration_s": spec.duration.map(|d| d.as_secs_f64()),
         }),
         stack: json!({
             "mac": format_mac(&spec.mac), "ipv4": format!("{}/{}", spec.ip.0, spec.ip.1),
+            "ipv6": spec.ip6.map(|(a, p)| format!("{a}/{p}")),
             "frame_buffer": spec.frame_buffer,
             "tcp_socket_buffer": crate::pipeline::stack::TCP_BUFFER,
             "conn_buffer": crate::pipeline::connection::CONN_BUFFER,
@@ -89,7 +91,7 @@ pub fn pipeline_config(spec: &LiveSpec) -> PipelineConfig {
         stack: StackConfig {
             mac: spec.mac,
             ipv4: (spec.ip.0, spec.ip.1),
-            ipv6: None,
+            ipv6: spec.ip6,
             random_seed: seed,
             ack_delay_ms: Some(super::ACK_DELAY_MS),
             ..StackConfig::default()
@@ -112,6 +114,9 @@ impl LiveRun {
         let tap = Tap::open(&spec.tap)?;
         if let Some((addr, prefix)) = spec.host_ip {
             tap.configure_host(addr, prefix)?;
+        }
+        if let Some((addr, prefix)) = spec.host_ip6 {
+            tap.configure_host6(addr, prefix)?;
         }
         let tap_name = tap.name().to_string();
         let started = Instant::now();
@@ -276,6 +281,8 @@ mod tests {
             ip: (Ipv4Addr::new(10, 77, 0, 2), 24),
             mac: [2, 0, 0, 0x77, 0, 2],
             host_ip: None,
+            ip6: None,
+            host_ip6: None,
             apps: ["9=exec:cat", "8080=forward:10.77.0.1:8000", "echo"]
                 .iter()
                 .map(|a| a.parse().unwrap())

@@ -1,10 +1,10 @@
 //! The TAP device: open it (creating it if missing) with tun-tap in raw-frame mode (`IFF_NO_PI`), make its fd
-//! non-blocking, and, when `--host-ip` is given, address the kernel side and bring it up. Configuration uses
-//! ioctls on an AF_INET socket (SIOCSIFADDR, SIOCSIFNETMASK, SIOCGIFFLAGS/SIOCSIFFLAGS), so a live run needs
-//! no `ip` binary. Errors are one sentence that says what to do.
+//! non-blocking, and, when `--host-ip`/`--host-ip6` are given, address the kernel side and bring it up.
+//! Configuration uses ioctls on an AF_INET or AF_INET6 socket (SIOCSIFADDR, SIOCSIFNETMASK, SIOCGIFINDEX,
+//! SIOCGIFFLAGS/SIOCSIFFLAGS), so a live run needs no `ip` binary. Errors are one sentence that says what to do.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use tun_tap::{Iface, Mode};
@@ -103,47 +103,90 @@ impl Tap {
 
     /// Give the kernel side of the device `addr/prefix` and bring it up.
     pub fn configure_host(&self, addr: Ipv4Addr, prefix: u8) -> Result<(), TapError> {
-        let name = self.name().to_string();
-        let cidr = format!("{addr}/{prefix}");
-        let fail = |what: &'static str, source: io::Error| match source.raw_os_error() {
-            Some(libc::EPERM) | Some(libc::EACCES) => TapError::ConfigurePermission {
-                name: name.clone(),
-                what,
-                cidr: cidr.clone(),
-            },
-            _ => TapError::Configure {
-                name: name.clone(),
-                what,
-                source,
-            },
-        };
-        // SAFETY: a plain socket call; the fd is owned at once.
-        let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return Err(fail("socket", io::Error::last_os_error()));
-        }
-        // SAFETY: `raw` is a fresh, valid descriptor nobody else owns.
-        let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+        let name = self.name();
+        let fail = configure_error(name, format!("{addr}/{prefix}"));
+        let sock = config_socket(libc::AF_INET).map_err(|e| fail("socket", e))?;
         let mask = if prefix == 0 {
             0
         } else {
             u32::MAX << (32 - u32::from(prefix))
         };
-        let mut req = ifreq(&name);
+        let mut req = ifreq(name);
         req.ifr_ifru.ifru_addr = sockaddr_v4(addr);
         ioctl(&sock, libc::SIOCSIFADDR, &mut req).map_err(|e| fail("address", e))?;
-        let mut req = ifreq(&name);
+        let mut req = ifreq(name);
         req.ifr_ifru.ifru_netmask = sockaddr_v4(Ipv4Addr::from(mask));
         ioctl(&sock, libc::SIOCSIFNETMASK, &mut req).map_err(|e| fail("netmask", e))?;
-        let mut req = ifreq(&name);
-        ioctl(&sock, libc::SIOCGIFFLAGS, &mut req).map_err(|e| fail("flags", e))?;
-        // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-        unsafe {
-            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        }
-        ioctl(&sock, libc::SIOCSIFFLAGS, &mut req).map_err(|e| fail("link up", e))?;
-        Ok(())
+        link_up(&sock, name).map_err(|e| fail("link up", e))
     }
+
+    /// Give the kernel side of the device the IPv6 address `addr/prefix` too, and bring it up.
+    pub fn configure_host6(&self, addr: Ipv6Addr, prefix: u8) -> Result<(), TapError> {
+        let name = self.name();
+        let fail = configure_error(name, format!("{addr}/{prefix}"));
+        let sock = config_socket(libc::AF_INET6).map_err(|e| fail("socket", e))?;
+        let mut req = ifreq(name);
+        ioctl(&sock, libc::SIOCGIFINDEX, &mut req).map_err(|e| fail("index", e))?;
+        // SAFETY: SIOCGIFINDEX filled the index member of the union.
+        let index = unsafe { req.ifr_ifru.ifru_ifindex };
+        let mut req6 = libc::in6_ifreq {
+            ifr6_addr: libc::in6_addr {
+                s6_addr: addr.octets(),
+            },
+            ifr6_prefixlen: u32::from(prefix),
+            ifr6_ifindex: index,
+        };
+        // SAFETY: `req6` is a valid in6_ifreq, which SIOCSIFADDR on an AF_INET6 socket reads.
+        let r = unsafe {
+            libc::ioctl(
+                sock.as_raw_fd(),
+                libc::SIOCSIFADDR as _,
+                &mut req6 as *mut libc::in6_ifreq,
+            )
+        };
+        if r < 0 {
+            return Err(fail("IPv6 address", io::Error::last_os_error()));
+        }
+        link_up(&sock, name).map_err(|e| fail("link up", e))
+    }
+}
+
+/// Makes a configuration error for `name`, naming the address being set in the permission message.
+fn configure_error(name: &str, cidr: String) -> impl Fn(&'static str, io::Error) -> TapError {
+    let name = name.to_string();
+    move |what, source| match source.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => TapError::ConfigurePermission {
+            name: name.clone(),
+            what,
+            cidr: cidr.clone(),
+        },
+        _ => TapError::Configure {
+            name: name.clone(),
+            what,
+            source,
+        },
+    }
+}
+
+/// A datagram socket of `family` to carry interface ioctls.
+fn config_socket(family: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: a plain socket call; the fd is owned at once.
+    let raw = unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh, valid descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+fn link_up(sock: &OwnedFd, name: &str) -> io::Result<()> {
+    let mut req = ifreq(name);
+    ioctl(sock, libc::SIOCGIFFLAGS, &mut req)?;
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    unsafe {
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    }
+    ioctl(sock, libc::SIOCSIFFLAGS, &mut req)
 }
 
 fn ifreq(name: &str) -> libc::ifreq {
