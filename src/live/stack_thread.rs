@@ -6,7 +6,8 @@
 //! and the export is closed complete.
 //!
 //! When nothing can act it blocks on the frame buffer's condition variable until a frame arrives, a command
-//! comes, smoltcp's next timer is due, or (while connections are open) the next app poll — never spinning.
+//! comes, smoltcp's next timer is due, or (while an `exec:` or `forward:` connection is open) the next app
+//! poll — never spinning.
 //! Finished packets stream to the export as they finish; only a bounded recent history stays in memory.
 
 use std::collections::VecDeque;
@@ -28,7 +29,7 @@ use crate::pipeline::{PacketRecord, Pipeline, PipelineConfig, Step};
 
 /// Commands queued for the stack thread beyond this are refused (`Controller::send` returns false).
 pub const COMMAND_QUEUE: usize = 64;
-/// While connections are open, apps fed from outside the core (processes, sockets) get a turn this often.
+/// While their connections are open, apps fed from outside the core (processes, sockets) get a turn this often.
 pub const APP_POLL: Duration = Duration::from_millis(1);
 /// Steps between two drains of finished packets into the export while the stack is busy.
 const DRAIN_EVERY: u64 = 256;
@@ -238,7 +239,7 @@ fn run(
             shared.wait(WaitFor::Wake, None);
             continue;
         }
-        if pipeline.has_connections() && last_app_poll.elapsed() >= APP_POLL {
+        if pipeline.waits_on_external() && last_app_poll.elapsed() >= APP_POLL {
             pipeline.wake_connections();
             last_app_poll = Instant::now();
         }
@@ -270,7 +271,9 @@ fn run(
                     o.idle(&pipeline, &status);
                 }
                 let mut deadline = next.map(|t| shared.start() + Duration::from_nanos(t));
-                if pipeline.has_connections() {
+                // Apps inside the core only act on what reaches their socket; only those fed from outside
+                // (a child process, a real service) need a turn while nothing arrives.
+                if pipeline.waits_on_external() {
                     let poll = last_app_poll + APP_POLL;
                     deadline = Some(deadline.map_or(poll, |d| d.min(poll)));
                 }

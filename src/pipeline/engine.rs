@@ -672,11 +672,6 @@ impl Pipeline {
         self.ready.extend(self.conns.keys().copied());
     }
 
-    /// Is any TCP connection open?
-    pub fn has_connections(&self) -> bool {
-        !self.conns.is_empty()
-    }
-
     /// Count trace events that could not be kept (a live run's bounded queues overflowing past their records).
     pub fn add_events_lost(&mut self, n: u64) {
         self.stats.events_lost += n;
