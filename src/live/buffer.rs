@@ -8,7 +8,7 @@
 //! the overflow records, or counted in `events_lost`.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,8 @@ struct Guarded {
     /// The run has ended: frames handed over now are only counted.
     closed: bool,
     after_close: u64,
+    /// The stack thread sleeps in `wait_on_fds`: a wake-up must poke the pipe, not only the condition variable.
+    asleep_on_fds: bool,
 }
 
 /// The guarded frame buffer and the stack thread's wake-up.
@@ -61,6 +63,9 @@ pub struct Shared {
     start: Instant,
     guarded: Mutex<Guarded>,
     changed: Condvar,
+    /// Read and write ends of the pipe that wakes the stack thread out of `wait_on_fds` (None if the pipe
+    /// could not be made: the stack thread then polls its apps instead).
+    fd_wake: Option<(OwnedFd, OwnedFd)>,
 }
 
 /// What the stack thread waits for.
@@ -85,8 +90,10 @@ impl Shared {
                 lost_total: 0,
                 closed: false,
                 after_close: 0,
+                asleep_on_fds: false,
             }),
             changed: Condvar::new(),
+            fd_wake: super::service::wake_pipe().ok(),
         })
     }
 
@@ -130,8 +137,72 @@ impl Shared {
                 }
             }
         }
+        let poke_fds = g.asleep_on_fds;
         drop(g);
+        self.notify(poke_fds);
+    }
+
+    /// Wake the stack thread wherever it sleeps.
+    fn notify(&self, asleep_on_fds: bool) {
         self.changed.notify_all();
+        if asleep_on_fds && let Some((_, w)) = &self.fd_wake {
+            poke(w);
+        }
+    }
+
+    /// Whether `wait_on_fds` can be used (its wake-up pipe exists).
+    pub fn can_wait_on_fds(&self) -> bool {
+        self.fd_wake.is_some()
+    }
+
+    /// `wait`, also returning when one of `fds` is ready for its `events` (`poll(2)` flags): an app fed from
+    /// outside the core sleeps on its descriptors instead of being polled.
+    pub fn wait_on_fds(&self, what: WaitFor, deadline: Option<Instant>, fds: &[(RawFd, i16)]) {
+        let Some((r, _)) = &self.fd_wake else {
+            return self.wait(what, deadline);
+        };
+        {
+            let mut g = self.lock();
+            if g.woken
+                || (what == WaitFor::Frames && (!g.frames.is_empty() || !g.overflowed.is_empty()))
+            {
+                g.woken = false;
+                return;
+            }
+            g.asleep_on_fds = true;
+        }
+        let mut polled: Vec<libc::pollfd> = std::iter::once((r.as_raw_fd(), libc::POLLIN))
+            .chain(fds.iter().copied())
+            .map(|(fd, events)| libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            })
+            .collect();
+        let timeout = deadline.map(|d| {
+            let left = d.saturating_duration_since(Instant::now());
+            libc::timespec {
+                tv_sec: left.as_secs() as libc::time_t,
+                tv_nsec: left.subsec_nanos() as libc::c_long,
+            }
+        });
+        let timeout_ptr = timeout
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `polled` is a valid array of pollfd for its length; the timeout, when given, outlives the
+        // call; a null signal mask leaves the mask as it is.
+        unsafe {
+            libc::ppoll(
+                polled.as_mut_ptr(),
+                polled.len() as libc::nfds_t,
+                timeout_ptr,
+                std::ptr::null(),
+            );
+        }
+        drain(r);
+        let mut g = self.lock();
+        g.asleep_on_fds = false;
+        g.woken = false;
     }
 
     /// The earliest frame waiting, and whether it is an overflow record (dropped at the frame buffer) rather
@@ -178,8 +249,12 @@ impl Shared {
 
     /// Make the stack thread look up now (a command was sent).
     pub fn wake(&self) {
-        self.lock().woken = true;
-        self.changed.notify_all();
+        let poke_fds = {
+            let mut g = self.lock();
+            g.woken = true;
+            g.asleep_on_fds
+        };
+        self.notify(poke_fds);
     }
 
     /// Block until there is something to do (`what`), a wake-up, or `deadline`. Returns at once if there
@@ -318,6 +393,13 @@ impl TxQueue {
 }
 
 /// Write one byte to a non-blocking wake pipe; a full pipe already holds a wake-up, so errors are ignored.
+/// Empty a wake-up pipe's read end (non-blocking).
+fn drain(fd: &OwnedFd) {
+    let mut sink = [0u8; 64];
+    // SAFETY: reading into a valid buffer of its length from a descriptor we own.
+    while unsafe { libc::read(fd.as_raw_fd(), sink.as_mut_ptr().cast(), sink.len()) } > 0 {}
+}
+
 pub fn poke(fd: &OwnedFd) {
     let byte = 1u8;
     // SAFETY: writing one byte from a valid buffer to a file descriptor we own.
@@ -352,6 +434,73 @@ mod tests {
         assert_eq!(shared.pop(), Some((frame(0), false)));
         assert_eq!(shared.pop(), Some((frame(1), false)));
         assert_eq!(shared.pop(), Some((frame(2), true)));
+    }
+
+    /// How long `wait_on_fds` took to return after `wake_after` ran on another thread `delay` in.
+    fn woken_in(
+        shared: &Arc<Shared>,
+        fds: &[(RawFd, i16)],
+        deadline: Option<Instant>,
+        wake_after: impl FnOnce() + Send + 'static,
+    ) -> Duration {
+        let waker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            wake_after();
+        });
+        let t = Instant::now();
+        shared.wait_on_fds(WaitFor::Frames, deadline, fds);
+        let took = t.elapsed();
+        waker.join().unwrap();
+        took
+    }
+
+    #[test]
+    fn waiting_on_descriptors_ends_at_a_ready_fd_a_frame_a_wake_up_or_the_deadline() {
+        let shared = Shared::new(4, Instant::now());
+        assert!(shared.can_wait_on_fds());
+        let (r, w) = super::super::service::wake_pipe().unwrap();
+        let fds = [(r.as_raw_fd(), libc::POLLIN)];
+        let never = Some(Instant::now() + Duration::from_secs(10));
+        // An app's descriptor becomes readable.
+        // (The write end stays open: a closed one would leave the read end ready for good.)
+        let w = Arc::new(w);
+        let w2 = w.clone();
+        let took = woken_in(&shared, &fds, never, move || poke(&w2));
+        assert!(
+            took >= Duration::from_millis(40) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        drain(&r);
+        // A frame arrives from the tap thread.
+        let s = shared.clone();
+        let took = woken_in(&shared, &fds, never, move || {
+            s.push_batch(&mut vec![frame(1)])
+        });
+        assert!(
+            took >= Duration::from_millis(40) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        // A frame already waiting: at once, however long the deadline.
+        let t = Instant::now();
+        shared.wait_on_fds(WaitFor::Frames, None, &fds);
+        assert!(t.elapsed() < Duration::from_secs(1));
+        assert!(shared.pop().is_some());
+        // A command's wake-up.
+        let s = shared.clone();
+        let took = woken_in(&shared, &fds, never, move || s.wake());
+        assert!(
+            took >= Duration::from_millis(40) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        // Nothing: the deadline.
+        let t = Instant::now();
+        shared.wait_on_fds(WaitFor::Frames, Some(t + Duration::from_millis(30)), &fds);
+        assert!(
+            t.elapsed() >= Duration::from_millis(30),
+            "{:?}",
+            t.elapsed()
+        );
+        drop(w);
     }
 
     #[test]

@@ -264,20 +264,30 @@ fn run(
                     since_drain = 0;
                 }
             }
-            Step::Idle { next } => {
+            Step::Idle { next, timer } => {
                 packets += finished.drain(&mut pipeline, &mut observer)?;
                 since_drain = 0;
                 if let Some(o) = observer.as_mut() {
                     o.idle(&pipeline, &status);
                 }
                 let mut deadline = next.map(|t| shared.start() + Duration::from_nanos(t));
-                // Apps inside the core only act on what reaches their socket; only those fed from outside
-                // (a child process, a real service) need a turn while nothing arrives.
-                if pipeline.waits_on_external() {
+                // Apps inside the core only act on what reaches their socket; those fed from outside (a child
+                // process, a real service) wake the thread through their descriptors, or, when they cannot
+                // say which, get a turn every `APP_POLL`.
+                if !pipeline.waits_on_external() {
+                    shared.wait(WaitFor::Frames, deadline);
+                } else if let Some(fds) = pipeline
+                    .external_wake_fds()
+                    .filter(|_| shared.can_wait_on_fds())
+                {
+                    let until = timer.map(|t| shared.start() + Duration::from_nanos(t));
+                    shared.wait_on_fds(WaitFor::Frames, until, &fds);
+                    last_app_poll = Instant::now();
+                } else {
                     let poll = last_app_poll + APP_POLL;
                     deadline = Some(deadline.map_or(poll, |d| d.min(poll)));
+                    shared.wait(WaitFor::Frames, deadline);
                 }
-                shared.wait(WaitFor::Frames, deadline);
             }
         }
     }

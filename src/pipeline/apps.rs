@@ -11,6 +11,7 @@ mod test_io;
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 
 pub use spec::{AppSpec, AppSpecError, ForwardTarget};
 
@@ -33,6 +34,12 @@ pub trait App {
     /// The app waits on something outside the pipeline (a child process, a real socket) that may give it work
     /// while the connection is quiet: the core keeps servicing it. Apps that only react to their socket say no.
     fn wants_service(&self) -> bool {
+        false
+    }
+    /// For an app that wants service: add the descriptors whose readiness brings it work (`poll(2)` events),
+    /// so a core with nothing else to do can sleep on them. False when its next work cannot be told by a
+    /// descriptor (a grace period, a name being resolved): the core then polls it.
+    fn wake_fds(&self, _fds: &mut Vec<(RawFd, i16)>) -> bool {
         false
     }
     /// How the app's outside end went, once it has ended (an `exec:` child's exit status and last stderr

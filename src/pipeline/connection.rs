@@ -289,6 +289,11 @@ impl TcpConn {
         self.app.wants_service()
     }
 
+    /// The descriptors that would bring the app work (see `App::wake_fds`).
+    pub fn app_wake_fds(&self, fds: &mut Vec<(std::os::fd::RawFd, i16)>) -> bool {
+        self.app.wake_fds(fds)
+    }
+
     /// Whether a connection whose socket is in TIME-WAIT is finished too: every byte the peer sent has been
     /// read by the app, the peer's end of stream handed on, and the app is done with its outside end. Ending
     /// it sooner drops the app with bytes it still holds (a `forward:` service would get a clean but short

@@ -155,7 +155,16 @@ pub enum Step {
     /// Nothing can happen before `next` (None: nothing will happen at all).
     Idle {
         next: Option<Nanos>,
+        /// `next` without the poll of apps waiting on the outside world: the next frame or stack timer. A
+        /// live run that sleeps on those apps' descriptors instead waits until this.
+        timer: Option<Nanos>,
     },
+}
+
+/// When an idle path can next act: `Step::Idle`'s two times.
+struct Wakeup {
+    next: Option<Nanos>,
+    timer: Option<Nanos>,
 }
 
 /// While an app waits on the outside world, the path wakes up at least this often (virtual time)…
@@ -357,16 +366,19 @@ impl Pipeline {
                 report.action = action;
                 Step::Progress(report)
             }
-            Err(next) => {
+            Err(wakeup) => {
                 self.report = None;
-                Step::Idle { next }
+                Step::Idle {
+                    next: wakeup.next,
+                    timer: wakeup.timer,
+                }
             }
         }
     }
 
     /// Perform the next single action; the step report is filled in only when `step` asked for one. Err says
     /// nothing could act now, with when something next can.
-    fn advance(&mut self) -> Result<Action, Option<Nanos>> {
+    fn advance(&mut self) -> Result<Action, Wakeup> {
         let now = self.clock.now();
         self.wire.advance(now);
         match self.act(now) {
@@ -405,7 +417,7 @@ impl Pipeline {
                     }
                 }
                 _ if self.wire.is_done() && self.is_quiet() => return true,
-                Err(Some(t)) if t <= deadline => self.wait_until(t),
+                Err(Wakeup { next: Some(t), .. }) if t <= deadline => self.wait_until(t),
                 Err(_) => return true,
             }
         }
@@ -447,14 +459,29 @@ impl Pipeline {
         self.conns.values().any(|c| c.app_wants_service())
     }
 
-    fn next_wakeup(&mut self, now: Nanos) -> Option<Nanos> {
-        let timer = self.stack.next_timer(now);
-        let external = self.waits_on_external().then(|| now + EXTERNAL_POLL_NS);
-        [self.wire.next_event(), timer, external]
+    /// The descriptors (with their `poll(2)` events) whose readiness brings the apps waiting on the outside
+    /// world work, so a live run with nothing else to do can sleep on them; None when some app's next work
+    /// cannot be told by a descriptor, and it must be polled.
+    pub fn external_wake_fds(&self) -> Option<Vec<(std::os::fd::RawFd, i16)>> {
+        let mut fds = Vec::new();
+        self.conns
+            .values()
+            .filter(|c| c.app_wants_service())
+            .all(|c| c.app_wake_fds(&mut fds))
+            .then_some(fds)
+    }
+
+    fn next_wakeup(&mut self, now: Nanos) -> Wakeup {
+        let timer = [self.wire.next_event(), self.stack.next_timer(now)]
             .into_iter()
             .flatten()
             .map(|t| t.max(now))
-            .min()
+            .min();
+        let external = self.waits_on_external().then(|| now + EXTERNAL_POLL_NS);
+        Wakeup {
+            next: timer.into_iter().chain(external).min(),
+            timer,
+        }
     }
 
     /// One action. The tap reader and writer go first whenever they have a frame: they are cheap I/O threads

@@ -241,7 +241,7 @@ impl Debugger {
 fn move_once(pipeline: &mut Pipeline) -> Moved {
     match pipeline.step() {
         Step::Progress(report) => Moved::Stepped(report),
-        Step::Idle { next: Some(t) } if !pipeline.wire().is_done() || !pipeline.is_quiet() => {
+        Step::Idle { next: Some(t), .. } if !pipeline.wire().is_done() || !pipeline.is_quiet() => {
             pipeline.wait_until(t);
             Moved::Waited { until: t }
         }

@@ -360,7 +360,7 @@ pub(crate) mod tests {
             if pipeline.packet(id).and_then(|p| p.last_stage()) == Some(stage) {
                 return;
             }
-            if let crate::pipeline::engine::Step::Idle { next: Some(t) } = pipeline.step() {
+            if let crate::pipeline::engine::Step::Idle { next: Some(t), .. } = pipeline.step() {
                 // Nothing to do before `t`: run to it (the virtual clock jumps).
                 pipeline.run_until(t, 1);
             }

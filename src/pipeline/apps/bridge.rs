@@ -53,6 +53,19 @@ impl Bridge {
         self.ext_eof && self.from_ext.is_empty()
     }
 
+    /// The `poll(2)` events on the external side that would let this bridge move bytes: readable while it
+    /// has room for what comes from there, writable while it holds bytes for it.
+    pub fn ext_events(&self) -> i16 {
+        let mut events = 0;
+        if !self.ext_eof && self.from_ext.len() < PENDING_MAX {
+            events |= libc::POLLIN;
+        }
+        if !self.to_ext.is_empty() && self.ext_write_error.is_none() {
+            events |= libc::POLLOUT;
+        }
+        events
+    }
+
     /// Bytes waiting in the bridge: towards the external side, towards the peer.
     #[cfg(test)]
     pub fn pending(&self) -> (usize, usize) {

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -44,6 +44,9 @@ struct Running {
     /// The exit status, and when it was seen.
     status: Option<(ExitStatus, Instant)>,
     stdout_eof_at: Option<Instant>,
+    /// Readable once the child has exited (`pidfd_open`), so a waiting core wakes for its exit status; None
+    /// where the kernel has no pidfds (the core then polls).
+    pidfd: Option<OwnedFd>,
     /// We closed our sending side or reset the connection.
     closed: bool,
     /// We reset it: nothing more goes to the child. (After a FIN the peer may still send, and the child may
@@ -138,6 +141,7 @@ impl Exec {
                 return Err(e);
             }
         }
+        let pidfd = pidfd_open(child.id());
         Ok(Running {
             child,
             pipes: Pipes {
@@ -145,6 +149,7 @@ impl Exec {
                 stdout,
             },
             stderr: Some(stderr),
+            pidfd,
             status: None,
             stdout_eof_at: None,
             closed: false,
@@ -180,6 +185,15 @@ impl Exec {
             }
         }
     }
+}
+
+/// A descriptor that becomes readable when process `pid` exits.
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: a plain syscall with integer arguments; on success the descriptor is ours at once.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    let fd = RawFd::try_from(fd).ok().filter(|&fd| fd >= 0)?;
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Kill the child's whole process group (the shell and what it started) and wait for the child.
@@ -264,6 +278,37 @@ impl App for Exec {
 
     fn wants_service(&self) -> bool {
         matches!(self.state, State::Idle | State::Running(_))
+    }
+
+    fn wake_fds(&self, fds: &mut Vec<(RawFd, i16)>) -> bool {
+        let State::Running(r) = &self.state else {
+            // Idle: started by the first service, which comes at once. Done: nothing to wait for.
+            return matches!(self.state, State::Done);
+        };
+        // Once stdout has ended or the child has exited, closing waits on a grace period: polled.
+        let Some(pidfd) = r
+            .pidfd
+            .as_ref()
+            .filter(|_| r.status.is_none() && r.stdout_eof_at.is_none())
+        else {
+            return false;
+        };
+        fds.push((pidfd.as_raw_fd(), libc::POLLIN));
+        if let Some(stderr) = &r.stderr {
+            fds.push((stderr.as_raw_fd(), libc::POLLIN));
+        }
+        if !r.reset {
+            let events = self.bridge.ext_events();
+            if events & libc::POLLIN != 0 {
+                fds.push((r.pipes.stdout.as_raw_fd(), libc::POLLIN));
+            }
+            if events & libc::POLLOUT != 0
+                && let Some(stdin) = &r.pipes.stdin
+            {
+                fds.push((stdin.as_raw_fd(), libc::POLLOUT));
+            }
+        }
+        true
     }
 
     fn outcome(&self) -> Option<String> {
@@ -355,6 +400,72 @@ mod tests {
         let out = drive_on(&mut app, &mut io, &mut peer, &input[sent..], true);
         assert_eq!(out.end, End::Fin);
         assert!(out.received == input, "echoed bytes differ");
+    }
+
+    /// A running command is slept on through its descriptors: its exit (pidfd), stdout and stderr; once its
+    /// output has ended the grace for its exit status is polled; once done there is nothing to wait for.
+    #[test]
+    fn a_running_command_names_the_descriptors_that_bring_it_work() {
+        let mut app = Exec::new("read line; echo \"$line\"");
+        let (mut io, mut peer) = pair();
+        let mut fds = Vec::new();
+        assert!(!app.wake_fds(&mut fds), "not started yet: polled");
+        app.service(&mut io);
+        let State::Running(r) = &app.state else {
+            panic!("started")
+        };
+        let (pidfd, stdout) = (
+            r.pidfd.as_ref().unwrap().as_raw_fd(),
+            r.pipes.stdout.as_raw_fd(),
+        );
+        let stderr = r.stderr.as_ref().unwrap().as_raw_fd();
+        assert!(app.wake_fds(&mut fds));
+        assert_eq!(
+            fds,
+            [
+                (pidfd, libc::POLLIN),
+                (stderr, libc::POLLIN),
+                (stdout, libc::POLLIN)
+            ]
+        );
+        // Its exit makes the pidfd readable.
+        peer.write_all(b"bye\n").unwrap();
+        let t = Instant::now();
+        let mut received = Vec::new();
+        while !matches!(app.state, State::Done) {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "the command never ended"
+            );
+            app.service(&mut io);
+            let mut buf = [0u8; 64];
+            if let Ok(n) = peer.read(&mut buf) {
+                received.extend_from_slice(&buf[..n]);
+            }
+            let mut pfd = libc::pollfd {
+                fd: pidfd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            if let State::Running(r) = &app.state
+                && r.pidfd.is_some()
+            {
+                // SAFETY: one valid pollfd, no wait.
+                unsafe { libc::poll(&mut pfd, 1, 0) };
+                if r.status.is_some() {
+                    assert_ne!(
+                        pfd.revents & libc::POLLIN,
+                        0,
+                        "exited but the pidfd is not ready"
+                    );
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(received, b"bye\n");
+        fds.clear();
+        assert!(app.wake_fds(&mut fds));
+        assert!(fds.is_empty());
     }
 
     #[test]

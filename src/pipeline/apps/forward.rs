@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::mem;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::sync::mpsc;
 
 use super::bridge::{Bridge, External};
@@ -261,6 +261,25 @@ impl App for Forward {
 
     fn wants_service(&self) -> bool {
         !matches!(self.state, State::Done)
+    }
+
+    fn wake_fds(&self, fds: &mut Vec<(RawFd, i16)>) -> bool {
+        match &self.state {
+            // Started by the first service, which comes at once; a name is resolved on another thread.
+            State::Idle | State::Resolving(_) => false,
+            State::Connecting { stream, .. } => {
+                fds.push((stream.as_raw_fd(), libc::POLLOUT));
+                true
+            }
+            State::Connected(up) => {
+                let events = self.bridge.ext_events();
+                if events != 0 {
+                    fds.push((up.0.as_raw_fd(), events));
+                }
+                true
+            }
+            State::Done => true,
+        }
     }
 
     fn outcome(&self) -> Option<String> {
