@@ -1,7 +1,8 @@
-//! Exports written on a thread of their own. A live run's stack thread hands each finished packet over a
-//! bounded channel and goes on with the next frame while this thread formats and writes it (formatting JSON
-//! is the largest part of what tracing costs). A full channel makes the stack thread wait: it slows down
-//! rather than lose a packet.
+//! Exports written on a thread of their own. A live run's stack thread hands the packets finished since its
+//! last drain over a bounded channel, as one batch (one wake-up of this thread per batch, not per packet), and
+//! goes on with the next frame while this thread formats and writes them (formatting JSON is the largest part
+//! of what tracing costs). A full channel makes the stack thread wait: it slows down rather than lose a
+//! packet.
 
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
@@ -11,11 +12,12 @@ use crate::pipeline::Pipeline;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::trace::{ConnectionRecord, PacketRecord, Stats};
 
-/// Messages in flight to the writer thread at most.
-pub const CHANNEL: usize = 8192;
+/// Messages in flight to the writer thread at most. A batch holds what a drain found: the packets finished in
+/// at most `DRAIN_EVERY` steps of the stack thread.
+pub const CHANNEL: usize = 256;
 
 enum Message {
-    Packet(Box<PacketRecord>),
+    Packets(Vec<PacketRecord>),
     Settle(Nanos),
     Occupancy {
         t: Nanos,
@@ -96,11 +98,9 @@ impl ExportThread {
     ) -> Result<u64, ExportError> {
         let finished: Vec<PacketRecord> = pipeline.drain_finished().collect();
         let n = finished.len() as u64;
-        for p in finished {
-            keep(&p);
-            if !self.idle {
-                self.send(Message::Packet(Box::new(p)))?;
-            }
+        finished.iter().for_each(&mut keep);
+        if !self.idle && !finished.is_empty() {
+            self.send(Message::Packets(finished))?;
         }
         if self.writes_pcap {
             self.send(Message::Settle(settled_time(pipeline)))?;
@@ -135,7 +135,11 @@ impl ExportThread {
 fn write(mut exports: Exports, inbox: Receiver<Message>) -> Result<Written, ExportError> {
     while let Ok(message) = inbox.recv() {
         match message {
-            Message::Packet(p) => exports.packet(&p)?,
+            Message::Packets(ps) => {
+                for p in &ps {
+                    exports.packet(p)?;
+                }
+            }
             Message::Settle(t) => exports.settle(t)?,
             Message::Occupancy {
                 t,
