@@ -167,8 +167,14 @@ impl App {
         } else {
             COMPACT_DIAGRAM_HEIGHT
         };
-        let input_error = self.input.as_ref().is_some_and(|i| i.error.is_some());
-        let bottom_h = if input_error { 2 } else { 1 };
+        let error_rows = self
+            .input
+            .as_ref()
+            .and_then(|i| i.error.as_ref().map(|e| (i.kind.prompt().len(), e)))
+            .map_or(0, |(indent, e)| {
+                error_lines(indent, e.column, &e.message, area.width).len()
+            });
+        let bottom_h = 1 + error_rows as u16;
         let [bar, diagram, list, detail, bottom] = area.layout(&Layout::vertical([
             Constraint::Length(1),
             Constraint::Length(diagram_h),
@@ -309,12 +315,26 @@ fn render_input(frame: &mut Frame, input: &Input, area: Rect) {
     ]));
     frame.render_widget(Paragraph::new(line), text);
     if let Some(e) = &input.error {
-        // A caret under the offending token when the parser says where it is.
-        let message = match e.column {
-            Some(c) => format!("{}^ {}", " ".repeat(prompt.len() + c), e.message),
-            None => format!("{}{}", " ".repeat(prompt.len()), e.message),
-        };
-        frame.render_widget(Paragraph::new(message), error);
+        let lines = error_lines(prompt.len(), e.column, &e.message, error.width);
+        frame.render_widget(Paragraph::new(lines.join("\n")), error);
+    }
+}
+
+/// The lines under the input: a caret under the offending token (when the parser says where it is) and the
+/// message after it; a message that would run off the screen goes before the caret if there is room, else on
+/// a line of its own, so neither is cut (only a message wider than the whole screen is).
+fn error_lines(indent: usize, column: Option<usize>, message: &str, width: u16) -> Vec<String> {
+    let Some(c) = column else {
+        return vec![format!("{}{message}", " ".repeat(indent))];
+    };
+    let caret = indent + c;
+    let len = message.chars().count();
+    if caret + 2 + len <= usize::from(width) {
+        vec![format!("{}^ {message}", " ".repeat(caret))]
+    } else if len < caret {
+        vec![format!("{}{message} ^", " ".repeat(caret - len - 1))]
+    } else {
+        vec![format!("{}^", " ".repeat(caret)), message.to_string()]
     }
 }
 
@@ -341,4 +361,28 @@ fn render_help(frame: &mut Frame, area: Rect) {
         Paragraph::new(lines).block(Block::new().borders(Borders::ALL).title(" keys ")),
         rect,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_lines;
+
+    #[test]
+    fn an_error_message_is_never_cut_when_the_screen_can_hold_it() {
+        // Fits after the caret.
+        assert_eq!(error_lines(8, Some(2), "bad", 80), ["          ^ bad"]);
+        // Runs off after the caret, fits before it.
+        assert_eq!(
+            error_lines(8, Some(60), "expected a port number", 80),
+            [format!("{}expected a port number ^", " ".repeat(45))]
+        );
+        // Fits neither way: the caret, then the message on a line of its own.
+        let long = "expected an expression after 'or', found end of input";
+        assert_eq!(
+            error_lines(8, Some(18), long, 80),
+            [format!("{}^", " ".repeat(26)), long.to_string()]
+        );
+        // No position: the message under the text.
+        assert_eq!(error_lines(8, None, "empty", 80), ["        empty"]);
+    }
 }
