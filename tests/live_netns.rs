@@ -453,3 +453,135 @@ fn ipv6_neighbor_discovery_ping6_and_http_over_ipv6_are_answered_and_traced() {
         ]
     );
 }
+
+/// One frame of the damaged traffic below: garbage, or an IPv4 frame (TCP, UDP or ICMP to the stack) with
+/// bytes overwritten; to the stack's MAC, broadcast or someone else's.
+fn damaged_frame(rng: &mut common::Rng) -> Vec<u8> {
+    let dst = match rng.below(3) {
+        0 => vec![2, 0, 0, 0x77, 0, 2],
+        1 => vec![0xff; 6],
+        _ => rng.bytes(6),
+    };
+    let mut frame = dst;
+    frame.extend_from_slice(&[2, 0, 0, 0, 0, 0x99]);
+    match rng.below(4) {
+        0 => {
+            let n = rng.below(1500);
+            frame.extend(rng.bytes(n));
+        }
+        kind => {
+            let proto = [6u8, 17, 1][kind - 1];
+            let n = rng.below(1400);
+            let payload = rng.bytes(20 + n);
+            let total = (20 + payload.len()) as u16;
+            frame.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+            frame.extend_from_slice(&total.to_be_bytes());
+            frame.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0, 10, 77, 0, 1, 10, 77, 0, 2]);
+            frame.extend(payload);
+            for _ in 0..1 + rng.below(6) {
+                let i = 14 + rng.below(frame.len() - 14);
+                frame[i] = rng.next() as u8;
+            }
+        }
+    }
+    frame
+}
+
+#[test]
+fn damaged_frames_from_the_wire_each_get_a_record_and_the_run_goes_on() {
+    if !netns_available("damaged_frames") {
+        return;
+    }
+    let mut ns = Netns::new();
+    let export = ns.path("t.json");
+    ns.start(&["--app", "80=http", "--export", export.to_str().unwrap()]);
+    let sent = ns.run_in(|| {
+        // SAFETY: plain socket calls; the descriptor is closed before the closure returns.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+        assert!(
+            fd >= 0,
+            "AF_PACKET socket: {}",
+            std::io::Error::last_os_error()
+        );
+        let name = std::ffi::CString::new(TAP).unwrap();
+        // SAFETY: a valid NUL-terminated name.
+        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        assert!(index > 0);
+        let mut rng = common::Rng(0x5eed_f00d_dead_beef);
+        let mut sent = 0u64;
+        for i in 0..1500 {
+            let frame = damaged_frame(&mut rng);
+            // SAFETY: sockaddr_ll is plain old data; all zeroes, then the fields sendto reads.
+            let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            to.sll_family = libc::AF_PACKET as u16;
+            to.sll_ifindex = index as i32;
+            to.sll_halen = 6;
+            to.sll_addr[..6].copy_from_slice(&frame[..6]);
+            // SAFETY: `frame` and `to` are valid for the lengths given.
+            let n = unsafe {
+                libc::sendto(
+                    fd,
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    0,
+                    (&to as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                )
+            };
+            if n == frame.len() as isize {
+                sent += 1;
+            }
+            if i % 100 == 99 {
+                // Paced below what the guarded frame buffer holds, so no frame is an overflow drop.
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // SAFETY: closing the descriptor opened above.
+        unsafe { libc::close(fd) };
+        sent
+    });
+    assert!(sent >= 1400, "only {sent} damaged frames could be sent");
+    // The stack still serves.
+    let out = ns.exec_ok(&["curl", "-sS", "-m", "10", &format!("http://{STACK}/")]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Hello from pktpath"));
+    let summary = assert_clean_exit(&ns.stop(libc::SIGINT));
+    assert!(summary.contains("events lost: 0"), "{summary}");
+
+    let doc = read_json(&export);
+    check_document(&doc);
+    let packets = common::packets(&doc);
+    let rx: Vec<&Value> = packets.iter().filter(|p| p["dir"] == "rx").collect();
+    assert_eq!(doc["stats"]["frames_in"].as_u64(), Some(rx.len() as u64));
+    assert!(
+        rx.len() as u64 >= sent,
+        "{} rx records for {sent} frames sent",
+        rx.len()
+    );
+    let mut codes = std::collections::BTreeMap::new();
+    for p in &rx {
+        if p["outcome"]["kind"] == "dropped" {
+            let code = p["outcome"]["code"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{p}"));
+            assert!(
+                p["outcome"]["reason"]
+                    .as_str()
+                    .is_some_and(|r| !r.is_empty()),
+                "{p}"
+            );
+            *codes.entry(code.to_string()).or_insert(0u64) += 1;
+        }
+    }
+    // Damage of every kind was seen and named.
+    for code in [
+        "malformed",
+        "bad_checksum",
+        "foreign_mac",
+        "unknown_ethertype",
+    ] {
+        assert!(
+            codes.get(code).is_some_and(|&n| n > 0),
+            "no {code} drop: {codes:?}"
+        );
+    }
+}

@@ -237,23 +237,6 @@ fn a_capture_with_no_packets_replays_to_an_empty_timeline() {
     assert_eq!(doc["replay"]["capture_frames"], 0);
 }
 
-/// A small fixed-seed generator (xorshift64*): the damaged copies below are the same on every run, so a
-/// failure names a mutant that can be made again.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// One damaged copy of `bytes`, and what was done to it.
 fn damage(bytes: &[u8], rng: &mut Rng) -> (Vec<u8>, String) {
     let mut data = bytes.to_vec();
