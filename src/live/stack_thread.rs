@@ -5,9 +5,10 @@
 //! lets it run, `Stop` ends the run: frames already read get their records, open packets end `in_flight`,
 //! and the export is closed complete.
 //!
-//! When nothing can act it blocks on the frame buffer's condition variable until a frame arrives, a command
-//! comes, smoltcp's next timer is due, or (while an `exec:` or `forward:` connection is open) the next app
-//! poll — never spinning.
+//! When nothing can act it blocks until a frame arrives, a command comes or smoltcp's next timer is due —
+//! on the frame buffer's condition variable, or, while an `exec:` or `forward:` connection is open, in
+//! `ppoll` on those apps' descriptors too (polling them every `APP_POLL` only in the moments a descriptor
+//! cannot tell) — never spinning.
 //! Finished packets stream to the export as they finish; only a bounded recent history stays in memory.
 
 use std::collections::VecDeque;
