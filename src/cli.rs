@@ -130,34 +130,38 @@ impl ReplayArgs {
     }
 }
 
-/// `ADDR/PREFIX`, IPv4.
-pub fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
-    let bad = || format!("'{s}' is not an IPv4 address with a prefix length, as in 10.77.0.2/24");
+/// `ADDR/PREFIX` of one address family: `family` and `example` name it in the error, `max` is its longest
+/// prefix, and `not_a_host` refuses addresses no host can have.
+fn parse_host_cidr<A: std::str::FromStr>(
+    s: &str,
+    (family, example, max): (&str, &str, u8),
+    not_a_host: impl Fn(&A) -> bool,
+) -> Result<(A, u8), String> {
+    let bad = || format!("'{s}' is not an {family} address with a prefix length, as in {example}");
     let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
-    let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| bad())?;
+    let addr: A = addr.parse().map_err(|_| bad())?;
     let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-    if !(1..=32).contains(&prefix) {
-        return Err(format!("'{s}': the prefix length must be 1 to 32"));
+    if !(1..=max).contains(&prefix) {
+        return Err(format!("'{s}': the prefix length must be 1 to {max}"));
     }
-    if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() {
+    if not_a_host(&addr) {
         return Err(format!("'{s}' cannot be a host's address"));
     }
     Ok((addr, prefix))
 }
 
+/// `ADDR/PREFIX`, IPv4.
+pub fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    parse_host_cidr(s, ("IPv4", "10.77.0.2/24", 32), |a: &std::net::Ipv4Addr| {
+        a.is_unspecified() || a.is_multicast() || a.is_broadcast()
+    })
+}
+
 /// `ADDR/PREFIX`, IPv6.
 pub fn parse_cidr6(s: &str) -> Result<(std::net::Ipv6Addr, u8), String> {
-    let bad = || format!("'{s}' is not an IPv6 address with a prefix length, as in fd77::2/64");
-    let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
-    let addr: std::net::Ipv6Addr = addr.parse().map_err(|_| bad())?;
-    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-    if !(1..=128).contains(&prefix) {
-        return Err(format!("'{s}': the prefix length must be 1 to 128"));
-    }
-    if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
-        return Err(format!("'{s}' cannot be a host's address"));
-    }
-    Ok((addr, prefix))
+    parse_host_cidr(s, ("IPv6", "fd77::2/64", 128), |a: &std::net::Ipv6Addr| {
+        a.is_unspecified() || a.is_multicast() || a.is_loopback()
+    })
 }
 
 /// `aa:bb:cc:dd:ee:ff` (or with `-`), a unicast MAC.

@@ -441,17 +441,7 @@ fn ipv6_neighbor_discovery_ping6_and_http_over_ipv6_are_answered_and_traced() {
         .find(|p| summary(p).contains(" > [fd77::2]:80 TCP [P.]"))
         .expect("the HTTP request over IPv6");
     assert_eq!(request["outcome"]["kind"], "delivered", "{request}");
-    assert_eq!(
-        common::hop_stages(request),
-        vec![
-            "wire",
-            "frame_buffer",
-            "stack",
-            "socket_buffer",
-            "conn_buffer",
-            "app"
-        ]
-    );
+    assert_eq!(common::hop_stages(request), common::STAGES);
 }
 
 /// One frame of the damaged traffic below: garbage, or an IPv4 frame (TCP, UDP or ICMP to the stack) with

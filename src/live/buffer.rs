@@ -58,6 +58,19 @@ struct Guarded {
     asleep_on_fds: bool,
 }
 
+impl Guarded {
+    /// Whether the stack thread has something to do (`what`) or was woken; a wake-up is used up here.
+    fn take_ready(&mut self, what: WaitFor) -> bool {
+        let ready = self.woken
+            || (what == WaitFor::Frames
+                && (!self.frames.is_empty() || !self.overflowed.is_empty()));
+        if ready {
+            self.woken = false;
+        }
+        ready
+    }
+}
+
 /// The guarded frame buffer and the stack thread's wake-up.
 pub struct Shared {
     start: Instant,
@@ -163,10 +176,7 @@ impl Shared {
         };
         {
             let mut g = self.lock();
-            if g.woken
-                || (what == WaitFor::Frames && (!g.frames.is_empty() || !g.overflowed.is_empty()))
-            {
-                g.woken = false;
+            if g.take_ready(what) {
                 return;
             }
             g.asleep_on_fds = true;
@@ -262,10 +272,7 @@ impl Shared {
     pub fn wait(&self, what: WaitFor, deadline: Option<Instant>) {
         let mut g = self.lock();
         loop {
-            let ready = g.woken
-                || (what == WaitFor::Frames && (!g.frames.is_empty() || !g.overflowed.is_empty()));
-            if ready {
-                g.woken = false;
+            if g.take_ready(what) {
                 return;
             }
             match deadline {

@@ -121,18 +121,12 @@ impl LiveSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::live::testkit;
 
     fn spec(apps: &[&str], host: Option<(Ipv4Addr, u8)>) -> LiveSpec {
         LiveSpec {
-            tap: "tp0".into(),
-            ip: (Ipv4Addr::new(10, 77, 0, 2), 24),
-            mac: [2, 0, 0, 0x77, 0, 2],
             host_ip: host,
-            ip6: None,
-            host_ip6: None,
-            apps: apps.iter().map(|a| a.parse().unwrap()).collect(),
-            frame_buffer: 256,
-            duration: None,
+            ..testkit::spec(apps)
         }
     }
 

@@ -270,26 +270,12 @@ pub fn summary(spec: &LiveSpec, r: &LiveResult, export: Option<&(PathBuf, Format
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
-
     use super::*;
+    use crate::live::testkit;
 
     #[test]
     fn the_header_names_exec_and_forward_apps_in_full() {
-        let spec = LiveSpec {
-            tap: "tp0".into(),
-            ip: (Ipv4Addr::new(10, 77, 0, 2), 24),
-            mac: [2, 0, 0, 0x77, 0, 2],
-            host_ip: None,
-            ip6: None,
-            host_ip6: None,
-            apps: ["9=exec:cat", "8080=forward:10.77.0.1:8000", "echo"]
-                .iter()
-                .map(|a| a.parse().unwrap())
-                .collect(),
-            frame_buffer: 256,
-            duration: None,
-        };
+        let spec = testkit::spec(&["9=exec:cat", "8080=forward:10.77.0.1:8000", "echo"]);
         assert_eq!(
             header(&spec, "tp0").source["apps"],
             json!(["7=echo", "9=exec:cat", "8080=forward:10.77.0.1:8000"])

@@ -240,7 +240,7 @@ fn run(
             shared.wait(WaitFor::Wake, None);
             continue;
         }
-        if pipeline.waits_on_external() && last_app_poll.elapsed() >= APP_POLL {
+        if last_app_poll.elapsed() >= APP_POLL && pipeline.waits_on_external() {
             pipeline.wake_connections();
             last_app_poll = Instant::now();
         }

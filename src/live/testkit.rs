@@ -4,6 +4,7 @@
 use serde_json::json;
 use smoltcp::wire::Ipv4Address;
 
+use super::LiveSpec;
 use super::buffer::{Shared, TapFrame};
 use super::stack_thread::StackSetup;
 use crate::export::{ExportPlan, Header};
@@ -11,6 +12,21 @@ use crate::pipeline::PipelineConfig;
 use crate::pipeline::stack::StackConfig;
 
 pub const MAC: [u8; 6] = [0x02, 0, 0, 0x77, 0, 0x02];
+
+/// A live spec on TAP tp0 with the defaults (10.77.0.2/24, `MAC`, no kernel-side addresses) and `apps`.
+pub fn spec(apps: &[&str]) -> LiveSpec {
+    LiveSpec {
+        tap: "tp0".into(),
+        ip: (std::net::Ipv4Addr::new(10, 77, 0, 2), 24),
+        mac: MAC,
+        host_ip: None,
+        ip6: None,
+        host_ip6: None,
+        apps: apps.iter().map(|a| a.parse().unwrap()).collect(),
+        frame_buffer: 256,
+        duration: None,
+    }
+}
 
 /// An ARP request for 10.77.0.2 from host `n` (10.77.0.1n, MAC 02:00:00:77:00:1n).
 pub fn arp_request(n: u8) -> Vec<u8> {

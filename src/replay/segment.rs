@@ -113,15 +113,13 @@ pub fn parse(frame: &[u8], on_wire: usize) -> Option<Layers> {
     // A transport header is only read where the IP packet holds all of it (a damaged capture can say a TCP
     // header is shorter than 20 bytes, or an IP packet shorter than its headers).
     match IpProtocol::from(protocol) {
-        IpProtocol::Tcp
-            if held.len() >= 20
-                && end >= l4 + 20
-                && (20..=end - l4)
-                    .contains(&usize::from(TcpPacket::new_unchecked(held).header_len())) =>
-        {
+        IpProtocol::Tcp if held.len() >= 20 => {
             let t = TcpPacket::new_unchecked(held);
             let hl = usize::from(t.header_len());
             let payload_at = l4 + hl;
+            if hl < 20 || payload_at > end {
+                return Some(layers);
+            }
             layers.tcp = Some(Tcp {
                 src_port: t.src_port(),
                 dst_port: t.dst_port(),

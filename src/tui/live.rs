@@ -407,6 +407,16 @@ mod tests {
         (stack, driver, shared, tx)
     }
 
+    /// `live()`, held, with two ARP requests waiting in the frame buffer.
+    fn held_with_two_frames_waiting() -> (StackThread, LiveDriver, Arc<TxQueue>) {
+        let (stack, mut driver, shared, tx) = live();
+        driver.set_paused(true);
+        std::thread::sleep(Duration::from_millis(20));
+        arrive(&shared, 0..2);
+        wait_for("two frames waiting", &mut driver, |_| shared.depth() == 2);
+        (stack, driver, tx)
+    }
+
     fn wait_for(what: &str, driver: &mut LiveDriver, mut cond: impl FnMut(&LiveDriver) -> bool) {
         let start = Instant::now();
         loop {
@@ -440,11 +450,7 @@ mod tests {
 
     #[test]
     fn held_a_step_is_one_hop_and_frames_wait_counted_in_the_frame_buffer() {
-        let (stack, mut driver, shared, tx) = live();
-        driver.set_paused(true);
-        std::thread::sleep(Duration::from_millis(20));
-        arrive(&shared, 0..2);
-        wait_for("two frames waiting", &mut driver, |_| shared.depth() == 2);
+        let (stack, mut driver, tx) = held_with_two_frames_waiting();
         // Nothing moves while held; the diagram counts the waiting frames at the frame buffer.
         std::thread::sleep(Duration::from_millis(60));
         driver.refresh();
@@ -474,11 +480,7 @@ mod tests {
 
     #[test]
     fn next_steps_a_held_run_until_the_packet_finishes_and_no_longer() {
-        let (stack, mut driver, shared, tx) = live();
-        driver.set_paused(true);
-        std::thread::sleep(Duration::from_millis(20));
-        arrive(&shared, 0..2);
-        wait_for("two frames waiting", &mut driver, |_| shared.depth() == 2);
+        let (stack, mut driver, tx) = held_with_two_frames_waiting();
         let start = Instant::now();
         assert!(matches!(driver.next(1, 1000), Moved::Stepped(_)));
         assert!(
