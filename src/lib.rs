@@ -2,6 +2,7 @@
 //! hop. `pipeline` is the engine, `sim` a simulated peer to drive it, `export` the timeline writers.
 
 pub mod cli;
+pub mod debug;
 pub mod export;
 pub mod headless;
 pub mod live;

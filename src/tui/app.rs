@@ -7,10 +7,10 @@ use std::collections::VecDeque;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::debugger::{Debugger, Moved};
-use super::driver::{Advanced, Driver};
-use super::filter::Filter;
-use super::snapshot::{Mode, PacketRow, Snapshot};
+use crate::debug::debugger::Debugger;
+use crate::debug::driver::{Advanced, Driver, Moved};
+use crate::debug::filter::Filter;
+use crate::debug::snapshot::{Mode, PacketRow, Snapshot};
 use crate::export::sinks::ExportPlan;
 use crate::export::writer::Header;
 use crate::pipeline::clock::Nanos;

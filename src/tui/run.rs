@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use ratatui::crossterm::event::{self, Event, MouseEventKind};
 
 use super::app::{App, Control};
-use super::debugger::Debugger;
-use super::live::{LiveDriver, LiveLink, Publisher};
-use super::snapshot::Mode;
+use crate::debug::debugger::Debugger;
+use crate::debug::live::{LiveDriver, LiveLink, Publisher};
+use crate::debug::snapshot::Mode;
 use super::term::{TermGuard, quit_signals};
 use crate::export::sinks::ExportPlan;
 use crate::live::LiveSpec;

@@ -8,7 +8,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, BorderType, Paragraph, Widget};
 
-use super::snapshot::{PacketRow, Snapshot, StageCounts};
+use crate::debug::snapshot::{PacketRow, Snapshot, StageCounts};
 
 mod connections;
 
@@ -311,7 +311,7 @@ impl Widget for PacketList<'_> {
 mod tests {
     use super::*;
     use crate::sim::{self, SimSpec};
-    use crate::tui::snapshot::tests::step_until_at;
+    use crate::debug::snapshot::tests::step_until_at;
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 

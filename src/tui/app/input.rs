@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use crate::export::sinks::ExportPlan;
 use crate::export::writer::Format;
 use crate::pipeline::stage::Stage;
-use crate::tui::debugger::Breakpoint;
-use crate::tui::filter::Filter;
+use crate::debug::debugger::Breakpoint;
+use crate::debug::filter::Filter;
 
 /// What an open input line is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

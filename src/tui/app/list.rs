@@ -3,8 +3,8 @@
 //! O(in-flight · log n + rows on screen), however many packets the history holds.
 
 use crate::pipeline::trace::PacketId;
-use crate::tui::driver::Driver;
-use crate::tui::history::History;
+use crate::debug::driver::Driver;
+use crate::debug::history::History;
 
 pub struct ListModel<'a> {
     history: &'a History,

@@ -12,9 +12,9 @@ use crate::pipeline::clock::Nanos;
 use crate::pipeline::dissect::dissect;
 use crate::pipeline::stage::Stage;
 use crate::pipeline::trace::PacketRecord;
-use crate::tui::debugger::HISTORY;
-use crate::tui::history::Entry;
-use crate::tui::snapshot::{Mode, Snapshot};
+use crate::debug::debugger::HISTORY;
+use crate::debug::history::Entry;
+use crate::debug::snapshot::{Mode, Snapshot};
 use crate::tui::widgets::{ConnectionsView, PacketList, PipelineDiagram, fit, format_time};
 
 /// Below this height the diagram shrinks to one line per lane, leaving room for the list and the detail.

@@ -17,7 +17,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
 use super::styled;
-use crate::tui::snapshot::{ConnRow, Snapshot};
+use crate::debug::snapshot::{ConnRow, Snapshot};
 
 /// Lines each connection takes.
 pub const CONN_LINES: u16 = 4;

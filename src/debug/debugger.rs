@@ -11,7 +11,7 @@ use crate::pipeline::engine::{Step, StepReport};
 use crate::pipeline::trace::{PacketId, PacketRecord};
 
 pub use super::breakpoints::{Breakpoint, Checker, Hit};
-use super::driver::{Advanced, Driver};
+use super::driver::{Advanced, Driver, Moved};
 use super::filter::Filter;
 use super::history::History;
 use super::snapshot::{MAX_IN_FLIGHT_ROWS, Snapshot};
@@ -24,19 +24,6 @@ pub const HISTORY: usize = 100_000;
 
 /// An export hands finished packets to the writers this often (in moves), so memory stays flat.
 const EXPORT_DRAIN_EVERY: u64 = 4096;
-
-/// What one debugger move did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Moved {
-    /// One engine step, with its hops.
-    Stepped(StepReport),
-    /// Nothing could act: virtual time jumped to the next event.
-    Waited { until: Nanos },
-    /// The run has nothing more to do.
-    Ended,
-    /// A live run was asked to step and has not yet (nothing to do until traffic comes).
-    Pending,
-}
 
 /// A pipeline under the debugger's control.
 pub struct Debugger {

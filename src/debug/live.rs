@@ -20,7 +20,7 @@ use crate::pipeline::stage::Stage;
 use crate::pipeline::trace::{PacketId, PacketRecord};
 
 use super::breakpoints::{Breakpoint, Checker, Hit};
-use super::debugger::Moved;
+use super::driver::Moved;
 use super::driver::{Advanced, Driver};
 use super::history::History;
 use super::snapshot::{MAX_IN_FLIGHT_ROWS, Snapshot};

@@ -5,12 +5,26 @@
 use crate::export::sinks::{ExportPlan, Written};
 use crate::export::writer::Header;
 use crate::pipeline::clock::Nanos;
+use crate::pipeline::engine::StepReport;
 use crate::pipeline::trace::{PacketId, PacketRecord};
 
-use super::debugger::{Breakpoint, Hit, Moved};
+use super::breakpoints::{Breakpoint, Hit};
 use super::filter::Filter;
 use super::history::History;
 use super::snapshot::Snapshot;
+
+/// What one debugger move did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moved {
+    /// One engine step, with its hops.
+    Stepped(StepReport),
+    /// Nothing could act: virtual time jumped to the next event.
+    Waited { until: Nanos },
+    /// The run has nothing more to do.
+    Ended,
+    /// A live run was asked to step and has not yet (nothing to do until traffic comes).
+    Pending,
+}
 
 /// What `advance` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
