@@ -2,7 +2,7 @@
 //! redraw with 1,000 packets, measured in the same run. A benchmark, not a timed test:
 //! `cargo bench --bench redraw`.
 //!
-//! - The app is the real one (`App::replay`) over a real capture (`captures/parallel.pcap`, five HTTP
+//! - The app is the real one (`App` over `session::debugger`) over a real capture (`captures/parallel.pcap`, five HTTP
 //!   connections) replayed to its end, so the counters, lanes and connections are real. Its history is then
 //!   refilled with N packets: the capture's own finished records again and again, renumbered and shifted in
 //!   time (the frames are the recorded ones), through the same `History::push` a run uses.
@@ -15,11 +15,12 @@
 
 use std::time::{Duration, Instant};
 
-use pktpath::pipeline::trace::PacketRecord;
-use pktpath::replay::run::{self, ReplaySpec, Source};
-use pktpath::tui::app::App;
 use pktpath::debug::filter::Filter;
 use pktpath::debug::history::Entry;
+use pktpath::pipeline::trace::PacketRecord;
+use pktpath::replay::{ReplaySpec, Source, prepare};
+use pktpath::session::{self, Spec};
+use pktpath::tui::app::App;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -39,8 +40,8 @@ fn spec() -> ReplaySpec {
 
 /// The capture's finished packet records, from a plain headless run of the same replay.
 fn recorded_packets() -> Vec<PacketRecord> {
-    let mut prepared = run::prepare(&spec()).expect("captures/parallel.pcap replays");
-    let pipeline = &mut prepared.pipeline;
+    let (mut pipeline, _) = prepare(&spec()).expect("captures/parallel.pcap replays");
+    let pipeline = &mut pipeline;
     let mut packets = Vec::new();
     while !pipeline.run_until(u64::MAX / 4, 4096) {
         packets.extend(pipeline.drain_finished());
@@ -51,7 +52,9 @@ fn recorded_packets() -> Vec<PacketRecord> {
 
 /// The real app at the end of the replay, its history refilled with `n` packets.
 fn app_with(n: usize, packets: &[PacketRecord]) -> (App, Duration) {
-    let mut app = App::replay(&spec()).expect("the capture replays");
+    let (debugger, mode, speed) =
+        session::debugger(&Spec::Replay(spec())).expect("the capture replays");
+    let mut app = App::new(debugger, mode, speed);
     while !app.paused {
         app.tick(1_000_000_000);
     }

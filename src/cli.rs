@@ -113,11 +113,11 @@ pub struct ReplayArgs {
 }
 
 impl ReplayArgs {
-    pub fn spec(&self) -> crate::replay::run::ReplaySpec {
-        crate::replay::run::ReplaySpec {
+    pub fn spec(&self) -> crate::replay::ReplaySpec {
+        crate::replay::ReplaySpec {
             source: match &self.file {
-                Some(file) => crate::replay::run::Source::File(file.clone()),
-                None => crate::replay::run::Source::demo(),
+                Some(file) => crate::replay::Source::File(file.clone()),
+                None => crate::replay::Source::demo(),
             },
             as_ip: self.as_ip,
             apps: self.apps.clone(),

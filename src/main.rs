@@ -1,14 +1,16 @@
-//! The `pktpath` binary: parse arguments, run the chosen front end, map errors to exit codes
-//! (0 ok, 1 runtime error, 2 usage error).
+//! The `pktpath` binary: parse arguments, open the session they ask for, show it in the TUI or run it
+//! headless and print its summary, and map errors to exit codes (0 ok, 1 runtime error, 2 usage error).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use pktpath::cli::{self, Command};
-use pktpath::headless;
-use pktpath::live::run as live;
-use pktpath::replay::run as replay;
-use pktpath::tui::run as tui;
+use pktpath::debug::driver::Driver;
+use pktpath::debug::snapshot::Mode;
+use pktpath::export::ExportPlan;
+use pktpath::session::{self, Spec, report};
+use pktpath::tui::app::App;
+use pktpath::tui::run::run_app;
 
 /// Every packet record allocates (its frame, hops, log lines) and most are freed soon after: mimalloc's
 /// per-thread free lists cost far less here than glibc's malloc, which spent a quarter of a replay's time.
@@ -51,23 +53,19 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             let spec = args.spec();
             let plan = args.output.exports();
             if !args.output.headless {
-                return in_tui(terminal, &plan, || tui::run_sim(&spec));
+                return in_tui(terminal, &plan, Spec::Sim(spec));
             }
-            let result = headless::run_sim_with(&spec, &plan)?;
-            let text = headless::summary(&spec, &result, plan.timeline.as_ref());
-            headless::print(&mut std::io::stdout().lock(), &text)?;
-            Ok(ExitCode::SUCCESS)
+            let result = session::run_sim(&spec, &plan)?;
+            print(&report::sim(&spec, &result, plan.timeline.as_ref()))
         }
         Command::Replay(args) => {
             let spec = args.spec();
             let plan = args.output.exports();
             if !(args.output.headless || (implicit && !terminal)) {
-                return in_tui(terminal, &plan, || tui::run_replay(&spec));
+                return in_tui(terminal, &plan, Spec::Replay(spec));
             }
-            let result = replay::run_with(&spec, &plan)?;
-            let text = replay::summary(&spec, &result, plan.timeline.as_ref());
-            headless::print(&mut std::io::stdout().lock(), &text)?;
-            Ok(ExitCode::SUCCESS)
+            let result = session::run_replay(&spec, &plan)?;
+            print(&report::replay(&spec, &result, plan.timeline.as_ref()))
         }
         Command::Live(args) => {
             let spec = args.spec();
@@ -77,16 +75,15 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             }
             let plan = args.output.exports();
             let result = if args.output.headless {
-                live::run_headless(&spec, &plan)?
+                session::live::run_headless(&spec, &plan)?
             } else if terminal {
                 // A live run writes its exports as it goes, so the TUI takes --export and --pcap-out too.
-                tui::run_live(&spec, &plan)?
+                session::live::run_shown(&spec, &plan, |driver| show(driver, Mode::Live, None))?
             } else {
                 eprintln!("{NOT_A_TERMINAL}");
                 return Ok(ExitCode::from(2));
             };
-            let text = live::summary(&spec, &result, plan.timeline.as_ref());
-            headless::print(&mut std::io::stdout().lock(), &text)?;
+            print(&report::live(&spec, &result, plan.timeline.as_ref()))?;
             Ok(match result.tap_error {
                 Some(_) => ExitCode::from(1),
                 None => ExitCode::SUCCESS,
@@ -95,12 +92,19 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Run a front end in the TUI, or say in one line why it cannot be (exit 2).
-fn in_tui(
-    terminal: bool,
-    plan: &pktpath::export::ExportPlan,
-    run: impl FnOnce() -> anyhow::Result<()>,
-) -> anyhow::Result<ExitCode> {
+/// Print a summary to stdout.
+fn print(text: &str) -> anyhow::Result<ExitCode> {
+    report::print(&mut std::io::stdout().lock(), text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Show a driver in the TUI until the user quits.
+fn show(driver: Box<dyn Driver>, mode: Mode, speed: Option<f64>) -> anyhow::Result<()> {
+    run_app(App::driving(driver, mode, speed))
+}
+
+/// Run a deterministic session in the TUI, or say in one line why it cannot be (exit 2).
+fn in_tui(terminal: bool, plan: &ExportPlan, spec: Spec) -> anyhow::Result<ExitCode> {
     if !terminal {
         eprintln!("{NOT_A_TERMINAL}");
         return Ok(ExitCode::from(2));
@@ -109,6 +113,7 @@ fn in_tui(
         eprintln!("{EXPORT_NEEDS_HEADLESS}");
         return Ok(ExitCode::from(2));
     }
-    run()?;
+    let (debugger, mode, speed) = session::debugger(&spec)?;
+    show(Box::new(debugger), mode, speed)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,8 +4,9 @@
 mod common;
 
 use common::*;
-use pktpath::headless::run_sim;
+use pktpath::export::ExportPlan;
 use pktpath::pipeline::trace::ConnEventKind;
+use pktpath::session::run_sim;
 use pktpath::sim::SimSpec;
 
 #[test]
@@ -17,7 +18,7 @@ fn sim_clients_get_their_bytes_back_through_exec_cat() {
         apps: vec!["7=exec:cat".parse().unwrap()],
         ..SimSpec::default()
     };
-    let r = run_sim(&spec, None).unwrap();
+    let r = run_sim(&spec, &ExportPlan::default()).unwrap();
     assert_eq!(r.report.clients.len(), 2);
     for c in &r.report.clients {
         assert!(c.completed && !c.reset, "{c:?}");
@@ -48,7 +49,7 @@ fn sim_peer_is_reset_when_the_command_fails() {
         apps: vec!["7=exec:exit 1".parse().unwrap()],
         ..SimSpec::default()
     };
-    let r = run_sim(&spec, None).unwrap();
+    let r = run_sim(&spec, &ExportPlan::default()).unwrap();
     let c = &r.report.clients[0];
     assert_eq!(c.received.bytes, 0, "{c:?}");
     assert_eq!(c.state, "CLOSED", "{c:?}");

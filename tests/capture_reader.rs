@@ -105,7 +105,7 @@ fn open_errors_are_one_line_and_specific() {
     for e in [missing, e] {
         assert!(!e.to_string().contains('\n'));
     }
-    assert!(pktpath::replay::run::check_readable(&text).is_err());
+    assert!(pktpath::replay::check_readable(&text).is_err());
 }
 
 #[test]

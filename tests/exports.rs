@@ -457,7 +457,8 @@ fn identical_runs_write_identical_chrome_and_pcapng_files() {
 fn replay_writes_both_exports_with_the_capture_clock() {
     use pktpath::export::{ExportPlan, Format};
     use pktpath::replay::capture::CapturedFrame;
-    use pktpath::replay::run::{self, ReplaySpec, Source};
+    use pktpath::replay::{ReplaySpec, Source};
+    use pktpath::session::{self, report};
 
     // A capture of a sim run's wire (as tests/replay_sim.rs makes one), starting at a real epoch time.
     const BASE: u64 = 1_700_000_000_000_000_000;
@@ -517,12 +518,12 @@ fn replay_writes_both_exports_with_the_capture_clock() {
             timeline: Some((timeline.clone(), format)),
             pcap: Some(pcap.clone()),
         };
-        let result = run::run_with(&replay, &plan).expect("replay runs");
+        let result = session::run_replay(&replay, &plan).expect("replay runs");
         assert_eq!(
             result.base_ns, first_t,
             "virtual time 0 is the capture's first timestamp"
         );
-        let text = run::summary(&replay, &result, plan.timeline.as_ref());
+        let text = report::replay(&replay, &result, plan.timeline.as_ref());
         assert!(text.contains("pcapng: "), "{text}");
         (
             read_json(&timeline),

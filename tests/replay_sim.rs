@@ -5,9 +5,11 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 
+use pktpath::export::ExportPlan;
 use pktpath::pipeline::trace::ConnProto;
 use pktpath::replay::capture::CapturedFrame;
-use pktpath::replay::run::{self, ReplaySpec, Source};
+use pktpath::replay::{ReplaySpec, Source};
+use pktpath::session;
 use pktpath::sim::script::Recorder;
 use pktpath::sim::{self, SimSpec};
 
@@ -72,7 +74,8 @@ fn a_replayed_echo_run_reproduces_both_byte_streams_on_a_stack_with_other_isns()
     };
     let (frames, recorded_conns) = capture_of_sim(&sim_spec);
     let n = frames.len() as u64;
-    let result = run::run(&spec_for(frames, 99), None).expect("replay runs");
+    let result =
+        session::run_replay(&spec_for(frames, 99), &ExportPlan::default()).expect("replay runs");
 
     assert_eq!(result.identity.ip, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
     assert_eq!(result.frames_read, n);
@@ -122,7 +125,11 @@ fn two_replays_with_the_same_seed_are_identical() {
     let export = |name: &str| {
         let path = dir.path().join(name);
         let spec = spec_for(frames.clone(), 5);
-        run::run(&spec, Some((path.clone(), pktpath::export::Format::Json))).unwrap();
+        session::run_replay(
+            &spec,
+            &ExportPlan::timeline(path.clone(), pktpath::export::Format::Json),
+        )
+        .unwrap();
         std::fs::read(path).unwrap()
     };
     assert_eq!(export("a.json"), export("b.json"));
@@ -136,7 +143,8 @@ fn replayed_udp_flows_answer_with_the_recorded_datagrams() {
         ..SimSpec::default()
     };
     let (frames, recorded_conns) = capture_of_sim(&sim_spec);
-    let result = run::run(&spec_for(frames, 3), None).expect("replay runs");
+    let result =
+        session::run_replay(&spec_for(frames, 3), &ExportPlan::default()).expect("replay runs");
     let recorded: Vec<_> = recorded_conns
         .iter()
         .filter(|c| c.proto == ConnProto::Udp)
@@ -175,7 +183,7 @@ fn as_the_client_the_recorded_app_connects_and_plays_the_client_turns() {
     let mut spec = spec_for(frames, 11);
     let client_ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
     spec.as_ip = Some(client_ip);
-    let result = run::run(&spec, None).expect("replay runs");
+    let result = session::run_replay(&spec, &ExportPlan::default()).expect("replay runs");
     assert_eq!(result.identity.ip, client_ip);
     let tcp: Vec<_> = result
         .connections

@@ -15,15 +15,16 @@ use super::driver::{Advanced, Driver, Moved};
 use super::filter::Filter;
 use super::history::History;
 use super::snapshot::{MAX_IN_FLIGHT_ROWS, Snapshot};
-use crate::export::sinks::{ExportError, ExportPlan, Exports, Written};
-use crate::export::writer::Header;
+use crate::export::sinks::{ExportPlan, Written};
 
 /// Finished packets whose whole record (hops, log, frame) the debugger keeps for the detail pane and
 /// breakpoints; older ones keep only their list entry (see `History`).
 pub const HISTORY: usize = 100_000;
 
-/// An export hands finished packets to the writers this often (in moves), so memory stays flat.
-const EXPORT_DRAIN_EVERY: u64 = 4096;
+/// Writes the run as it stands after the given number of moves to the files of a plan — by making it afresh
+/// and moving it as far, which only whoever built the run knows how to do (the session layer). Returns how
+/// many packets were written and what the writers wrote, or why it could not, in one line.
+pub type Exporter = Box<dyn FnMut(&ExportPlan, u64) -> Result<(u64, Written), String>>;
 
 /// A pipeline under the debugger's control.
 pub struct Debugger {
@@ -39,6 +40,7 @@ pub struct Debugger {
     /// Every finished packet's list entry.
     history: History,
     pub breakpoints: Vec<Breakpoint>,
+    export: Option<Exporter>,
 }
 
 impl Debugger {
@@ -55,6 +57,7 @@ impl Debugger {
             checker: Checker::default(),
             history: History::new(),
             breakpoints: Vec::new(),
+            export: None,
         }
     }
 
@@ -159,32 +162,10 @@ impl Debugger {
         }
     }
 
-    /// Write the run as it stands (every move made so far) to the files of `plan`: the run is made afresh
-    /// and moved exactly as far, streaming its packets to the writers; those still on their way end
-    /// `in_flight`. Returns how many packets were written and what the writers wrote.
-    pub fn export(
-        &mut self,
-        plan: &ExportPlan,
-        header: &Header,
-    ) -> Result<(u64, Written), ExportError> {
-        let mut pipeline = (self.build)();
-        let mut exports = Exports::open(plan, header, 0)?;
-        let mut packets = 0;
-        for made in 0..self.moves {
-            let at = pipeline.now();
-            match move_once(&mut pipeline) {
-                Moved::Stepped(_) => exports.after_step(&pipeline, at)?,
-                Moved::Waited { .. } | Moved::Pending => {}
-                Moved::Ended => break,
-            }
-            if made % EXPORT_DRAIN_EVERY == 0 {
-                packets += exports.drain(&mut pipeline)?;
-            }
-        }
-        let connections = pipeline.finish();
-        packets += exports.drain(&mut pipeline)?;
-        let written = exports.finish(&connections, pipeline.stats(), None)?;
-        Ok((packets, written))
+    /// Let `export` write the run as it stands (see `Exporter`).
+    pub fn with_export(mut self, export: Exporter) -> Self {
+        self.export = Some(export);
+        self
     }
 
     fn keep_finished(&mut self) {
@@ -225,7 +206,8 @@ impl Debugger {
 }
 
 /// One move of `pipeline`: the next engine step, or a wait for the next event when nothing can act now.
-fn move_once(pipeline: &mut Pipeline) -> Moved {
+/// What the debugger's moves count, so that a run made afresh and moved as often is the same run.
+pub fn move_once(pipeline: &mut Pipeline) -> Moved {
     match pipeline.step() {
         Step::Progress(report) => Moved::Stepped(report),
         Step::Idle { next: Some(t), .. } if !pipeline.wire().is_done() || !pipeline.is_quiet() => {
@@ -296,8 +278,12 @@ impl Driver for Debugger {
         Debugger::rewind_to(self, target);
         Ok(())
     }
-    fn export(&mut self, plan: &ExportPlan, header: &Header) -> Result<(u64, Written), String> {
-        Debugger::export(self, plan, header).map_err(|e| e.to_string())
+    fn export(&mut self, plan: &ExportPlan) -> Result<(u64, Written), String> {
+        let moves = self.moves;
+        match self.export.as_mut() {
+            Some(export) => export(plan, moves),
+            None => Err("this run cannot be exported".into()),
+        }
     }
 }
 

@@ -3,7 +3,6 @@
 //! publishes, is the other. The app never touches a `Pipeline` itself.
 
 use crate::export::sinks::{ExportPlan, Written};
-use crate::export::writer::Header;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::engine::StepReport;
 use crate::pipeline::trace::{PacketId, PacketRecord};
@@ -68,8 +67,9 @@ pub trait Driver {
     fn advance(&mut self, target_ns: Nanos, limit: u64) -> Advanced;
     /// Go back to just after move `target`; `Err` says why this run cannot.
     fn rewind_to(&mut self, target: u64) -> Result<(), String>;
-    /// Write the run so far to the files of `plan`; `Err` says why it could not, in one line.
-    fn export(&mut self, plan: &ExportPlan, header: &Header) -> Result<(u64, Written), String>;
+    /// Write the run so far to the files of `plan` (its header says the TUI wrote it, and at which move);
+    /// `Err` says why it could not, in one line.
+    fn export(&mut self, plan: &ExportPlan) -> Result<(u64, Written), String>;
     /// Take in what happened meanwhile, paused or not (a live run publishes from its own thread).
     fn refresh(&mut self) {}
     /// The user paused or resumed; a live run holds or releases its stack thread.

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::export::sinks::{ExportPlan, Written};
-use crate::export::writer::Header;
 use crate::live::buffer::Shared;
 use crate::live::stack_thread::{Command, Controller, StackObserver, Status};
 use crate::pipeline::Pipeline;
@@ -367,7 +366,7 @@ impl Driver for LiveDriver {
     fn rewind_to(&mut self, _target: u64) -> Result<(), String> {
         Err("a live run cannot go back: real traffic does not happen twice".into())
     }
-    fn export(&mut self, _plan: &ExportPlan, _header: &Header) -> Result<(u64, Written), String> {
+    fn export(&mut self, _plan: &ExportPlan) -> Result<(u64, Written), String> {
         Err(
             "a live run cannot be made again; start it with --export FILE (and --pcap-out FILE) to keep its timeline"
                 .into(),

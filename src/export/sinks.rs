@@ -60,6 +60,16 @@ pub struct Written {
     pub pcap: Option<(PathBuf, u64)>,
 }
 
+impl ExportPlan {
+    /// Only a timeline, at `path` in `format`.
+    pub fn timeline(path: PathBuf, format: Format) -> ExportPlan {
+        ExportPlan {
+            timeline: Some((path, format)),
+            pcap: None,
+        }
+    }
+}
+
 impl Exports {
     /// Open the files of `plan`; pcapng timestamps are `pcap_base_ns` + virtual time.
     pub fn open(

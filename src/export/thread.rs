@@ -176,7 +176,7 @@ mod tests {
             ..SimSpec::default()
         };
         let dir = tempfile::tempdir().unwrap();
-        let header = crate::headless::header(&spec);
+        let header = crate::session::header::sim(&spec, &spec.pipeline_config());
         let mut outputs = Vec::new();
         for threaded in [false, true] {
             let path = dir.path().join(format!("t-{threaded}"));

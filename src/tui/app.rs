@@ -12,11 +12,9 @@ use crate::debug::driver::{Advanced, Driver, Moved};
 use crate::debug::filter::Filter;
 use crate::debug::snapshot::{Mode, PacketRow, Snapshot};
 use crate::export::sinks::ExportPlan;
-use crate::export::writer::Header;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::engine::StepReport;
 use crate::pipeline::trace::PacketId;
-use crate::replay::run::{self, ReplaySpec};
 
 mod input;
 mod list;
@@ -95,8 +93,6 @@ pub struct App {
     /// run waits for its next event, and then ticks do nothing until it catches up.
     target_ns: Nanos,
     undo: VecDeque<UndoPoint>,
-    /// What an export from `e` says about the run's source and stack; `None` when the app cannot export.
-    export_header: Option<Header>,
 }
 
 impl App {
@@ -125,32 +121,7 @@ impl App {
             status: String::new(),
             target_ns,
             undo: VecDeque::new(),
-            export_header: None,
         }
-    }
-
-    /// Let `e` export the run, with this header.
-    pub fn with_export_header(mut self, header: Header) -> App {
-        self.export_header = Some(header);
-        self
-    }
-
-    /// An app over a replay. The replay is prepared once here so a bad capture is an error now, not a panic
-    /// at the first step back (which rebuilds it).
-    pub fn replay(spec: &ReplaySpec) -> anyhow::Result<App> {
-        let prepared = run::prepare(spec)?;
-        let header = run::header(spec, &prepared.identity, prepared.format);
-        drop(prepared);
-        let build_spec = spec.clone();
-        let debugger = Debugger::new(Box::new(move || {
-            run::prepare(&build_spec)
-                .expect("the replay prepared once already")
-                .pipeline
-        }));
-        let mode = Mode::Replay {
-            file: spec.source.name(),
-        };
-        Ok(App::new(debugger, mode, spec.speed).with_export_header(header))
     }
 
     pub fn debugger(&self) -> &dyn Driver {
@@ -466,16 +437,7 @@ impl App {
 
     /// Write the run as far as it has got; the status line says what was written, or why not.
     fn export(&mut self, plan: &ExportPlan) {
-        let Some(header) = &self.export_header else {
-            self.status = "export: this run cannot be exported".into();
-            return;
-        };
-        let mut header = header.clone();
         let moves = self.debugger.moves();
-        if let Some(source) = header.source.as_object_mut() {
-            source.insert("exported_from".into(), "tui".into());
-            source.insert("tui_move".into(), moves.into());
-        }
         let target = plan
             .timeline
             .as_ref()
@@ -483,7 +445,7 @@ impl App {
             .or(plan.pcap.as_ref())
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        self.status = match self.debugger.export(plan, &header) {
+        self.status = match self.debugger.export(plan) {
             Ok((packets, written)) => match written.pcap {
                 Some((_, frames)) => {
                     format!("exported {frames} frames to {target} (the run up to move {moves})")

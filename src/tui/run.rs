@@ -8,54 +8,10 @@ use std::time::{Duration, Instant};
 use ratatui::crossterm::event::{self, Event, MouseEventKind};
 
 use super::app::{App, Control};
-use crate::debug::debugger::Debugger;
-use crate::debug::live::{LiveDriver, LiveLink, Publisher};
-use crate::debug::snapshot::Mode;
 use super::term::{TermGuard, quit_signals};
-use crate::export::sinks::ExportPlan;
-use crate::live::LiveSpec;
-use crate::live::run::{LiveResult, LiveRun};
-use crate::live::stack_thread::Observer;
-use crate::replay::run::ReplaySpec;
-use crate::sim::SimSpec;
 
 /// Real time between two frames.
 pub const FRAME: Duration = Duration::from_millis(50);
-
-/// Open the TUI on a replay.
-pub fn run_replay(spec: &ReplaySpec) -> anyhow::Result<()> {
-    let app = App::replay(spec)?;
-    run_app(app)
-}
-
-/// Open the TUI on a simulated run, virtual time passing at the pace of real time.
-pub fn run_sim(spec: &SimSpec) -> anyhow::Result<()> {
-    let build_spec = spec.clone();
-    let debugger = Debugger::new(Box::new(move || crate::sim::build(&build_spec).pipeline));
-    let app =
-        App::new(debugger, Mode::Sim, Some(1.0)).with_export_header(crate::headless::header(spec));
-    run_app(app)
-}
-
-/// Open the TUI on a live run: the stack and tap threads run on their own; the TUI shows what the stack
-/// thread publishes and holds it with space, `s` and breakpoints. Quitting (or SIGINT/SIGTERM) restores the
-/// terminal, then stops the run, which closes the export complete.
-pub fn run_live(spec: &LiveSpec, plan: &ExportPlan) -> anyhow::Result<LiveResult> {
-    let link = LiveLink::new();
-    let publisher_link = link.clone();
-    let run = LiveRun::start(
-        spec,
-        plan,
-        move |frames| Some(Box::new(Publisher::new(publisher_link, frames.clone())) as Observer),
-        false,
-    )?;
-    let driver = LiveDriver::new(link, run.controller());
-    let app = App::driving(Box::new(driver), Mode::Live, None);
-    let shown = run_app(app);
-    let result = run.stop();
-    shown?;
-    result
-}
 
 /// Whether the environment asks for no colour (`NO_COLOR` set and not empty, see no-color.org).
 pub fn no_color_requested() -> bool {

@@ -310,8 +310,8 @@ impl Widget for PacketList<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::{self, SimSpec};
     use crate::debug::snapshot::tests::step_until_at;
+    use crate::sim::{self, SimSpec};
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 

@@ -171,13 +171,11 @@ fn step_back_returns_to_exactly_the_step_before() {
 
 #[test]
 fn a_replay_of_the_demo_capture_steps_and_steps_back() {
-    use crate::replay::run::{self, ReplaySpec, Source};
+    use crate::replay::{ReplaySpec, Source, prepare};
     let spec = ReplaySpec::of(Source::demo());
     let build_spec = spec.clone();
     let mut d = Debugger::new(Box::new(move || {
-        run::prepare(&build_spec)
-            .expect("the demo replays")
-            .pipeline
+        prepare(&build_spec).expect("the demo replays").0
     }));
     d.breakpoints.push(Breakpoint::Stage(Stage::App));
     let hit = d.cont(100_000).expect("the GET reaches the app");
@@ -197,7 +195,7 @@ fn a_replay_of_the_demo_capture_steps_and_steps_back() {
         "the same packet, the same way"
     );
     run_to_end(&mut d);
-    let headless = run::run(&spec, None).unwrap();
+    let headless = crate::session::run_replay(&spec, &Default::default()).unwrap();
     assert_eq!(d.pipeline().stats(), &headless.stats);
 }
 

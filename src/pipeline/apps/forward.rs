@@ -513,7 +513,7 @@ mod tests {
                 apps: vec![format!("7=forward:127.0.0.1:{port}").parse().unwrap()],
                 ..Default::default()
             };
-            let r = crate::headless::run_sim(&spec, None).unwrap();
+            let r = crate::session::run_sim(&spec, &Default::default()).unwrap();
             server.join().unwrap();
             assert_eq!(r.report.clients.len(), 2);
             for c in &r.report.clients {

@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
+use crate::debug::debugger::Breakpoint;
+use crate::debug::filter::Filter;
 use crate::export::sinks::ExportPlan;
 use crate::export::writer::Format;
 use crate::pipeline::stage::Stage;
-use crate::debug::debugger::Breakpoint;
-use crate::debug::filter::Filter;
 
 /// What an open input line is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

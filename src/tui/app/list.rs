@@ -2,9 +2,9 @@
 //! merged by id with the packets still in flight, addressed by rank. A move or a redraw costs
 //! O(in-flight · log n + rows on screen), however many packets the history holds.
 
-use crate::pipeline::trace::PacketId;
 use crate::debug::driver::Driver;
 use crate::debug::history::History;
+use crate::pipeline::trace::PacketId;
 
 pub struct ListModel<'a> {
     history: &'a History,

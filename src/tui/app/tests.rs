@@ -1,10 +1,18 @@
 use super::*;
-use crate::replay::run::Source;
+use crate::replay::{ReplaySpec, Source};
+use crate::session::{self, Spec};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 fn demo() -> App {
-    App::replay(&ReplaySpec::of(Source::demo())).expect("the demo replays")
+    replay_app(ReplaySpec::of(Source::demo()))
+}
+
+/// The app over a replay, as the session hands it to the TUI.
+fn replay_app(spec: ReplaySpec) -> App {
+    let (debugger, mode, speed) =
+        session::debugger(&Spec::Replay(spec)).expect("the capture replays");
+    App::new(debugger, mode, speed)
 }
 
 pub(super) fn key(code: KeyCode) -> KeyEvent {
@@ -459,7 +467,7 @@ fn finished_replay(capture: &str) -> App {
             format!("{}/captures/{capture}", env!("CARGO_MANIFEST_DIR")).into(),
         ))
     };
-    let mut app = App::replay(&spec).expect("the capture replays");
+    let mut app = replay_app(spec);
     while !app.paused {
         app.tick(1_000_000_000);
     }
@@ -521,17 +529,38 @@ fn the_list_pages_through_the_whole_history_keeping_the_selection_on_screen() {
     assert_eq!(at(&app).1, Some(0));
 }
 
-/// The `packets` array of a JSON export.
-fn exported_packets(path: &std::path::Path) -> Vec<serde_json::Value> {
-    let doc: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(path).expect("export written")).expect("valid JSON");
-    doc["packets"].as_array().expect("packets").clone()
+/// A JSON export, read back.
+fn exported(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).expect("export written")).expect("valid JSON")
+}
+
+/// Export the app's run with `e` to `path` (the input line's suggested name erased first).
+fn export_with_e(app: &mut App, path: &std::path::Path) {
+    press(app, "e");
+    for _ in 0.."pktpath-timeline.json".len() {
+        app.handle(key(KeyCode::Backspace));
+    }
+    press(app, &format!("{}\n", path.display()));
+}
+
+/// An export without what says the TUI wrote it (`exported_from`, `tui_move`), which a headless one lacks.
+fn without_tui_marks(mut doc: serde_json::Value) -> serde_json::Value {
+    let source = doc["source"].as_object_mut().expect("a source object");
+    source.remove("exported_from");
+    source.remove("tui_move");
+    doc
 }
 
 #[test]
 fn e_exports_the_run_so_far_and_at_the_end_it_is_the_headless_export() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = demo();
+    let headless = dir.path().join("headless.json");
+    let spec = ReplaySpec::of(Source::demo());
+    let plan = ExportPlan::timeline(headless.clone(), crate::export::writer::Format::Json);
+    session::run_replay(&spec, &plan).unwrap();
+    let headless = exported(&headless);
+
     // Mid-run: after 12 steps, what has finished, and what is still on its way as in_flight.
     for _ in 0..12 {
         press(&mut app, "s");
@@ -557,43 +586,78 @@ fn e_exports_the_run_so_far_and_at_the_end_it_is_the_headless_export() {
         "{}",
         app.status
     );
-    let packets = exported_packets(&mid);
-    let in_flight = packets
+    let doc = exported(&mid);
+    assert_eq!(doc["source"]["tui_move"], moves);
+    assert_eq!(doc["source"]["exported_from"], "tui");
+    let packets = doc["packets"].as_array().unwrap().clone();
+    let in_flight: Vec<&serde_json::Value> = packets
         .iter()
         .filter(|p| p["outcome"]["kind"] == "in_flight")
-        .count();
+        .collect();
     let finished = app.debugger().history().total();
-    assert_eq!(packets.len(), finished + in_flight);
+    assert_eq!(packets.len(), finished + in_flight.len());
     assert_eq!(
-        in_flight,
+        in_flight.len(),
         app.debugger().in_flight().len(),
         "the packets on their way after 12 steps"
     );
-    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&mid).unwrap()).unwrap();
-    assert_eq!(doc["source"]["tui_move"], moves);
-    assert_eq!(doc["source"]["exported_from"], "tui");
+    // The same document as the headless export, as far as the run got: the same header, a `replay` object
+    // with the same fields, every finished packet exactly as headless wrote it, and each in_flight one the
+    // start of its path there.
+    let doc = without_tui_marks(doc);
+    for key in ["format", "version", "source", "stack"] {
+        assert_eq!(doc[key], headless[key], "{key}");
+    }
+    let replay = doc["replay"].as_object().expect("the replay object");
+    let keys: Vec<&String> = replay.keys().collect();
+    let headless_keys: Vec<&String> = headless["replay"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, headless_keys);
+    // The capture read so far: the wire reads it as the run needs its frames.
+    let (read, all) = (
+        doc["replay"]["capture_frames"].as_u64().unwrap(),
+        headless["replay"]["capture_frames"].as_u64().unwrap(),
+    );
+    assert!(read > 0 && read < all, "{read} of {all} records read after 12 steps");
+    let full = headless["packets"].as_array().unwrap();
+    for p in &packets {
+        let whole = full
+            .iter()
+            .find(|h| h["id"] == p["id"])
+            .unwrap_or_else(|| panic!("packet {} is in the headless export", p["id"]));
+        if p["outcome"]["kind"] == "in_flight" {
+            let (hops, all) = (
+                p["hops"].as_array().unwrap(),
+                whole["hops"].as_array().unwrap(),
+            );
+            assert!(!hops.is_empty() && hops.len() <= all.len(), "{p}");
+            assert_eq!(
+                hops[..],
+                all[..hops.len()],
+                "packet {}: its path so far",
+                p["id"]
+            );
+            assert_eq!(p["frame"], whole["frame"]);
+        } else {
+            assert_eq!(p, whole, "packet {}: finished the same way", p["id"]);
+        }
+    }
 
-    // At the end of the run the export holds what a headless replay of the same spec writes.
+    // At the end of the run the export is the headless export of the same spec, whole: header, packets,
+    // connections, stats and the `replay` object with the diff.
     while !app.paused || app.status != "the run ended" {
         app.paused = false;
         app.tick(1_000_000_000);
     }
     let end = dir.path().join("end.json");
-    press(&mut app, "e");
-    for _ in 0.."pktpath-timeline.json".len() {
-        app.handle(key(KeyCode::Backspace));
-    }
-    press(&mut app, &format!("{}\n", end.display()));
-    let headless = dir.path().join("headless.json");
-    let spec = ReplaySpec::of(Source::demo());
-    run::run(
-        &spec,
-        Some((headless.clone(), crate::export::writer::Format::Json)),
-    )
-    .unwrap();
-    let (tui, plain) = (exported_packets(&end), exported_packets(&headless));
-    assert_eq!(tui.len(), plain.len());
-    assert_eq!(tui, plain, "same packets, hops, outcomes and bytes");
+    export_with_e(&mut app, &end);
+    let end = exported(&end);
+    assert_eq!(end["source"]["exported_from"], "tui");
+    assert!(
+        headless["replay"]["diff"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty())
+    );
+    assert_eq!(without_tui_marks(end), headless);
 }
 
 #[test]

@@ -8,13 +8,13 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::{App, Input, Pane};
+use crate::debug::debugger::HISTORY;
+use crate::debug::history::Entry;
+use crate::debug::snapshot::{Mode, Snapshot};
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::dissect::dissect;
 use crate::pipeline::stage::Stage;
 use crate::pipeline::trace::PacketRecord;
-use crate::debug::debugger::HISTORY;
-use crate::debug::history::Entry;
-use crate::debug::snapshot::{Mode, Snapshot};
 use crate::tui::widgets::{ConnectionsView, PacketList, PipelineDiagram, fit, format_time};
 
 /// Below this height the diagram shrinks to one line per lane, leaving room for the list and the detail.

@@ -1,89 +1,21 @@
-//! Headless runs: drive the pipeline to the end, stream finished packets to the export, and print a summary
-//! (frames, outcomes, drops by reason, per-hop latency, and the peer's own view of what it sent and got back).
+//! The summary a headless run prints: what the source was, the run's counters (frames, outcomes, drops by
+//! reason, per-hop latency), what the source saw itself (the simulated peer's view, the replay's diff, the
+//! TAP's counters), and the files written.
 
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 
-use serde_json::json;
+use crate::export::Format;
+use crate::live::LiveSpec;
+use crate::live::run::LiveResult;
+use crate::pipeline::dissect::format_mac;
+use crate::pipeline::trace::Stats;
+use crate::pipeline::{AppKind, OutcomeKind, Stage};
+use crate::replay::{NO_HOST, ReplaySpec};
+use crate::sim::SimSpec;
 
-use crate::export::{ExportPlan, Exports, Format, Header};
-use crate::pipeline::OutcomeKind;
-use crate::pipeline::trace::{ConnectionRecord, Stats};
-use crate::sim::{self, SimReport, SimSpec};
-
-/// Steps between two drains of finished packets into the export.
-const DRAIN_EVERY: u64 = 4096;
-
-pub struct SimResult {
-    pub stats: Stats,
-    pub connections: Vec<ConnectionRecord>,
-    pub report: SimReport,
-    pub end_ns: u64,
-    pub packets: u64,
-    /// The pcapng written (`--pcap-out`) and how many frames it holds.
-    pub pcap: Option<(PathBuf, u64)>,
-}
-
-pub fn header(spec: &SimSpec) -> Header {
-    let apps: Vec<String> = spec
-        .app_map()
-        .iter()
-        .map(|(p, k)| format!("{p}={k}"))
-        .collect();
-    Header {
-        source: json!({
-            "kind": "sim", "clients": spec.clients, "bytes": spec.bytes, "port": spec.port, "udp": spec.udp,
-            "outbound": spec.outbound, "seed": spec.seed, "apps": apps,
-            "hop_cost_ns": spec.hop_cost_ns, "link_delay_ns": spec.link_delay_ns,
-        }),
-        stack: json!({
-            "mac": "02:00:00:00:00:01", "ipv4": format!("{}/24", sim::STACK_IP), "ipv6": "fd00::1/64",
-            "frame_buffer": spec.frame_buffer,
-            "tcp_socket_buffer": crate::pipeline::stack::TCP_BUFFER,
-            "conn_buffer": crate::pipeline::connection::CONN_BUFFER,
-            "udp_socket_buffer": crate::pipeline::stack::UDP_PAYLOAD_BUFFER,
-            "smoltcp": "0.14",
-        }),
-    }
-}
-
-/// Run a simulation to its end, writing the timeline export if asked.
-pub fn run_sim(spec: &SimSpec, export: Option<(PathBuf, Format)>) -> anyhow::Result<SimResult> {
-    let plan = ExportPlan {
-        timeline: export,
-        pcap: None,
-    };
-    run_sim_with(spec, &plan)
-}
-
-/// Run a simulation to its end, writing what `plan` asks for (pcapng timestamps start at 0).
-pub fn run_sim_with(spec: &SimSpec, plan: &ExportPlan) -> anyhow::Result<SimResult> {
-    let mut run = sim::build(spec);
-    let mut exports = Exports::open(plan, &header(spec), 0)?;
-    let mut packets = 0u64;
-    loop {
-        let over = exports.run(&mut run.pipeline, spec.max_time_ns, DRAIN_EVERY)?;
-        packets += exports.drain(&mut run.pipeline)?;
-        if over {
-            break;
-        }
-    }
-    let end_ns = run.pipeline.now();
-    let connections = run.pipeline.finish();
-    packets += exports.drain(&mut run.pipeline)?;
-    let stats = run.pipeline.stats().clone();
-    let written = exports.finish(&connections, &stats, None)?;
-    let report = run.report.borrow().clone();
-    Ok(SimResult {
-        stats,
-        connections,
-        report,
-        end_ns,
-        packets,
-        pcap: written.pcap,
-    })
-}
+use super::deterministic::{ReplayResult, SimResult};
 
 fn fmt_ns(ns: u64) -> String {
     match ns {
@@ -138,7 +70,7 @@ pub fn peer_check(spec: &SimSpec, r: &SimResult) -> PeerCheck {
     check
 }
 
-pub fn summary(spec: &SimSpec, r: &SimResult, export: Option<&(PathBuf, Format)>) -> String {
+pub fn sim(spec: &SimSpec, r: &SimResult, export: Option<&(PathBuf, Format)>) -> String {
     let mut s = String::new();
     let mut app_map = spec.app_map();
     if spec.outbound {
@@ -179,7 +111,7 @@ pub fn summary(spec: &SimSpec, r: &SimResult, export: Option<&(PathBuf, Format)>
             "; peer received exactly what the app wrote on {}/{}",
             c.echo_matches, c.clients
         );
-    } else if spec.app_map().get(&spec.port) == Some(&crate::pipeline::AppKind::Echo) {
+    } else if spec.app_map().get(&spec.port) == Some(&AppKind::Echo) {
         let _ = write!(
             s,
             "; peer got back what it sent on {}/{}",
@@ -262,4 +194,129 @@ pub fn stats_summary_timed(s: &mut String, time: &str, st: &Stats, end_ns: u64, 
 
 pub fn print(out: &mut impl Write, text: &str) -> std::io::Result<()> {
     out.write_all(text.as_bytes())
+}
+
+/// The headless summary of a replay.
+pub fn replay(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, Format)>) -> String {
+    let mut s = String::new();
+    let id = &r.identity;
+    let _ = writeln!(
+        s,
+        "replay {} ({}, {} records{}) as {} ({}){}",
+        spec.source.name(),
+        r.format,
+        r.frames_read,
+        r.stopped
+            .as_ref()
+            .map_or(String::new(), |w| format!("; reading stopped early: {w}")),
+        id.ip,
+        format_mac(&id.mac),
+        if id.ip == NO_HOST && spec.as_ip.is_none() {
+            ": the capture names no IP host, so the stack takes a documentation address"
+        } else {
+            ""
+        },
+    );
+    stats_summary(&mut s, &r.stats, r.end_ns, r.packets);
+    let _ = writeln!(
+        s,
+        "replay: {} recorded flows played; {} frames waited for the stack (longest {} µs), {} acknowledged only what it had sent; {} synthetic frames (ARP/ND, owed acks, {} retransmissions by the peer)",
+        r.played_flows,
+        r.wire.waits,
+        r.wire.longest_wait_ns / 1000,
+        r.wire.clamped,
+        r.wire.synthetic,
+        r.wire.retransmitted,
+    );
+    if r.diffs.is_empty() {
+        let _ = writeln!(s, "diff: no TCP flow of the stack");
+    } else {
+        let same = r
+            .diffs
+            .iter()
+            .filter(|d| d.first_divergence.is_none())
+            .count();
+        let _ = writeln!(s, "diff: {same}/{} flows as recorded", r.diffs.len());
+        for d in &r.diffs {
+            let _ = writeln!(s, "  {d}");
+        }
+    }
+    if let Some((path, format)) = export {
+        let _ = writeln!(
+            s,
+            "export: {} ({:?}, {} packets)",
+            path.display(),
+            format,
+            r.packets
+        );
+    }
+    pcap_line(&mut s, r.pcap.as_ref());
+    s
+}
+
+/// The headless summary of a live run.
+pub fn live(spec: &LiveSpec, r: &LiveResult, export: Option<&(PathBuf, Format)>) -> String {
+    let mut s = String::new();
+    let apps: Vec<String> = spec
+        .app_map()
+        .unwrap_or_default()
+        .iter()
+        .map(|(p, k)| format!("{p}={k}"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "pktpath live on {} as {}/{} ({}), apps {}, for {:.2} s",
+        r.tap_name,
+        spec.ip.0,
+        spec.ip.1,
+        format_mac(&spec.mac),
+        apps.join(","),
+        r.elapsed.as_secs_f64()
+    );
+    let st = &r.outcome.stats;
+    stats_summary_timed(&mut s, "run time", st, r.outcome.end_ns, r.outcome.packets);
+    let fb_drops = st
+        .drops
+        .get(&(Stage::FrameBuffer, "frame_buffer_full"))
+        .copied()
+        .unwrap_or(0);
+    let _ = writeln!(
+        s,
+        "tap: {} frames read, {} found the frame buffer full (capacity {}, high water {}), {} written, {} write errors{}",
+        r.rx.read,
+        r.rx.overflowed,
+        r.rx.capacity,
+        r.rx.high_water,
+        r.tx.written,
+        r.tx.write_errors,
+        r.tx.last_error
+            .as_ref()
+            .map_or(String::new(), |e| format!(" (last: {e})")),
+    );
+    let _ = writeln!(
+        s,
+        "events lost: {} ({} overflow records not kept, {} tx frames the tap never got); frame-buffer drops traced: {fb_drops}",
+        st.events_lost, r.rx.events_lost, r.tx.lost
+    );
+    if r.rx.after_close > 0 {
+        let _ = writeln!(
+            s,
+            "tap: {} frames arrived after the run ended (not traced)",
+            r.rx.after_close
+        );
+    }
+    if let Some(e) = &r.tap_error {
+        let _ = writeln!(s, "tap thread ended early: {e}");
+    }
+    if let Some((path, format)) = export {
+        let _ = writeln!(
+            s,
+            "export: {} ({:?}, {} packets)",
+            path.display(),
+            format,
+            r.outcome.packets
+        );
+    }
+    pcap_line(&mut s, r.outcome.pcap.as_ref());
+    s
 }

@@ -1,0 +1,302 @@
+//! A replay ready to run: the capture surveyed (who the stack is), the pipeline built with the replay wire
+//! and the recorded apps. Built afresh, identically, as often as asked: the session runs it headless, and the
+//! debugger's step back rebuilds it.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use anyhow::{Context, bail};
+
+use crate::pipeline::clock::{Nanos, VirtualClock};
+use crate::pipeline::stack::StackConfig;
+use crate::pipeline::{AppKind, AppSpec, Pipeline, PipelineConfig};
+
+use super::capture::{CaptureReader, CapturedFrame};
+use super::recorded_app::RecordedSource;
+use super::role::{Identity, Survey};
+use super::script::Scripts;
+use super::wire::{ReplayWire, WireReport};
+
+/// The stack's address when the capture names no IP host (RFC 5737 TEST-NET-1).
+pub const NO_HOST: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+
+/// Where the frames come from: a file, bytes built into the binary (the demo), or frames already in memory
+/// (a capture of a simulated run's wire).
+#[derive(Debug, Clone)]
+pub enum Source {
+    File(PathBuf),
+    Bytes {
+        name: String,
+        bytes: &'static [u8],
+    },
+    Frames {
+        name: String,
+        frames: Rc<Vec<CapturedFrame>>,
+    },
+}
+
+/// A source's records, one after another, and where reading stopped early if it did.
+trait Records: Iterator<Item = CapturedFrame> {
+    fn stopped(&self) -> Option<&str>;
+    fn records_read(&self) -> u64;
+    fn format(&self) -> &'static str;
+}
+
+impl Records for CaptureReader {
+    fn stopped(&self) -> Option<&str> {
+        CaptureReader::stopped(self)
+    }
+    fn records_read(&self) -> u64 {
+        CaptureReader::records_read(self)
+    }
+    fn format(&self) -> &'static str {
+        CaptureReader::format(self)
+    }
+}
+
+struct InMemory {
+    frames: Rc<Vec<CapturedFrame>>,
+    next: usize,
+}
+
+impl Iterator for InMemory {
+    type Item = CapturedFrame;
+    fn next(&mut self) -> Option<CapturedFrame> {
+        let f = self.frames.get(self.next).cloned();
+        self.next += usize::from(f.is_some());
+        f
+    }
+}
+
+impl Records for InMemory {
+    fn stopped(&self) -> Option<&str> {
+        None
+    }
+    fn records_read(&self) -> u64 {
+        self.next as u64
+    }
+    fn format(&self) -> &'static str {
+        "in-memory"
+    }
+}
+
+/// The capture built into the binary: one HTTP GET recorded from the kernel's stack (captures/README.md).
+pub const DEMO_CAPTURE: &[u8] = include_bytes!("../../captures/demo.pcapng");
+
+impl Source {
+    pub fn demo() -> Source {
+        Source::Bytes {
+            name: "demo (built in: captures/demo.pcapng)".into(),
+            bytes: DEMO_CAPTURE,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::Bytes { name, .. } | Source::Frames { name, .. } => name.clone(),
+        }
+    }
+
+    fn open(&self) -> anyhow::Result<Box<dyn Records>> {
+        let reader = match self {
+            Source::File(p) => CaptureReader::open(p),
+            Source::Bytes { bytes, .. } => CaptureReader::from_bytes(bytes.to_vec()),
+            Source::Frames { frames, .. } => {
+                let frames = frames.clone();
+                return Ok(Box::new(InMemory { frames, next: 0 }));
+            }
+        };
+        Ok(Box::new(reader.with_context(|| self.name())?))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplaySpec {
+    pub source: Source,
+    pub as_ip: Option<IpAddr>,
+    pub apps: Vec<AppSpec>,
+    /// None: as fast as possible.
+    pub speed: Option<f64>,
+    pub frame_buffer: usize,
+    pub seed: u64,
+    pub hop_cost_ns: Nanos,
+    /// How long virtual time runs on after the last frame for the stack to finish (FINs, retransmissions).
+    pub tail_ns: Nanos,
+}
+
+impl ReplaySpec {
+    /// A replay of `source` with the command line's defaults: speed 1, frame buffer 256, seed 0, 1 µs per
+    /// hop, a 10 s tail, the role surveyed, the recorded apps.
+    pub fn of(source: Source) -> ReplaySpec {
+        ReplaySpec {
+            source,
+            as_ip: None,
+            apps: Vec::new(),
+            speed: Some(1.0),
+            frame_buffer: 256,
+            seed: 0,
+            hop_cost_ns: 1000,
+            tail_ns: 10_000_000_000,
+        }
+    }
+}
+
+/// How far reading has got: records read so far, and, once it has ended, why it stopped early if it did.
+type StopRecord = Rc<RefCell<(u64, Option<String>)>>;
+
+/// Passes the reader's frames on, keeping count of the records read and, once it ends, why it stopped.
+struct Tracked {
+    reader: Box<dyn Records>,
+    stopped: StopRecord,
+}
+
+impl Iterator for Tracked {
+    type Item = CapturedFrame;
+
+    fn next(&mut self) -> Option<CapturedFrame> {
+        let next = self.reader.next();
+        let why = match next {
+            Some(_) => None,
+            None => self.reader.stopped().map(String::from),
+        };
+        *self.stopped.borrow_mut() = (self.reader.records_read(), why);
+        next
+    }
+}
+
+fn stack_config(id: &Identity, seed: u64) -> StackConfig {
+    // A stack seen only over IPv6 still needs an IPv4 address: a documentation one (RFC 5737), /32, so no
+    // frame of the capture can be for it.
+    let (v4, prefix) = match id.ipv4 {
+        Some(a) => (a, id.prefix_v4),
+        None => (Ipv4Addr::new(192, 0, 2, 1), 32),
+    };
+    StackConfig {
+        mac: id.mac,
+        ipv4: (v4, prefix),
+        ipv6: id.ipv6.map(|a| (a, 64)),
+        random_seed: seed,
+        ..StackConfig::default()
+    }
+}
+
+/// The app per port: `--app PORT=SPEC` for that port, `--app SPEC` for every port, else `recorded`.
+fn apps_for(ports: impl Iterator<Item = u16>, apps: &[AppSpec]) -> BTreeMap<u16, AppKind> {
+    let all = apps
+        .iter()
+        .find(|a| a.port.is_none())
+        .map(|a| a.kind.clone());
+    let mut map: BTreeMap<u16, AppKind> = ports
+        .map(|p| (p, all.clone().unwrap_or(AppKind::Recorded)))
+        .collect();
+    for a in apps {
+        if let Some(p) = a.port {
+            map.insert(p, a.kind.clone());
+        }
+    }
+    map
+}
+
+/// What a replay's pipeline was built from and what its wire reports as it plays: the survey, the host the
+/// stack plays, and where reading the capture stopped.
+pub struct Prepared {
+    /// What the pipeline was built with (the export header describes the stack from it).
+    pub config: PipelineConfig,
+    pub identity: Identity,
+    pub format: &'static str,
+    pub survey: Survey,
+    pub report: Rc<RefCell<WireReport>>,
+    stopped: StopRecord,
+}
+
+impl Prepared {
+    /// The capture's first timestamp (ns since the epoch): virtual time 0 of the run.
+    pub fn base_ns(&self) -> u64 {
+        self.survey.first_t_ns.unwrap_or(0)
+    }
+
+    /// The capture's span from its first to its last frame, as recorded.
+    pub fn span_ns(&self) -> Nanos {
+        self.survey
+            .first_t_ns
+            .map_or(0, |first| self.survey.last_t_ns.saturating_sub(first))
+    }
+
+    /// Records the wire has read so far (it reads ahead of the stack) and, once reading has ended, why it
+    /// stopped early if it did.
+    pub fn reading(&self) -> (u64, Option<String>) {
+        self.stopped.borrow().clone()
+    }
+}
+
+/// Survey the capture and build the pipeline that replays it (with the emulated wire and the recorded apps).
+/// Built afresh, identically, as often as asked: the debugger's step back re-runs from here.
+pub fn prepare(spec: &ReplaySpec) -> anyhow::Result<(Pipeline, Prepared)> {
+    let mut survey = Survey::default();
+    let reader = spec.source.open()?;
+    let format = reader.format();
+    for f in reader {
+        survey.add(&f);
+    }
+    // A capture with no IP host at all (only ARP, only unsupported link types, or no packets) still replays:
+    // the stack takes a documentation address no frame can be for, and every frame still gets its outcome.
+    let ip = survey.choose(spec.as_ip).unwrap_or(NO_HOST);
+    let identity = survey.identity(ip);
+    if spec.as_ip.is_some() && !survey.macs.contains_key(&ip) && survey.frames > 0 {
+        let seen_as_dst = identity.tcp_ports.len() + identity.udp_ports.len();
+        if seen_as_dst == 0 {
+            bail!(
+                "--as {ip}: no frame in {} is from or to that address; pick one of the capture's hosts",
+                spec.source.name()
+            );
+        }
+    }
+
+    let scripts: Scripts = Rc::default();
+    let report = Rc::new(RefCell::new(WireReport::default()));
+    let stopped = Rc::new(RefCell::new((0, None)));
+    let frames = Tracked {
+        reader: spec.source.open()?,
+        stopped: stopped.clone(),
+    };
+    let wire = ReplayWire::new(
+        Box::new(frames),
+        identity.clone(),
+        survey.macs.clone(),
+        spec.speed,
+        scripts.clone(),
+        report.clone(),
+    );
+    let config = PipelineConfig {
+        stack: stack_config(&identity, spec.seed),
+        frame_buffer: spec.frame_buffer,
+        tcp_apps: apps_for(identity.tcp_ports.iter().copied(), &spec.apps),
+        udp_apps: apps_for(identity.udp_ports.iter().copied(), &spec.apps),
+    };
+    let clock = Box::new(VirtualClock::new(spec.hop_cost_ns));
+    let mut pipeline = Pipeline::new(config.clone(), clock, Box::new(wire));
+    pipeline.set_app_source(Box::new(RecordedSource {
+        scripts,
+        played: BTreeMap::new(),
+    }));
+    let prepared = Prepared {
+        config,
+        identity,
+        format,
+        survey,
+        report,
+        stopped,
+    };
+    Ok((pipeline, prepared))
+}
+
+/// Is this path readable as a capture at all? (For the CLI's early, one-line error.)
+pub fn check_readable(path: &Path) -> anyhow::Result<()> {
+    CaptureReader::open(path)
+        .map(|_| ())
+        .with_context(|| path.display().to_string())
+}

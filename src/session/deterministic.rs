@@ -1,0 +1,338 @@
+//! Sim and replay runs: built afresh from their spec (`Built::open`), run to their end headless or moved one
+//! debugger move at a time, and finished the same way whoever ran them — connections closed, the export
+//! written with its header (and, for a replay, its `replay` object: the diff and what the wire did).
+//! Headless runs, the TUI's step back and the TUI's `e` export all go through here.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use serde_json::json;
+
+use crate::debug::debugger::{Debugger, move_once};
+use crate::debug::driver::Moved;
+use crate::debug::snapshot::Mode;
+use crate::export::{ExportPlan, Exports, Header, Written};
+use crate::pipeline::clock::Nanos;
+use crate::pipeline::trace::{ConnectionRecord, Stats};
+use crate::pipeline::{AppKind, Pipeline};
+use crate::replay::diff::{FlowDiff, diff};
+use crate::replay::role::Identity;
+use crate::replay::wire::WireReport;
+use crate::replay::{Prepared, ReplaySpec};
+use crate::sim::{SimReport, SimSpec};
+
+use super::header;
+
+/// Steps between two drains of finished packets into the export.
+const DRAIN_EVERY: u64 = 4096;
+/// How far past the played span and tail a replay may go while the wire still holds frames waiting for the
+/// stack.
+const MAX_OVERRUN_NS: Nanos = 600_000_000_000;
+
+/// A deterministic run, as the command line asked for it.
+#[derive(Debug, Clone)]
+pub enum Spec {
+    Sim(SimSpec),
+    Replay(ReplaySpec),
+}
+
+/// What the source keeps beside the pipeline, to report at the end.
+enum SourceState {
+    Sim(Rc<RefCell<SimReport>>),
+    Replay(Box<Prepared>),
+}
+
+/// A run built afresh from its spec: the pipeline, the export header, pcapng's base time, and the source's
+/// own state.
+struct Built {
+    pipeline: Pipeline,
+    header: Header,
+    /// pcapng timestamps are this (ns since the epoch) plus virtual time: a replay's capture start, else 0.
+    pcap_base_ns: u64,
+    source: SourceState,
+    spec: Spec,
+}
+
+/// How a run finished, whoever ran it.
+struct Finished {
+    stats: Stats,
+    connections: Vec<ConnectionRecord>,
+    end_ns: Nanos,
+    written: Written,
+    source: SourceState,
+    /// A replay's `replay` object, as written in the export.
+    replay: Option<ReplayEnd>,
+}
+
+/// What the end of a replay says beyond the pipeline's counters.
+struct ReplayEnd {
+    frames_read: u64,
+    stopped: Option<String>,
+    wire: WireReport,
+    diffs: Vec<FlowDiff>,
+}
+
+impl Built {
+    fn open(spec: &Spec) -> anyhow::Result<Built> {
+        Ok(match spec {
+            Spec::Sim(s) => {
+                let run = crate::sim::build(s);
+                Built {
+                    pipeline: run.pipeline,
+                    header: header::sim(s, &s.pipeline_config()),
+                    pcap_base_ns: 0,
+                    source: SourceState::Sim(run.report),
+                    spec: spec.clone(),
+                }
+            }
+            Spec::Replay(r) => {
+                let (pipeline, prepared) = crate::replay::prepare(r)?;
+                Built {
+                    pipeline,
+                    header: header::replay(r, &prepared),
+                    pcap_base_ns: prepared.base_ns(),
+                    source: SourceState::Replay(Box::new(prepared)),
+                    spec: spec.clone(),
+                }
+            }
+        })
+    }
+
+    fn exports(&self, plan: &ExportPlan) -> anyhow::Result<Exports> {
+        Ok(Exports::open(plan, &self.header, self.pcap_base_ns)?)
+    }
+
+    /// Run to the end, streaming finished packets to `exports`; returns how many there were. A simulation
+    /// stops at its `max_time`; a replay once the capture is played and the tail has passed — later if the
+    /// stack kept frames waiting, but never more than `MAX_OVERRUN_NS` past.
+    fn run_to_end(&mut self, exports: &mut Exports) -> anyhow::Result<u64> {
+        let (mut deadline, tail) = match (&self.spec, &self.source) {
+            (Spec::Sim(s), _) => (s.max_time_ns, None),
+            (Spec::Replay(r), SourceState::Replay(prepared)) => {
+                // The capture's span at this speed, then the tail for the stack to finish.
+                let played_span = match r.speed {
+                    Some(s) => (prepared.span_ns() as f64 / s) as Nanos,
+                    None => 0,
+                };
+                (played_span.saturating_add(r.tail_ns), Some(r.tail_ns))
+            }
+            (Spec::Replay(_), SourceState::Sim(_)) => unreachable!("a replay's source is a replay"),
+        };
+        // However long the waits for the stack, the run ends: a fixed bound, not one that moves with the
+        // deadline.
+        let hard_limit = deadline.saturating_add(MAX_OVERRUN_NS);
+        let mut packets = 0u64;
+        loop {
+            let over = exports.run(&mut self.pipeline, deadline, DRAIN_EVERY)?;
+            packets += exports.drain(&mut self.pipeline)?;
+            if !over {
+                continue;
+            }
+            // Waits for the stack can push the capture past its recorded span: play it all before the tail.
+            match tail {
+                Some(tail) if !self.pipeline.wire().is_done() && deadline < hard_limit => {
+                    deadline = (self.pipeline.now().max(deadline) + tail).min(hard_limit);
+                }
+                _ => return Ok(packets),
+            }
+        }
+    }
+
+    /// Make `moves` debugger moves (as `Debugger::step` does), streaming finished packets to `exports`.
+    fn run_moves(&mut self, exports: &mut Exports, moves: u64) -> anyhow::Result<u64> {
+        let mut packets = 0;
+        for made in 0..moves {
+            let at = self.pipeline.now();
+            match move_once(&mut self.pipeline) {
+                Moved::Stepped(_) => exports.after_step(&self.pipeline, at)?,
+                Moved::Waited { .. } | Moved::Pending => {}
+                Moved::Ended => break,
+            }
+            if made % DRAIN_EVERY == 0 {
+                packets += exports.drain(&mut self.pipeline)?;
+            }
+        }
+        Ok(packets)
+    }
+
+    /// End the run where it stands: packets still on their way end `in_flight`, connections are recorded,
+    /// and the export is closed with the source's own end (a replay's `replay` object).
+    fn finish(mut self, mut exports: Exports) -> anyhow::Result<(Finished, u64)> {
+        let end_ns = self.pipeline.now();
+        let connections = self.pipeline.finish();
+        let packets = exports.drain(&mut self.pipeline)?;
+        let stats = self.pipeline.stats().clone();
+        let replay = match &self.source {
+            SourceState::Replay(prepared) => {
+                let (frames_read, stopped) = prepared.reading();
+                let wire = prepared.report.borrow().clone();
+                let diffs = diff(&wire);
+                Some(ReplayEnd {
+                    frames_read,
+                    stopped,
+                    wire,
+                    diffs,
+                })
+            }
+            SourceState::Sim(_) => None,
+        };
+        let extra = replay.as_ref().map(|r| {
+            json!({
+                "capture_frames": r.frames_read,
+                "reading_stopped": r.stopped,
+                "waits": r.wire.waits,
+                "longest_wait_ns": r.wire.longest_wait_ns,
+                "acks_clamped": r.wire.clamped,
+                "synthetic_frames": r.wire.synthetic,
+                "peer_retransmissions": r.wire.retransmitted,
+                "diff": r.diffs,
+            })
+        });
+        let written = exports.finish(&connections, &stats, extra.as_ref())?;
+        Ok((
+            Finished {
+                stats,
+                connections,
+                end_ns,
+                written,
+                source: self.source,
+                replay,
+            },
+            packets,
+        ))
+    }
+}
+
+/// A headless simulated run.
+pub struct SimResult {
+    pub stats: Stats,
+    pub connections: Vec<ConnectionRecord>,
+    pub report: SimReport,
+    pub end_ns: u64,
+    pub packets: u64,
+    /// The pcapng written (`--pcap-out`) and how many frames it holds.
+    pub pcap: Option<(PathBuf, u64)>,
+}
+
+/// A headless replay.
+pub struct ReplayResult {
+    pub format: &'static str,
+    pub identity: Identity,
+    pub frames_read: u64,
+    pub stopped: Option<String>,
+    pub stats: Stats,
+    pub connections: Vec<ConnectionRecord>,
+    pub diffs: Vec<FlowDiff>,
+    pub wire: WireReport,
+    pub end_ns: Nanos,
+    pub packets: u64,
+    pub played_flows: usize,
+    /// The capture's first timestamp (ns since the epoch): virtual time 0 of the run.
+    pub base_ns: u64,
+    /// The pcapng written (`--pcap-out`) and how many frames it holds.
+    pub pcap: Option<(PathBuf, u64)>,
+}
+
+/// Build, run to the end and finish a deterministic run, writing what `plan` asks for.
+fn run_headless(spec: &Spec, plan: &ExportPlan) -> anyhow::Result<(Finished, u64)> {
+    let mut built = Built::open(spec)?;
+    let mut exports = built.exports(plan)?;
+    let packets = built.run_to_end(&mut exports)?;
+    let (finished, last) = built.finish(exports)?;
+    Ok((finished, packets + last))
+}
+
+/// Run a simulation to its end, writing what `plan` asks for (pcapng timestamps start at 0).
+pub fn run_sim(spec: &SimSpec, plan: &ExportPlan) -> anyhow::Result<SimResult> {
+    let (f, packets) = run_headless(&Spec::Sim(spec.clone()), plan)?;
+    let SourceState::Sim(report) = &f.source else {
+        unreachable!("a simulation's source is the simulated peer")
+    };
+    let report = report.borrow().clone();
+    Ok(SimResult {
+        stats: f.stats,
+        connections: f.connections,
+        report,
+        end_ns: f.end_ns,
+        packets,
+        pcap: f.written.pcap,
+    })
+}
+
+/// Survey the capture, then replay it to the end, writing what `plan` asks for. pcapng timestamps are the
+/// capture's first timestamp plus virtual time.
+pub fn run_replay(spec: &ReplaySpec, plan: &ExportPlan) -> anyhow::Result<ReplayResult> {
+    let (f, packets) = run_headless(&Spec::Replay(spec.clone()), plan)?;
+    let (SourceState::Replay(prepared), Some(end)) = (f.source, f.replay) else {
+        unreachable!("a replay's source is the capture")
+    };
+    let played_flows = f
+        .connections
+        .iter()
+        .filter(|c| c.app == AppKind::Recorded.name())
+        .count();
+    Ok(ReplayResult {
+        format: prepared.format,
+        base_ns: prepared.base_ns(),
+        identity: prepared.identity,
+        frames_read: end.frames_read,
+        stopped: end.stopped,
+        stats: f.stats,
+        connections: f.connections,
+        diffs: end.diffs,
+        wire: end.wire,
+        end_ns: f.end_ns,
+        packets,
+        played_flows,
+        pcap: f.written.pcap,
+    })
+}
+
+/// Write the run of `spec` as it stands after `moves` debugger moves to the files of `plan`, its header
+/// marked as the TUI's: the run is made afresh and moved exactly as far; packets still on their way end
+/// `in_flight`. Returns how many packets were written and what the writers wrote.
+pub fn export_after_moves(
+    spec: &Spec,
+    plan: &ExportPlan,
+    moves: u64,
+) -> anyhow::Result<(u64, Written)> {
+    let mut built = Built::open(spec)?;
+    header::exported_from_tui(&mut built.header, moves);
+    let mut exports = built.exports(plan)?;
+    let packets = built.run_moves(&mut exports, moves)?;
+    let (finished, last) = built.finish(exports)?;
+    Ok((packets + last, finished.written))
+}
+
+/// The debugger over a deterministic run, for a front end: it rebuilds the run from `spec` for every step
+/// back, and `e` writes it through `export_after_moves`. The run is built once here, so a bad capture is an
+/// error now rather than at the first step back. Also returns how the screen names the run and its pace.
+pub fn debugger(spec: &Spec) -> anyhow::Result<(Debugger, Mode, Option<f64>)> {
+    let first = Built::open(spec)?;
+    let (mode, speed) = match spec {
+        Spec::Sim(_) => (Mode::Sim, Some(1.0)),
+        Spec::Replay(r) => (
+            Mode::Replay {
+                file: r.source.name(),
+            },
+            r.speed,
+        ),
+    };
+    let mut first = Some(first.pipeline);
+    let build_spec = spec.clone();
+    let rebuild = move || match first.take() {
+        Some(pipeline) => pipeline,
+        None => {
+            Built::open(&build_spec)
+                .expect("the run was built once already from the same spec")
+                .pipeline
+        }
+    };
+    let export_spec = spec.clone();
+    let export = move |plan: &ExportPlan, moves: u64| {
+        export_after_moves(&export_spec, plan, moves).map_err(|e| format!("{e:#}"))
+    };
+    let debugger = Debugger::new(Box::new(rebuild)).with_export(Box::new(export));
+    Ok((debugger, mode, speed))
+}
