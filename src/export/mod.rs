@@ -1,4 +1,4 @@
-//! Run exports (DESIGN.md §4): the `pktpath-timeline` JSON document and its JSON Lines stream, the Chrome
+//! Run exports (docs/timeline-format.md): the `pktpath-timeline` JSON document and its JSON Lines stream, the Chrome
 //! Trace Event Format for Perfetto, and the annotated pcapng of every wire frame.
 
 pub mod chrome;

@@ -1,8 +1,8 @@
 //! Live mode: real traffic from a TAP device through the path, with real apps behind the stack. Threads as
-//! DESIGN.md §2 says: the tap-service thread (`service`) moves frames between the TAP (`tap`) and the queues
-//! (`buffer`); the stack thread (`stack_thread`) runs the core on the real clock (`clock`) over the live wire
-//! (`wire`) and takes commands (pause, step, resume, stop) between steps; `run` starts both, ends them on a
-//! signal or after `--duration`, and prints the headless summary.
+//! docs/architecture.md ("Live") says: the tap-service thread (`service`) moves frames between the TAP
+//! (`tap`) and the queues (`buffer`); the stack thread (`stack_thread`) runs the core on the real clock
+//! (`clock`) over the live wire (`wire`) and takes commands (pause, step, resume, stop) between steps; `run`
+//! starts both and stops them (the session layer decides when).
 
 pub mod buffer;
 pub mod clock;

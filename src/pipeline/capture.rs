@@ -1,6 +1,7 @@
 //! Captures smoltcp's own `log` records so each can be attributed to the frame (or timer, or app call) whose
 //! processing window produced it. smoltcp's lines carry no socket identity; attribution comes from feeding it
-//! one frame at a time and draining this buffer around every window (library-facts §1.3, §1.7).
+//! one frame at a time and draining this buffer around every window (docs/architecture.md,
+//! "What smoltcp tells us").
 //!
 //! The logger is process-global (the `log` crate allows one), but the buffer is per thread, so pipelines on
 //! different threads (tests run in parallel) never see each other's lines. Capture is off on a thread until
@@ -82,7 +83,7 @@ impl log::Log for ThreadLocalLogger {
             return;
         }
         // Formatted into a reused buffer first: the RTT-estimator lines, noise for a path debugger
-        // (library-facts §1.7), are dropped without ever allocating.
+        // (docs/architecture.md, "What smoltcp tells us"), are dropped without ever allocating.
         let message = FORMAT.with(|buf| {
             let mut buf = buf.borrow_mut();
             buf.clear();

@@ -1,7 +1,8 @@
 //! The smoltcp adapter: one `Interface`, its sockets and the step device, driven in windows. A window is one
 //! bounded stretch of smoltcp work — one rx frame (ingress then egress until quiet), one round of due timers,
 //! or the egress that app writes made possible — and everything emitted and logged inside it belongs to it.
-//! It also keeps listening sockets in supply, because smoltcp has no backlog (library-facts §1.8).
+//! It also keeps listening sockets in supply, because smoltcp has no backlog (docs/architecture.md,
+//! "What smoltcp tells us").
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! The fixed vocabulary of the path: stage names, directions and outcome kinds (DESIGN.md §1).
+//! The fixed vocabulary of the path: stage names, directions and outcome kinds (docs/architecture.md, "The path").
 //! These names appear verbatim in the exports, the UI and the tests; never rename them.
 
 use std::fmt;

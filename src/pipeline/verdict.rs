@@ -1,6 +1,7 @@
 //! Decides what the stack did with one rx frame, from the evidence of its window: the frame itself, smoltcp's
 //! log lines, the immediate replies, and what changed in the sockets. smoltcp's return value says nothing
-//! (library-facts §1.3) and several drops are silent (§1.7), so each rule below names the evidence it uses.
+//! and several drops are silent (docs/architecture.md, "What smoltcp tells us"), so each rule below names the
+//! evidence it uses.
 
 use std::sync::LazyLock;
 

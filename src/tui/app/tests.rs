@@ -617,7 +617,10 @@ fn e_exports_the_run_so_far_and_at_the_end_it_is_the_headless_export() {
         doc["replay"]["capture_frames"].as_u64().unwrap(),
         headless["replay"]["capture_frames"].as_u64().unwrap(),
     );
-    assert!(read > 0 && read < all, "{read} of {all} records read after 12 steps");
+    assert!(
+        read > 0 && read < all,
+        "{read} of {all} records read after 12 steps"
+    );
     let full = headless["packets"].as_array().unwrap();
     for p in &packets {
         let whole = full
