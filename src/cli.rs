@@ -68,7 +68,64 @@ impl OutputArgs {
     }
 }
 
+/// Which command's `--app` rules apply (what a bare SPEC serves, whether `recorded` is allowed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppsFor {
+    Sim,
+    Replay,
+    Live,
+}
+
+/// The path's own flags, shared by every command: the frame buffer's size and the apps behind the stack.
+/// Each command says in its own `--app` help what a bare SPEC serves.
 #[derive(Args, Debug)]
+pub struct PathArgs {
+    /// Capacity of the guarded frame buffer (and of the tx queue), in frames.
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub frame_buffer: u32,
+    /// App behind the stack, `[PORT=]SPEC`; repeatable.
+    #[arg(long = "app", value_name = "[PORT=]SPEC", value_parser = parse_app)]
+    pub apps: Vec<AppSpec>,
+}
+
+impl PathArgs {
+    /// The checks `--app` needs whatever the command: `recorded` only where there is a recording, and one
+    /// app per port.
+    pub fn validate(&self, command: AppsFor) -> Result<(), String> {
+        if command != AppsFor::Replay
+            && let Some(spec) = self.apps.iter().find(|a| a.kind == AppKind::Recorded)
+        {
+            return Err(format!(
+                "--app {spec}: the recorded app plays a capture's byte stream; use it with `pktpath replay FILE`"
+            ));
+        }
+        for (i, a) in self.apps.iter().enumerate() {
+            if let Some(b) = self.apps[..i].iter().find(|b| b.port == a.port) {
+                let port = a
+                    .port
+                    .map_or("every port".to_string(), |p| format!("port {p}"));
+                return Err(format!(
+                    "--app {b} and --app {a} both serve {port}; give each port one app"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The flags of a deterministic run (sim and replay), which make it repeatable and set its virtual pace.
+#[derive(Args, Debug)]
+pub struct DeterministicArgs {
+    /// Seed for the stacks' ISNs (and the simulated peer's payloads): same inputs and seed, same timeline.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
+    /// Virtual time one engine step costs, in nanoseconds (hops recorded in the same step share a time).
+    #[arg(long, default_value_t = 1000, value_name = "NS", value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
+    pub hop_cost_ns: u64,
+}
+
+#[derive(Args, Debug)]
+#[command(mut_arg("apps", |a| a.help(REPLAY_APP_HELP)))]
 pub struct ReplayArgs {
     /// The capture to replay (pcap or pcapng, recognised by its content).
     #[arg(
@@ -83,36 +140,29 @@ pub struct ReplayArgs {
     /// The host the stack plays. Default: the host receiving the most SYNs, else the most frequent destination.
     #[arg(long = "as", value_name = "IP")]
     pub as_ip: Option<std::net::IpAddr>,
-    /// App behind the stack, `[PORT=]SPEC` (recorded, echo, discard, http, stall, exec:CMD, forward:HOST:PORT);
-    /// repeatable. A bare SPEC serves every port. Default: recorded, which answers with the recorded server's
-    /// bytes. `exec:CMD` runs `sh -c CMD` per TCP connection (its stdin/stdout are the connection, stderr is
-    /// captured, not shown); `forward:HOST:PORT` (`[v6]:PORT` for IPv6) bridges each TCP connection to a real
-    /// service. Both serve TCP only; UDP to their port is read and dropped.
-    #[arg(long = "app", value_name = "[PORT=]SPEC", value_parser = parse_app)]
-    pub apps: Vec<AppSpec>,
+    #[command(flatten)]
+    pub path: PathArgs,
+    #[command(flatten)]
+    pub run: DeterministicArgs,
     /// Play at this multiple of the recorded pace.
     #[arg(long, default_value_t = 1.0, value_name = "X", value_parser = parse_speed, conflicts_with = "max_speed")]
     pub speed: f64,
     /// Play as fast as the stack takes it (recorded gaps are not kept).
     #[arg(long)]
     pub max_speed: bool,
-    /// Capacity of the guarded frame buffer (and of the tx queue), in frames.
-    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub frame_buffer: u32,
-    /// Seed for the stack's ISNs; same capture and seed, same timeline.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub seed: u64,
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Virtual time one engine step costs, in nanoseconds.
-    #[arg(long, default_value_t = 1000, value_name = "NS", value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
-    pub hop_cost_ns: u64,
     /// Virtual time the stack gets after the last frame to finish (FIN handshakes, retransmissions), seconds.
     #[arg(long, default_value_t = 10, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub tail: u64,
 }
 
 impl ReplayArgs {
+    /// Checks that span several options; the message names the values and says what to do.
+    pub fn validate(&self) -> Result<(), String> {
+        self.path.validate(AppsFor::Replay)
+    }
+
     pub fn spec(&self) -> crate::replay::ReplaySpec {
         crate::replay::ReplaySpec {
             source: match &self.file {
@@ -120,11 +170,11 @@ impl ReplayArgs {
                 None => crate::replay::Source::demo(),
             },
             as_ip: self.as_ip,
-            apps: self.apps.clone(),
+            apps: self.path.apps.clone(),
             speed: (!self.max_speed).then_some(self.speed),
-            frame_buffer: self.frame_buffer as usize,
-            seed: self.seed,
-            hop_cost_ns: self.hop_cost_ns,
+            frame_buffer: self.path.frame_buffer as usize,
+            seed: self.run.seed,
+            hop_cost_ns: self.run.hop_cost_ns,
             tail_ns: self.tail * 1_000_000_000,
         }
     }
@@ -221,6 +271,7 @@ and ping. Without --duration the run lasts until SIGINT (Ctrl-C) or SIGTERM; eit
 the export complete. Opening the TAP needs CAP_NET_ADMIN: run as root, or create the device once with \
 `ip tuntap add NAME mode tap user USER`.
 Example: pktpath live --headless --host-ip 10.77.0.1/24 --export t.json   (then: curl http://10.77.0.2/)")]
+#[command(mut_arg("apps", |a| a.help(LIVE_APP_HELP)))]
 pub struct LiveArgs {
     /// The TAP device to open; created if missing.
     #[arg(long, default_value = "pktpath0", value_name = "NAME", value_parser = parse_ifname)]
@@ -241,13 +292,8 @@ pub struct LiveArgs {
     /// Give the kernel side of the TAP this IPv6 address too, as in fd77::1/64, and bring it up.
     #[arg(long, value_name = "CIDR", value_parser = parse_cidr6, requires = "ip6")]
     pub host_ip6: Option<(std::net::Ipv6Addr, u8)>,
-    /// App behind the stack, `[PORT=]SPEC` (echo, discard, http, stall, …); repeatable. A bare echo, discard or
-    /// http serves its well-known port (7, 9, 80). Default: 7=echo 9=discard 80=http.
-    #[arg(long = "app", value_name = "[PORT=]SPEC", value_parser = parse_app)]
-    pub apps: Vec<AppSpec>,
-    /// Capacity of the guarded frame buffer (and of the tx queue), in frames.
-    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub frame_buffer: u32,
+    #[command(flatten)]
+    pub path: PathArgs,
     /// End the run after this many seconds (default: run until SIGINT or SIGTERM).
     #[arg(long, value_name = "SECS", value_parser = parse_duration)]
     pub duration: Option<std::time::Duration>,
@@ -256,6 +302,12 @@ pub struct LiveArgs {
 }
 
 impl LiveArgs {
+    /// Checks that span several options; the message names the values and says what to do.
+    pub fn validate(&self) -> Result<(), String> {
+        self.path.validate(AppsFor::Live)?;
+        self.spec().validate()
+    }
+
     pub fn spec(&self) -> crate::live::LiveSpec {
         crate::live::LiveSpec {
             tap: self.tap.clone(),
@@ -264,18 +316,37 @@ impl LiveArgs {
             host_ip: self.host_ip,
             ip6: self.ip6,
             host_ip6: self.host_ip6,
-            apps: self.apps.clone(),
-            frame_buffer: self.frame_buffer as usize,
+            apps: self.path.apps.clone(),
+            frame_buffer: self.path.frame_buffer as usize,
             duration: self.duration,
         }
     }
 }
+
+/// `--app` of `pktpath replay`.
+const REPLAY_APP_HELP: &str = "App behind the stack, `[PORT=]SPEC` (recorded, echo, discard, http, stall, exec:CMD, \
+forward:HOST:PORT); repeatable. A bare SPEC serves every port. Default: recorded, which answers with the recorded \
+server's bytes. `exec:CMD` runs `sh -c CMD` per TCP connection (its stdin/stdout are the connection, stderr is \
+captured, not shown); `forward:HOST:PORT` (`[v6]:PORT` for IPv6) bridges each TCP connection to a real service. \
+Both serve TCP only; UDP to their port is read and dropped.";
+
+/// `--app` of `pktpath live`.
+const LIVE_APP_HELP: &str = "App behind the stack, `[PORT=]SPEC` (echo, discard, http, stall, …); repeatable. A bare \
+echo, discard or http serves its well-known port (7, 9, 80). Default: 7=echo 9=discard 80=http.";
+
+/// `--app` of `pktpath sim`.
+const SIM_APP_HELP: &str = "App behind the stack, `[PORT=]SPEC` with SPEC one of echo, discard, http, stall, \
+exec:CMD, forward:HOST:PORT; repeatable. A bare SPEC serves --port. Default: echo. `exec:CMD` runs `sh -c CMD` per \
+TCP connection (its stdin/stdout are the connection, stderr is captured, not shown), so `7=exec:cat` echoes; \
+`forward:HOST:PORT` (`[v6]:PORT` for IPv6) bridges each TCP connection to a real service, as a userspace proxy. \
+Both serve TCP only: the peer sends no UDP to their port.";
 
 fn parse_app(s: &str) -> Result<AppSpec, String> {
     s.parse::<AppSpec>().map_err(|e| e.to_string())
 }
 
 #[derive(Args, Debug)]
+#[command(mut_arg("apps", |a| a.help(SIM_APP_HELP)))]
 pub struct SimArgs {
     /// TCP clients on the peer, each with its own connection.
     #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=1000))]
@@ -292,24 +363,12 @@ pub struct SimArgs {
     /// Swap roles: the app behind pktpath connects to servers on the peer (traces the connect path).
     #[arg(long)]
     pub outbound: bool,
-    /// App behind the stack, `[PORT=]SPEC` with SPEC one of echo, discard, http, stall, exec:CMD,
-    /// forward:HOST:PORT; repeatable. A bare SPEC serves --port. Default: echo. `exec:CMD` runs `sh -c CMD`
-    /// per TCP connection (its stdin/stdout are the connection, stderr is captured, not shown), so
-    /// `7=exec:cat` echoes; `forward:HOST:PORT` (`[v6]:PORT` for IPv6) bridges each TCP connection to a real
-    /// service, as a userspace proxy. Both serve TCP only: the peer sends no UDP to their port.
-    #[arg(long = "app", value_name = "[PORT=]SPEC", value_parser = parse_app)]
-    pub apps: Vec<AppSpec>,
-    /// Capacity of the guarded frame buffer (and of the tx queue), in frames.
-    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub frame_buffer: u32,
-    /// Seed for the stacks' ISNs and the peer's payloads; same seed, same timeline.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub seed: u64,
+    #[command(flatten)]
+    pub path: PathArgs,
+    #[command(flatten)]
+    pub run: DeterministicArgs,
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Virtual time one engine step costs, in nanoseconds (hops recorded in the same step share a time).
-    #[arg(long, default_value_t = 1000, value_name = "NS", value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
-    pub hop_cost_ns: u64,
     /// One-way delay of the simulated wire, in microseconds.
     #[arg(long, default_value_t = 50, value_name = "US", value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     pub link_delay_us: u64,
@@ -324,11 +383,7 @@ pub const MAX_TOTAL_PAYLOAD: u64 = 1 << 30;
 impl SimArgs {
     /// Checks that span several options; the message names the values and says what to do.
     pub fn validate(&self) -> Result<(), String> {
-        if let Some(spec) = self.apps.iter().find(|a| a.kind == AppKind::Recorded) {
-            return Err(format!(
-                "--app {spec}: the recorded app plays a capture's byte stream; use it with `pktpath replay FILE`"
-            ));
-        }
+        self.path.validate(AppsFor::Sim)?;
         let total = self.clients as u64 * self.bytes;
         if total > MAX_TOTAL_PAYLOAD {
             return Err(format!(
@@ -346,10 +401,10 @@ impl SimArgs {
             port: self.port,
             udp: self.udp as usize,
             outbound: self.outbound,
-            seed: self.seed,
-            frame_buffer: self.frame_buffer as usize,
-            apps: self.apps.clone(),
-            hop_cost_ns: self.hop_cost_ns,
+            seed: self.run.seed,
+            frame_buffer: self.path.frame_buffer as usize,
+            apps: self.path.apps.clone(),
+            hop_cost_ns: self.run.hop_cost_ns,
             link_delay_ns: self.link_delay_us * 1000,
             max_time_ns: self.max_time * 1_000_000_000,
         }
@@ -461,6 +516,42 @@ mod tests {
             panic!("live")
         };
         assert_eq!(args.ip6, Some(("fd77::2".parse().unwrap(), 64)));
+    }
+
+    #[test]
+    fn the_shared_app_checks_hold_for_every_command() {
+        let parse = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Some(Command::Sim(a)) => a.validate(),
+            Some(Command::Replay(a)) => a.validate(),
+            Some(Command::Live(a)) => a.validate(),
+            None => panic!("a command"),
+        };
+        for command in [
+            &["pktpath", "sim"][..],
+            &["pktpath", "replay", "--demo"],
+            &["pktpath", "live"],
+        ] {
+            let twice = [command, &["--app", "80=http", "--app", "80=echo"]].concat();
+            assert_eq!(
+                parse(&twice).unwrap_err(),
+                "--app 80=http and --app 80=echo both serve port 80; give each port one app"
+            );
+            let recorded = [command, &["--app", "recorded"]].concat();
+            assert_eq!(
+                parse(&recorded).is_ok(),
+                command[1] == "replay",
+                "{command:?}"
+            );
+        }
+        let shared =
+            Cli::try_parse_from(["pktpath", "sim", "--frame-buffer", "8", "--seed", "3"]).unwrap();
+        let Some(Command::Sim(args)) = shared.command else {
+            panic!("sim")
+        };
+        assert_eq!(
+            (args.path.frame_buffer, args.run.seed, args.run.hop_cost_ns),
+            (8, 3, 1000)
+        );
     }
 
     #[test]

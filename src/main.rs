@@ -59,6 +59,10 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             print(&report::sim(&spec, &result, plan.timeline.as_ref()))
         }
         Command::Replay(args) => {
+            if let Err(usage) = args.validate() {
+                eprintln!("pktpath: {usage}");
+                return Ok(ExitCode::from(2));
+            }
             let spec = args.spec();
             let plan = args.output.exports();
             if !(args.output.headless || (implicit && !terminal)) {
@@ -68,11 +72,11 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             print(&report::replay(&spec, &result, plan.timeline.as_ref()))
         }
         Command::Live(args) => {
-            let spec = args.spec();
-            if let Err(usage) = spec.validate() {
+            if let Err(usage) = args.validate() {
                 eprintln!("pktpath: {usage}");
                 return Ok(ExitCode::from(2));
             }
+            let spec = args.spec();
             let plan = args.output.exports();
             let result = if args.output.headless {
                 session::live::run_headless(&spec, &plan)?
