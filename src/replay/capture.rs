@@ -6,6 +6,7 @@
 //! iteration cleanly and `stopped()` says where and why. Per-packet oddities (unknown link type, an
 //! undeclared interface) are reported on the frame, never fatal.
 
+mod frame;
 mod header;
 mod records;
 #[cfg(test)]
@@ -18,70 +19,10 @@ use std::path::Path;
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapError, create_reader};
 
+pub use frame::{CaptureError, CapturedFrame, MAX_BLOCK, MAX_CAPLEN};
 use header::Header;
 use records::State;
 
-/// One packet record of a capture, normalised to an Ethernet frame smoltcp can take.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CapturedFrame {
-    /// 0-based number of this packet record in the capture (non-packet blocks are not counted).
-    pub index: u64,
-    /// Absolute time, ns since the Unix epoch.
-    pub t_ns: u64,
-    /// pcapng interface id (0 for pcap).
-    pub interface: u32,
-    /// Link type of the record's interface; `u32::MAX` if the interface was never declared.
-    pub linktype: u32,
-    /// An Ethernet II frame, or the raw captured bytes when `problem` is set.
-    pub frame: Vec<u8>,
-    /// On-wire length of `frame` (the record's length moved by the same header delta as the conversion).
-    pub orig_len: u32,
-    /// `orig_len > frame.len()`: the capture cut the packet short.
-    pub truncated: bool,
-    /// The Ethernet header (or a MAC in it) was made up from IP addresses.
-    pub synthetic_l2: bool,
-    /// VIDs of the stripped 802.1Q/QinQ tags, outermost first.
-    pub vlan: Vec<u16>,
-    /// The packet's pcapng comment(s).
-    pub comment: Option<String>,
-    /// Why the frame could not be normalised (it is then passed on raw).
-    pub problem: Option<String>,
-}
-
-/// Why a capture cannot be read at all. Display is one line; the caller prefixes the file name.
-#[derive(Debug, thiserror::Error)]
-pub enum CaptureError {
-    #[error("the file is empty, expected a pcap or pcapng capture")]
-    Empty,
-    #[error(
-        "not a capture: the file starts with {found}, expected pcap (magic a1b2c3d4 or a1b23c4d) or pcapng (0a0d0d0a)"
-    )]
-    BadMagic { found: String },
-    #[error("truncated {format} header: the file ends after {got} of {need} bytes")]
-    TruncatedHeader {
-        format: &'static str,
-        got: usize,
-        need: usize,
-    },
-    #[error("bad {format} header: {why}")]
-    BadHeader { format: &'static str, why: String },
-    /// Not a `source`: the message already says it, and anyhow's `{:#}` would print it twice.
-    #[error("cannot read: {0}")]
-    Io(std::io::Error),
-}
-
-impl From<std::io::Error> for CaptureError {
-    fn from(e: std::io::Error) -> Self {
-        CaptureError::Io(e)
-    }
-}
-
-/// Largest captured length accepted for one packet (libpcap's 262144 maximum snaplen plus headroom for
-/// encapsulations); a larger record is taken as damage.
-pub const MAX_CAPLEN: u32 = 262_144 + 65_536;
-/// Largest pcapng block held in memory. Wireshark refuses blocks over 16 MiB as well; larger ones here are
-/// damage, and the cap keeps a replay within its memory budget.
-pub const MAX_BLOCK: usize = 16 * 1024 * 1024;
 /// The parse buffer's initial size (pcap-parser advises at least 64 KiB); it grows, doubling, for jumbo or
 /// offloaded packets and big non-packet blocks. Unit tests use a tiny one so that growth and refills are
 /// exercised by small files (and because the buffer is zero-filled byte by byte in debug builds).

@@ -11,9 +11,11 @@ use ratatui::widgets::{Block, BorderType, Paragraph, Widget};
 use crate::debug::snapshot::{PacketRow, Snapshot, StageCounts};
 
 mod connections;
+mod style;
 
 use crate::pipeline::stage::{Dir, OutcomeKind, Stage};
 pub use connections::{CONN_LINES, ConnectionsView};
+use style::styled;
 
 /// Marks the selected packet's stage in the diagram and the selected row in the list.
 pub const SELECTED_MARKER: &str = "▶";
@@ -65,14 +67,6 @@ fn compact(n: u64) -> String {
         0..100_000 => n.to_string(),
         100_000..100_000_000 => format!("{}k", n / 1000),
         _ => format!("{}M", n / 1_000_000),
-    }
-}
-
-fn styled(no_color: bool, color: Color) -> Style {
-    if no_color {
-        Style::new()
-    } else {
-        Style::new().fg(color)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::io;
 
-use super::AppIo;
+use super::io::AppIo;
 
 /// Bytes held in each direction before the bridge stops reading that direction's source (backpressure).
 pub const PENDING_MAX: usize = 64 * 1024;

@@ -10,7 +10,7 @@ use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitSta
 use std::time::{Duration, Instant};
 
 use super::bridge::{Bridge, External};
-use super::{App, AppIo};
+use super::io::{App, AppIo};
 
 /// How much of the child's stderr is kept.
 pub const STDERR_TAIL: usize = 4 * 1024;

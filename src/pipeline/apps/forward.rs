@@ -10,8 +10,8 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::sync::mpsc;
 
 use super::bridge::{Bridge, External};
+use super::io::{App, AppIo};
 use super::spec::ForwardTarget;
-use super::{App, AppIo};
 
 pub struct Forward {
     target: ForwardTarget,

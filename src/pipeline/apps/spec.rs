@@ -1,10 +1,47 @@
-//! `--app [PORT=]SPEC`: parsing and printing an app choice, including `exec:CMD` and `forward:HOST:PORT`.
+//! `--app [PORT=]SPEC`: the app choices (`AppKind`), and parsing and printing them, including `exec:CMD` and
+//! `forward:HOST:PORT`.
 
 use std::fmt;
 use std::net::Ipv6Addr;
 use std::str::FromStr;
 
-use super::AppKind;
+/// Which application serves a port, as given by `--app [PORT=]SPEC`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppKind {
+    /// Writes back every byte it reads (TCP and UDP).
+    Echo,
+    /// Reads and drops everything (TCP and UDP).
+    Discard,
+    /// Answers any GET with a small 200 page, then closes (TCP only).
+    Http,
+    /// Accepts and never reads: shows what full buffers and a zero window look like.
+    Stall,
+    /// Replay: answers each connection with the recorded peer's byte stream, from the pipeline's app source;
+    /// a connection the capture does not hold is refused.
+    Recorded,
+    /// inetd-style: each TCP connection runs `sh -c CMD`; the connection is the command's stdin and stdout.
+    Exec(String),
+    /// Each TCP connection is bridged to a real TCP service (pktpath as a userspace proxy).
+    Forward(ForwardTarget),
+}
+
+impl AppKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            AppKind::Echo => "echo",
+            AppKind::Discard => "discard",
+            AppKind::Http => "http",
+            AppKind::Stall => "stall",
+            AppKind::Recorded => "recorded",
+            AppKind::Exec(_) => "exec",
+            AppKind::Forward(_) => "forward",
+        }
+    }
+
+    pub fn serves_udp(&self) -> bool {
+        !matches!(self, AppKind::Http | AppKind::Exec(_) | AppKind::Forward(_))
+    }
+}
 
 /// Where `forward:` bridges each connection: a host (IP literal or name, resolved per connection) and a port.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use super::{App, AppIo};
+use super::io::{App, AppIo};
 
 /// The app's end, as the connection hands it over, with what the app asked for recorded.
 pub struct PairIo {

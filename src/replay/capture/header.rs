@@ -3,7 +3,7 @@
 
 use std::io::{ErrorKind, Read};
 
-use super::{CaptureError, MAX_BLOCK};
+use super::frame::{CaptureError, MAX_BLOCK};
 
 /// What the file header says about the records that follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,8 +11,8 @@ use pcap_parser::pcapng::{
 };
 use pcap_parser::{LegacyPcapBlock, OptionCode, PcapBlockOwned, PcapNGOption};
 
+use super::frame::{CapturedFrame, MAX_BLOCK, MAX_CAPLEN};
 use super::header::Header;
-use super::{CapturedFrame, MAX_BLOCK, MAX_CAPLEN};
 use crate::replay::link;
 
 /// Default pcapng resolution: 10^-6 s.

@@ -16,7 +16,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
-use super::styled;
+use super::style::styled;
 use crate::debug::snapshot::{ConnRow, Snapshot};
 
 /// Lines each connection takes.
