@@ -15,10 +15,12 @@ pub mod stage;
 pub mod trace;
 pub mod udp;
 pub mod verdict;
+pub mod wire;
 
 pub use apps::{AppKind, AppSpec};
 pub use clock::{Clock, Nanos, VirtualClock};
-pub use engine::{Action, Arrival, Fate, Pipeline, PipelineConfig, Step, StepReport, Wire};
+pub use engine::{Action, Pipeline, PipelineConfig, Step, StepReport};
 pub use reason::Reason;
 pub use stage::{Dir, OutcomeKind, Stage};
 pub use trace::{ConnectionRecord, PacketRecord, Stats};
+pub use wire::{Arrival, Fate, Wire};

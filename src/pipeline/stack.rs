@@ -4,6 +4,7 @@
 //! It also keeps listening sockets in supply, because smoltcp has no backlog (library-facts §1.8).
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
@@ -254,4 +255,9 @@ impl Stack {
             }
         }
     }
+}
+
+/// A smoltcp endpoint as a std socket address.
+pub(crate) fn endpoint_addr(e: smoltcp::wire::IpEndpoint) -> SocketAddr {
+    SocketAddr::new(e.addr.into(), e.port)
 }
