@@ -22,12 +22,11 @@ use super::apps::{AppKind, AppSource};
 use super::clock::{Clock, Nanos};
 use super::connection::{CONN_BUFFER, TcpConn};
 use super::frame_buffer::FrameBuffer;
+use super::ids::{ConnId, PacketId};
 use super::packet_table::PacketTable;
 use super::stack::{Stack, StackConfig};
 use super::stage::{OutcomeKind, Stage};
-use super::trace::{
-    ConnEventKind, ConnId, ConnectionRecord, PacketId, PacketRecord, Stats, Trigger,
-};
+use super::trace::{ConnEventKind, ConnectionRecord, PacketRecord, Stats, Trigger};
 use super::udp::UdpService;
 use super::wire::Wire;
 

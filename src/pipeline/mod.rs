@@ -8,6 +8,7 @@ pub mod device;
 pub mod dissect;
 pub mod engine;
 pub mod frame_buffer;
+pub mod ids;
 pub mod packet_table;
 pub mod reason;
 pub mod stack;

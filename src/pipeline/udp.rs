@@ -13,11 +13,11 @@ use smoltcp::socket::udp;
 
 use super::apps::{AppKind, DatagramApp};
 use super::clock::Nanos;
+use super::ids::{ConnId, PacketId};
 use super::stack::{MAX_UDP_PAYLOAD, Stack};
 use super::stage::Stage;
 use super::trace::{
-    ConnEvent, ConnEventKind, ConnId, ConnProto, ConnectionRecord, Hop, PacketId, Role,
-    StreamDigest,
+    ConnEvent, ConnEventKind, ConnProto, ConnectionRecord, Hop, Role, StreamDigest,
 };
 
 /// Datagrams a flow holds in each direction before it stops taking more.

@@ -15,7 +15,7 @@ use crate::export::sinks::ExportPlan;
 use crate::export::writer::Header;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::engine::StepReport;
-use crate::pipeline::trace::PacketId;
+use crate::pipeline::ids::PacketId;
 use crate::replay::run::{self, ReplaySpec};
 
 mod input;

@@ -5,7 +5,8 @@
 use crate::export::sinks::{ExportPlan, Written};
 use crate::export::writer::Header;
 use crate::pipeline::clock::Nanos;
-use crate::pipeline::trace::{PacketId, PacketRecord};
+use crate::pipeline::ids::PacketId;
+use crate::pipeline::trace::PacketRecord;
 
 use super::debugger::{Breakpoint, Hit, Moved};
 use super::filter::Filter;

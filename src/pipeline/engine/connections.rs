@@ -9,10 +9,11 @@ use super::{Action, Pipeline};
 use crate::pipeline::apps::{App, AppKind};
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::connection::{Progress, TcpConn};
+use crate::pipeline::ids::{ConnId, PacketId};
 use crate::pipeline::reason::Reason;
 use crate::pipeline::stack::endpoint_addr;
 use crate::pipeline::stage::{OutcomeKind, Stage};
-use crate::pipeline::trace::{ConnEventKind, ConnId, PacketId, Role, StateChange};
+use crate::pipeline::trace::{ConnEventKind, Role, StateChange};
 
 impl Pipeline {
     /// Let every open connection's app run again: an app fed from outside the core (a process, a socket) may

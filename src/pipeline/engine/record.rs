@@ -4,9 +4,10 @@
 use super::Pipeline;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::dissect;
+use crate::pipeline::ids::{ConnId, PacketId};
 use crate::pipeline::reason::Reason;
 use crate::pipeline::stage::{Dir, OutcomeKind, Stage};
-use crate::pipeline::trace::{ConnId, Hop, Outcome, PacketId, PacketRecord, Trigger};
+use crate::pipeline::trace::{Hop, Outcome, PacketRecord, Trigger};
 
 impl Pipeline {
     pub(super) fn new_packet(&mut self, dir: Dir, frame: Vec<u8>, trigger: Trigger) -> PacketId {

@@ -9,9 +9,10 @@ use crate::pipeline::capture::LogLine;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::connection::RxSpan;
 use crate::pipeline::dissect::{self, FlowKey, Proto, Transport};
+use crate::pipeline::ids::PacketId;
 use crate::pipeline::reason::Reason;
 use crate::pipeline::stage::{Dir, OutcomeKind, Stage};
-use crate::pipeline::trace::{PacketId, Trigger};
+use crate::pipeline::trace::Trigger;
 use crate::pipeline::verdict::{self, Reply, SocketEffect, Verdict};
 use crate::pipeline::wire::Fate;
 

@@ -5,9 +5,10 @@ use super::{Action, Pipeline};
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::device::Emitted;
 use crate::pipeline::dissect::{self, Proto, Transport};
+use crate::pipeline::ids::{ConnId, PacketId};
 use crate::pipeline::reason::Reason;
 use crate::pipeline::stage::{Dir, OutcomeKind, Stage};
-use crate::pipeline::trace::{ConnId, Hop, PacketId, Trigger};
+use crate::pipeline::trace::{Hop, Trigger};
 
 impl Pipeline {
     pub(super) fn tap_writer(&mut self, now: Nanos) -> Option<Action> {

@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use super::{Action, Pipeline};
 use crate::pipeline::apps::AppKind;
 use crate::pipeline::clock::Nanos;
+use crate::pipeline::ids::{ConnId, PacketId};
 use crate::pipeline::reason::Reason;
 use crate::pipeline::stack::endpoint_addr;
 use crate::pipeline::stage::{OutcomeKind, Stage};
-use crate::pipeline::trace::{ConnId, PacketId};
 use crate::pipeline::udp::FLOW_QUEUE;
 
 impl Pipeline {

@@ -2,7 +2,7 @@
 //! merged by id with the packets still in flight, addressed by rank. A move or a redraw costs
 //! O(in-flight · log n + rows on screen), however many packets the history holds.
 
-use crate::pipeline::trace::PacketId;
+use crate::pipeline::ids::PacketId;
 use crate::tui::driver::Driver;
 use crate::tui::history::History;
 
