@@ -18,8 +18,8 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use super::commit::{commit, temp_path};
 use super::view::PacketView;
-use super::writer::{commit, temp_path};
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::ids::PacketId;
 use crate::pipeline::stage::{Dir, Stage};

@@ -12,7 +12,7 @@ use super::driver::{Advanced, Driver};
 use super::filter::Filter;
 use super::snapshot::{Mode, PacketRow, Snapshot};
 use crate::export::sinks::ExportPlan;
-use crate::export::writer::Header;
+use crate::export::timeline::Header;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::engine::StepReport;
 use crate::pipeline::ids::PacketId;

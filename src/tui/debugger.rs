@@ -17,7 +17,7 @@ use super::filter::Filter;
 use super::history::History;
 use super::snapshot::{MAX_IN_FLIGHT_ROWS, Snapshot};
 use crate::export::sinks::{ExportError, ExportPlan, Exports, Written};
-use crate::export::writer::Header;
+use crate::export::timeline::Header;
 
 /// Finished packets whose whole record (hops, log, frame) the debugger keeps for the detail pane and
 /// breakpoints; older ones keep only their list entry (see `History`).

@@ -3,7 +3,7 @@
 //! publishes, is the other. The app never touches a `Pipeline` itself.
 
 use crate::export::sinks::{ExportPlan, Written};
-use crate::export::writer::Header;
+use crate::export::timeline::Header;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::ids::PacketId;
 use crate::pipeline::trace::PacketRecord;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::export::sinks::{ExportPlan, Written};
-use crate::export::writer::Header;
+use crate::export::timeline::Header;
 use crate::live::buffer::Shared;
 use crate::live::stack_thread::{Command, Controller, StackObserver, Status};
 use crate::pipeline::Pipeline;
