@@ -13,9 +13,10 @@ use serde_json::json;
 
 use super::LiveSpec;
 use super::buffer::{RxCounters, Shared, TxCounters, TxQueue};
-use super::service::{Service, wake_pipe};
+use super::service::Service;
 use super::stack_thread::{Controller, Observer, StackOutcome, StackSetup, StackThread};
 use super::tap::Tap;
+use super::wake::wake_pipe;
 use crate::export::{ExportPlan, Format, Header};
 use crate::pipeline::dissect::format_mac;
 use crate::pipeline::stack::StackConfig;
