@@ -30,9 +30,8 @@ use smoltcp::socket::{tcp, udp};
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
 
-use pktpath::live::buffer::poke;
-use pktpath::live::service::wake_pipe;
 use pktpath::live::tap::Tap;
+use pktpath::live::wake::{poke, wake_pipe};
 use pktpath::pipeline::device::ETHERNET_MTU;
 use pktpath::pipeline::stack::{Stack, UDP_PACKETS, UDP_PAYLOAD_BUFFER};
 

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::pipeline::engine::StepReport;
+use crate::pipeline::ids::{ConnId, PacketId};
 use crate::pipeline::stage::{OutcomeKind, Stage};
-use crate::pipeline::trace::{ConnId, PacketId, PacketRecord};
+use crate::pipeline::trace::PacketRecord;
 
 use super::filter::Filter;
 

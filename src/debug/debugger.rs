@@ -8,7 +8,8 @@ use crate::pipeline::Pipeline;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::engine::{Step, StepReport};
 
-use crate::pipeline::trace::{PacketId, PacketRecord};
+use crate::pipeline::ids::PacketId;
+use crate::pipeline::trace::PacketRecord;
 
 pub use super::breakpoints::{Breakpoint, Checker, Hit};
 use super::driver::{Advanced, Driver, Moved};

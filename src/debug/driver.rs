@@ -5,7 +5,8 @@
 use crate::export::sinks::{ExportPlan, Written};
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::engine::StepReport;
-use crate::pipeline::trace::{PacketId, PacketRecord};
+use crate::pipeline::ids::PacketId;
+use crate::pipeline::trace::PacketRecord;
 
 use super::breakpoints::{Breakpoint, Hit};
 use super::filter::Filter;

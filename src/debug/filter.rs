@@ -29,8 +29,9 @@ use std::net::IpAddr;
 use thiserror::Error;
 
 use crate::pipeline::dissect::{FrameInfo, Net, Transport, dissect};
+use crate::pipeline::ids::ConnId;
 use crate::pipeline::stage::{Dir, OutcomeKind, Stage};
-use crate::pipeline::trace::{ConnId, PacketRecord};
+use crate::pipeline::trace::PacketRecord;
 
 /// Why an expression did not parse: where (a byte offset into the input; the input's length when the
 /// problem is its end) and a one-line message naming the offending token and what was expected.

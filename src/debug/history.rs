@@ -6,8 +6,9 @@ use std::collections::VecDeque;
 
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::dissect::{FrameInfo, dissect};
+use crate::pipeline::ids::{ConnId, PacketId};
 use crate::pipeline::stage::{Dir, OutcomeKind, Stage};
-use crate::pipeline::trace::{ConnId, PacketId, PacketRecord};
+use crate::pipeline::trace::PacketRecord;
 
 use super::filter::{Filter, Subject};
 

@@ -15,8 +15,9 @@ use crate::live::stack_thread::{Command, Controller, StackObserver, Status};
 use crate::pipeline::Pipeline;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::engine::StepReport;
+use crate::pipeline::ids::PacketId;
 use crate::pipeline::stage::Stage;
-use crate::pipeline::trace::{PacketId, PacketRecord};
+use crate::pipeline::trace::PacketRecord;
 
 use super::breakpoints::{Breakpoint, Checker, Hit};
 use super::driver::Moved;

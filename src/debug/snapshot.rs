@@ -8,10 +8,9 @@ use super::history::Entry;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::connection::CONN_BUFFER;
 use crate::pipeline::engine::Pipeline;
+use crate::pipeline::ids::{ConnId, PacketId};
 use crate::pipeline::stage::{Dir, OutcomeKind, Stage};
-use crate::pipeline::trace::{
-    ConnEventKind, ConnId, ConnProto, ConnectionRecord, PacketId, PacketRecord,
-};
+use crate::pipeline::trace::{ConnEventKind, ConnProto, ConnectionRecord, PacketRecord};
 use crate::pipeline::udp::FLOW_BUFFER_BYTES;
 
 /// Where the events come from.

@@ -20,9 +20,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use super::commit::{commit, temp_path};
 use super::occupancy::{OccupancySampler, Sample, Track};
+use super::timeline::{Header, TimelineWriter};
 use super::view::{ConnectionView, FORMAT, PacketView, StatsView, VERSION};
-use super::writer::{Header, TimelineWriter, commit, temp_path};
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::stage::Stage;
 use crate::pipeline::trace::{ConnectionRecord, PacketRecord, Stats, Trigger};

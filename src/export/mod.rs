@@ -2,12 +2,15 @@
 //! Trace Event Format for Perfetto, and the annotated pcapng of every wire frame.
 
 pub mod chrome;
+pub mod commit;
 pub mod occupancy;
 pub mod pcapng;
 pub mod sinks;
 pub mod thread;
+pub mod timeline;
 pub mod view;
 pub mod writer;
 
 pub use sinks::{ExportError, ExportPlan, Exports, Written};
-pub use writer::{Format, Header, TimelineWriter, create};
+pub use timeline::{Header, TimelineWriter};
+pub use writer::{Format, create};

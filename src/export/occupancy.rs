@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::pipeline::clock::Nanos;
-use crate::pipeline::trace::ConnId;
+use crate::pipeline::ids::ConnId;
 
 /// One counter track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

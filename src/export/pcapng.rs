@@ -18,11 +18,12 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use super::commit::{commit, temp_path};
 use super::view::PacketView;
-use super::writer::{commit, temp_path};
 use crate::pipeline::clock::Nanos;
+use crate::pipeline::ids::PacketId;
 use crate::pipeline::stage::{Dir, Stage};
-use crate::pipeline::trace::{PacketId, PacketRecord};
+use crate::pipeline::trace::PacketRecord;
 
 /// Frames that may wait for an earlier one before they are written regardless.
 pub const MAX_PENDING: usize = 1 << 16;

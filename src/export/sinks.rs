@@ -8,7 +8,8 @@ use std::io;
 use std::path::PathBuf;
 
 use super::pcapng::PcapngWriter;
-use super::writer::{self, Format, Header, TimelineWriter};
+use super::timeline::{Header, TimelineWriter};
+use super::writer::{self, Format};
 use crate::pipeline::Pipeline;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::trace::{ConnectionRecord, Stats};

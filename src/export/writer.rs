@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::commit::{commit, temp_path};
+use super::timeline::{Header, TimelineWriter};
 use super::view::{ConnectionView, FORMAT, PacketView, StatsView, VERSION};
-use crate::pipeline::clock::Nanos;
 use crate::pipeline::trace::{ConnectionRecord, PacketRecord, Stats};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -21,61 +22,12 @@ pub enum Format {
     Chrome,
 }
 
-pub trait TimelineWriter: Send {
-    fn packet(&mut self, p: &PacketRecord) -> io::Result<()>;
-    /// Does this writer want `occupancy` called after every step?
-    fn wants_occupancy(&self) -> bool {
-        false
-    }
-    /// Buffer levels after a step that happened at `t_ns`: the frame buffer's rx and tx depth, and each open
-    /// connection's (id, rx bytes, tx bytes).
-    fn occupancy(
-        &mut self,
-        _t_ns: Nanos,
-        _frame_buffer: (usize, usize),
-        _conns: &[(u64, usize, usize)],
-    ) -> io::Result<()> {
-        Ok(())
-    }
-    /// Close the export; `extra` (replay: the diff and what the wire did) goes in after the stats.
-    fn finish(
-        self: Box<Self>,
-        conns: &[ConnectionRecord],
-        stats: &Stats,
-        extra: Option<&Value>,
-    ) -> io::Result<()>;
-}
-
-/// The run's description, written at the top of every export.
-#[derive(Debug, Clone)]
-pub struct Header {
-    pub source: Value,
-    pub stack: Value,
-}
-
 pub fn create(path: &Path, format: Format, header: &Header) -> io::Result<Box<dyn TimelineWriter>> {
     Ok(match format {
         Format::Json => Box::new(JsonWriter::create(path, header)?),
         Format::Jsonl => Box::new(JsonlWriter::create(path, header)?),
         Format::Chrome => Box::new(super::chrome::ChromeWriter::create(path, header)?),
     })
-}
-
-pub(crate) fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.partial"))
-}
-
-/// Flush a file written beside its target, sync it, and rename it into place: a reader sees the whole file
-/// or none.
-pub(crate) fn commit(out: BufWriter<File>, temp: &Path, target: &Path) -> io::Result<()> {
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(temp, target)
 }
 
 pub struct JsonWriter {

@@ -13,6 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::clock::RealClock;
+use super::wake::{drain, poke, wake_pipe};
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::frame_buffer::FrameBuffer;
 
@@ -106,7 +107,7 @@ impl Shared {
                 asleep_on_fds: false,
             }),
             changed: Condvar::new(),
-            fd_wake: super::service::wake_pipe().ok(),
+            fd_wake: wake_pipe().ok(),
         })
     }
 
@@ -399,22 +400,6 @@ impl TxQueue {
     }
 }
 
-/// Write one byte to a non-blocking wake pipe; a full pipe already holds a wake-up, so errors are ignored.
-/// Empty a wake-up pipe's read end (non-blocking).
-fn drain(fd: &OwnedFd) {
-    let mut sink = [0u8; 64];
-    // SAFETY: reading into a valid buffer of its length from a descriptor we own.
-    while unsafe { libc::read(fd.as_raw_fd(), sink.as_mut_ptr().cast(), sink.len()) } > 0 {}
-}
-
-pub fn poke(fd: &OwnedFd) {
-    let byte = 1u8;
-    // SAFETY: writing one byte from a valid buffer to a file descriptor we own.
-    unsafe {
-        libc::write(fd.as_raw_fd(), (&byte as *const u8).cast(), 1);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,7 +450,7 @@ mod tests {
     fn waiting_on_descriptors_ends_at_a_ready_fd_a_frame_a_wake_up_or_the_deadline() {
         let shared = Shared::new(4, Instant::now());
         assert!(shared.can_wait_on_fds());
-        let (r, w) = super::super::service::wake_pipe().unwrap();
+        let (r, w) = wake_pipe().unwrap();
         let fds = [(r.as_raw_fd(), libc::POLLIN)];
         let never = Some(Instant::now() + Duration::from_secs(10));
         // An app's descriptor becomes readable.

@@ -12,6 +12,7 @@ pub mod stack_thread;
 pub mod tap;
 #[cfg(test)]
 pub mod testkit;
+pub mod wake;
 pub mod wire;
 
 use std::collections::BTreeMap;

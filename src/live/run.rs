@@ -7,9 +7,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::LiveSpec;
 use super::buffer::{RxCounters, Shared, TxCounters, TxQueue};
-use super::service::{Service, wake_pipe};
+use super::service::Service;
 use super::stack_thread::{Controller, Observer, StackOutcome, StackSetup, StackThread};
 use super::tap::Tap;
+use super::wake::wake_pipe;
 use crate::export::{ExportPlan, Header};
 use crate::pipeline::PipelineConfig;
 

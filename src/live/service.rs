@@ -4,13 +4,14 @@
 //! but in `poll`, and it never waits for the stack thread: a paused or slow stack only fills the buffer.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use super::buffer::{Shared, TapFrame, TxQueue, poke};
+use super::buffer::{Shared, TapFrame, TxQueue};
 use super::tap::Tap;
+use super::wake::{drain, poke};
 
 /// Frames read per wake-up before the tap thread hands them over and looks at the tx queue again.
 const READ_BATCH: usize = 256;
@@ -28,17 +29,6 @@ pub struct Service {
     handle: JoinHandle<ServiceReport>,
     stop: Arc<AtomicBool>,
     wake: Arc<OwnedFd>,
-}
-
-/// A non-blocking, close-on-exec pipe: (read end, write end).
-pub fn wake_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two descriptors on success; we own them at once.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both are fresh descriptors nobody else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 impl Service {
@@ -110,7 +100,7 @@ fn serve(
             };
         }
         if fds[1].revents & libc::POLLIN != 0 {
-            drain_pipe(wake);
+            drain(wake);
         }
         write_out(tap, tx);
         if stop.load(Ordering::SeqCst) {
@@ -153,10 +143,4 @@ fn write_out(tap: &Tap, tx: &TxQueue) {
         }
         tx.wrote(result.map(|_| ()).map_err(|e| e.to_string()));
     }
-}
-
-fn drain_pipe(fd: &OwnedFd) {
-    let mut sink = [0u8; 64];
-    // SAFETY: reading into a valid local buffer from a non-blocking pipe we own.
-    while unsafe { libc::read(fd.as_raw_fd(), sink.as_mut_ptr().cast(), sink.len()) } > 0 {}
 }

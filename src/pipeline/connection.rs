@@ -13,9 +13,8 @@ use smoltcp::socket::tcp;
 
 use super::apps::{App, AppIo};
 use super::clock::Nanos;
-use super::trace::{
-    ConnEvent, ConnEventKind, ConnId, ConnProto, ConnectionRecord, PacketId, Role, StreamDigest,
-};
+use super::ids::{ConnId, PacketId};
+use super::trace::{ConnEvent, ConnEventKind, ConnProto, ConnectionRecord, Role, StreamDigest};
 
 /// The connection's own buffers, per direction.
 pub const CONN_BUFFER: usize = 64 * 1024;

@@ -4,7 +4,8 @@
 use std::collections::VecDeque;
 use std::ops::Index;
 
-use super::trace::{PacketId, PacketRecord};
+use super::ids::PacketId;
+use super::trace::PacketRecord;
 
 #[derive(Debug, Default)]
 pub struct PacketTable {

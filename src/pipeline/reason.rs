@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::trace::PacketId;
+use super::ids::PacketId;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {

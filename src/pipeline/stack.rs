@@ -5,6 +5,7 @@
 //! "What smoltcp tells us").
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
@@ -255,4 +256,9 @@ impl Stack {
             }
         }
     }
+}
+
+/// A smoltcp endpoint as a std socket address.
+pub(crate) fn endpoint_addr(e: smoltcp::wire::IpEndpoint) -> SocketAddr {
+    SocketAddr::new(e.addr.into(), e.port)
 }

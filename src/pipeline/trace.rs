@@ -8,11 +8,9 @@ use std::net::SocketAddr;
 use super::capture::LogLine;
 use super::clock::Nanos;
 use super::dissect::dissect;
+use super::ids::{ConnId, PacketId};
 use super::reason::Reason;
 use super::stage::{Dir, OutcomeKind, Stage};
-
-pub type PacketId = u64;
-pub type ConnId = u64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hop {

@@ -13,16 +13,15 @@ use smoltcp::socket::udp;
 
 use super::apps::{AppKind, DatagramApp};
 use super::clock::Nanos;
-use super::engine::{Action, Pipeline, endpoint_addr};
+use super::ids::{ConnId, PacketId};
 use super::stack::{MAX_UDP_PAYLOAD, Stack};
-use super::stage::{OutcomeKind, Stage};
+use super::stage::Stage;
 use super::trace::{
-    ConnEvent, ConnEventKind, ConnId, ConnProto, ConnectionRecord, Hop, PacketId, Role,
-    StreamDigest,
+    ConnEvent, ConnEventKind, ConnProto, ConnectionRecord, Hop, Role, StreamDigest,
 };
 
 /// Datagrams a flow holds in each direction before it stops taking more.
-const FLOW_QUEUE: usize = 64;
+pub(crate) const FLOW_QUEUE: usize = 64;
 /// The most bytes a flow's buffer can hold in one direction: a full queue of the largest datagrams.
 pub const FLOW_BUFFER_BYTES: usize = FLOW_QUEUE * MAX_UDP_PAYLOAD;
 /// Large enough for any datagram an app can write to its AF_UNIX end, so none is cut short on reading.
@@ -140,84 +139,50 @@ impl UdpFlow {
     }
 }
 
-impl Pipeline {
-    /// One UDP action: take a datagram out of a port's socket into its flow, or service one flow.
-    pub(super) fn udp_service(&mut self, now: Nanos) -> Option<Action> {
-        let ports: Vec<u16> = self.udp.ports.keys().copied().collect();
-        for port in ports {
-            let handle = self.udp.ports[&port].handle;
-            let received = {
-                let s = self.stack.sockets.get_mut::<udp::Socket>(handle);
-                if !s.can_recv() {
-                    continue;
-                }
-                s.recv().map(|(data, meta)| (data.to_vec(), meta))
-            };
-            let Ok((datagram, meta)) = received else {
+impl UdpService {
+    /// The next datagram waiting in a port's socket: (its port, the datagram, its metadata).
+    pub(crate) fn next_datagram(
+        &self,
+        stack: &mut Stack,
+    ) -> Option<(u16, Vec<u8>, udp::UdpMetadata)> {
+        for (&port, p) in &self.ports {
+            let s = stack.sockets.get_mut::<udp::Socket>(p.handle);
+            if !s.can_recv() {
                 continue;
-            };
-            let pid = meta.meta.id as PacketId;
-            let remote = endpoint_addr(meta.endpoint);
-            let cid = match self.udp_flow(port, remote, meta.local_address, now) {
-                Ok(cid) => cid,
-                Err(e) => {
-                    // No descriptors for the AF_UNIX pair: the datagram cannot reach an app.
-                    self.hop(pid, Stage::ConnBuffer, now);
-                    self.drop_packet(
-                        pid,
-                        Stage::ConnBuffer,
-                        super::reason::Reason::ConnectionClosed {
-                            detail: format!("cannot open the AF_UNIX pair for a new flow: {e}"),
-                        },
-                    );
-                    return Some(Action::StackRx);
-                }
-            };
-            self.hop(pid, Stage::ConnBuffer, now);
-            let flow = self.udp.flows.get_mut(&cid).expect("just found or made");
-            if flow.rx_buf.len() >= FLOW_QUEUE {
-                self.drop_packet(
-                    pid,
-                    Stage::ConnBuffer,
-                    super::reason::Reason::SocketBufferFull {
-                        detail: format!("flow {cid}'s queue holds {FLOW_QUEUE} datagrams already"),
-                    },
-                );
-            } else {
-                flow.rx_buf.push_back((pid, datagram));
-                if let Some(p) = self.packets_mut(pid) {
-                    p.flow = Some(cid);
-                }
             }
-            return Some(Action::Connection(cid));
-        }
-        let cids: Vec<ConnId> = self.udp.flows.keys().copied().collect();
-        for cid in cids {
-            if self.udp_flow_round(cid, now) {
-                return Some(Action::Connection(cid));
+            if let Ok((data, meta)) = s.recv() {
+                return Some((port, data.to_vec(), meta));
             }
         }
         None
     }
 
-    fn udp_flow(
+    /// The flow of datagrams between `port` and `remote`, if one has come already.
+    pub(crate) fn flow_id(&self, port: u16, remote: SocketAddr) -> Option<ConnId> {
+        self.flow_by_key.get(&(port, remote)).copied()
+    }
+
+    /// The app serving a bound port.
+    pub(crate) fn port_app(&self, port: u16) -> AppKind {
+        self.ports[&port].app.clone()
+    }
+
+    /// The flows, by id.
+    pub(crate) fn flow_ids(&self) -> Vec<ConnId> {
+        self.flows.keys().copied().collect()
+    }
+
+    /// Open flow `cid` between `local` (a bound port) and `remote`, with its AF_UNIX pair to the app.
+    pub(crate) fn open_flow(
         &mut self,
-        port: u16,
+        cid: ConnId,
+        local: SocketAddr,
         remote: SocketAddr,
-        local: Option<smoltcp::wire::IpAddress>,
+        app: AppKind,
+        replier: Option<Box<dyn DatagramApp>>,
         now: Nanos,
-    ) -> io::Result<ConnId> {
-        if let Some(&cid) = self.udp.flow_by_key.get(&(port, remote)) {
-            return Ok(cid);
-        }
-        let cid = self.alloc_conn_id();
-        let local_ip = local.map(Into::into).unwrap_or(self.stack.ipv4().into());
-        let app = self.udp.ports[&port].app.clone();
-        let local = SocketAddr::new(local_ip, port);
-        let replier = match (&app, self.app_source.as_mut()) {
-            (AppKind::Recorded, Some(source)) => source.datagrams(local, remote),
-            _ => None,
-        };
+    ) -> io::Result<()> {
+        let port = local.port();
         let (conn_end, app_end) = UnixDatagram::pair()?;
         let _ = conn_end.set_nonblocking(true);
         let _ = app_end.set_nonblocking(true);
@@ -252,19 +217,35 @@ impl Pipeline {
             ConnEventKind::Accept,
             format!("first datagram from {remote} to port {port}"),
         );
-        self.udp.flow_by_key.insert((port, remote), cid);
-        self.udp.flows.insert(cid, flow);
-        Ok(cid)
+        self.flow_by_key.insert((port, remote), cid);
+        self.flows.insert(cid, flow);
+        Ok(())
     }
 
-    /// Move datagrams one stage along in one flow; true if anything moved.
-    fn udp_flow_round(&mut self, cid: ConnId, now: Nanos) -> bool {
-        let mut delivered = Vec::new();
+    /// Put a datagram a port's socket received into its flow's queue; false when the queue is full
+    /// (`FLOW_QUEUE` datagrams).
+    pub(crate) fn buffer_rx(&mut self, cid: ConnId, pid: PacketId, datagram: Vec<u8>) -> bool {
+        let flow = self.flows.get_mut(&cid).expect("just found or made");
+        if flow.rx_buf.len() >= FLOW_QUEUE {
+            return false;
+        }
+        flow.rx_buf.push_back((pid, datagram));
+        true
+    }
+
+    /// Move datagrams one stage along in one flow: returns (anything moved, a datagram went to the port's
+    /// socket). The packets whose datagram the app read are added to `delivered`.
+    pub(crate) fn flow_round(
+        &mut self,
+        cid: ConnId,
+        stack: &mut Stack,
+        now: Nanos,
+        delivered: &mut Vec<PacketId>,
+    ) -> (bool, bool) {
         let mut moved = false;
         let mut egress = false;
         {
-            let svc = &mut self.udp;
-            let (flow, buf) = (svc.flows.get_mut(&cid).expect("listed"), &mut svc.scratch);
+            let (flow, buf) = (self.flows.get_mut(&cid).expect("listed"), &mut self.scratch);
             // conn buffer → AF_UNIX
             while let Some((pid, data)) = flow.rx_buf.front() {
                 match flow.conn_end.send(data) {
@@ -278,7 +259,7 @@ impl Pipeline {
             }
             // the app
             if !moved {
-                moved |= run_datagram_app(flow, &mut delivered, buf);
+                moved |= run_datagram_app(flow, delivered, buf);
             }
             // AF_UNIX → conn tx buffer → socket
             if !moved {
@@ -302,18 +283,13 @@ impl Pipeline {
         }
         if !moved {
             let (port, remote) = {
-                let f = &self.udp.flows[&cid];
+                let f = &self.flows[&cid];
                 (f.port, f.remote)
             };
-            let handle = self.udp.ports[&port].handle;
-            while let Some(d) = self
-                .udp
-                .flows
-                .get_mut(&cid)
-                .and_then(|f| f.tx_buf.pop_front())
-            {
-                let token = self.udp.next_token;
-                let s = self.stack.sockets.get_mut::<udp::Socket>(handle);
+            let handle = self.ports[&port].handle;
+            while let Some(d) = self.flows.get_mut(&cid).and_then(|f| f.tx_buf.pop_front()) {
+                let token = self.next_token;
+                let s = stack.sockets.get_mut::<udp::Socket>(handle);
                 let mut meta = udp::UdpMetadata::from(smoltcp::wire::IpEndpoint::new(
                     remote.ip().into(),
                     remote.port(),
@@ -323,8 +299,8 @@ impl Pipeline {
                 meta.meta = pm;
                 match s.send_slice(&d.data, meta) {
                     Ok(()) => {
-                        self.udp.next_token = token.wrapping_add(1).max(1);
-                        self.udp.origins.insert(
+                        self.next_token = token.wrapping_add(1).max(1);
+                        self.origins.insert(
                             token,
                             TxOrigin {
                                 conn: cid,
@@ -350,25 +326,13 @@ impl Pipeline {
                     }
                     Err(_) => {
                         // The socket's tx buffer is full: keep the datagram for the next round.
-                        self.udp
-                            .flows
-                            .get_mut(&cid)
-                            .expect("live")
-                            .tx_buf
-                            .push_front(d);
+                        self.flows.get_mut(&cid).expect("live").tx_buf.push_front(d);
                         break;
                     }
                 }
             }
         }
-        for pid in delivered {
-            self.hop(pid, Stage::App, now);
-            self.conclude(pid, OutcomeKind::Delivered, Stage::App, None, None);
-        }
-        if egress {
-            self.mark_egress(cid);
-        }
-        moved
+        (moved, egress)
     }
 }
 

@@ -7,8 +7,8 @@ use std::sync::LazyLock;
 
 use super::capture::LogLine;
 use super::dissect::{FrameInfo, Net, Transport};
+use super::ids::PacketId;
 use super::reason::Reason;
-use super::trace::PacketId;
 use memchr::memmem;
 
 /// What the frame did to the socket that took it, measured by the engine around the window.

@@ -17,8 +17,8 @@ use smoltcp::wire::{
 };
 
 use crate::pipeline::clock::Nanos;
-use crate::pipeline::engine::{Arrival, Fate, Wire};
 use crate::pipeline::reason::Reason;
+use crate::pipeline::wire::{Arrival, Fate, Wire};
 
 use super::capture::CapturedFrame;
 use super::diff::{FlowCompare, Side};

@@ -13,8 +13,8 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpo
 use crate::pipeline::capture;
 use crate::pipeline::clock::{Nanos, from_smoltcp, to_smoltcp};
 use crate::pipeline::device::StepDevice;
-use crate::pipeline::engine::Wire;
 use crate::pipeline::trace::StreamDigest;
+use crate::pipeline::wire::Wire;
 
 use super::report::{ClientOutcome, SimReport, UdpOutcome};
 

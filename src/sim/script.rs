@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use crate::pipeline::clock::Nanos;
-use crate::pipeline::engine::Wire;
+use crate::pipeline::wire::Wire;
 
 /// A frame on the wire at a time.
 pub type TimedFrame = (Nanos, Vec<u8>);

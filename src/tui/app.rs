@@ -14,7 +14,7 @@ use crate::debug::snapshot::{Mode, PacketRow, Snapshot};
 use crate::export::sinks::ExportPlan;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::engine::StepReport;
-use crate::pipeline::trace::PacketId;
+use crate::pipeline::ids::PacketId;
 
 mod input;
 mod list;

@@ -4,7 +4,7 @@
 
 use crate::debug::driver::Driver;
 use crate::debug::history::History;
-use crate::pipeline::trace::PacketId;
+use crate::pipeline::ids::PacketId;
 
 pub struct ListModel<'a> {
     history: &'a History,
