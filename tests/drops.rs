@@ -7,6 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
+use pktpath::export::header::{SourceKind, Speed, StackInfo};
 use pktpath::export::{self, Format, Header};
 use pktpath::pipeline::{AppKind, Pipeline, PipelineConfig, VirtualClock};
 use pktpath::sim::script::ScriptedWire;
@@ -126,6 +127,7 @@ fn run(frames: Vec<(u64, Vec<u8>)>, frame_buffer: usize) -> Value {
     config.stack.mac = STACK_MAC;
     config.tcp_apps = BTreeMap::from([(7, AppKind::Echo)]);
     config.udp_apps = BTreeMap::from([(7, AppKind::Echo)]);
+    let stack = StackInfo::of(&config);
     let mut pipeline = Pipeline::new(
         config,
         Box::new(VirtualClock::new(1000)),
@@ -133,10 +135,16 @@ fn run(frames: Vec<(u64, Vec<u8>)>, frame_buffer: usize) -> Value {
     );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("drops.json");
-    let header = Header {
-        source: json!({"kind": "script"}),
-        stack: json!({}),
+    let source = SourceKind::Replay {
+        file: "scripted frames".into(),
+        capture_format: "in-memory".into(),
+        speed: Speed::Times(1.0),
+        as_host: "10.0.0.1".into(),
+        seed: 0,
+        apps: vec!["7=echo".into()],
+        hop_cost_ns: 1000,
     };
+    let header = Header::new(source, stack);
     let mut writer = export::create(&path, Format::Json, &header).unwrap();
     while !pipeline.run_until(10_000_000_000, 1000) {
         for p in pipeline.drain_finished() {

@@ -21,8 +21,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::commit::{commit, temp_path};
+use super::header::Header;
 use super::occupancy::{OccupancySampler, Sample, Track};
-use super::timeline::{Header, TimelineWriter};
+use super::timeline::TimelineWriter;
 use super::view::{ConnectionView, FORMAT, PacketView, StatsView, VERSION};
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::stage::Stage;
@@ -226,7 +227,7 @@ impl TimelineWriter for ChromeWriter {
             .collect();
         let metadata = json!({
             "format": "pktpath-chrome-trace", "timeline_format": FORMAT, "timeline_version": VERSION,
-            "source": self.header.source, "stack": self.header.stack,
+            "source": self.header.source_json(), "stack": self.header.stack_json(),
             "connections": connections, "stats": StatsView::of(stats), "replay": extra,
         });
         self.out

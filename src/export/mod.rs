@@ -3,6 +3,7 @@
 
 pub mod chrome;
 pub mod commit;
+pub mod header;
 pub mod occupancy;
 pub mod pcapng;
 pub mod sinks;
@@ -11,6 +12,7 @@ pub mod timeline;
 pub mod view;
 pub mod writer;
 
+pub use header::Header;
 pub use sinks::{ExportError, ExportPlan, Exports, Written};
-pub use timeline::{Header, TimelineWriter};
+pub use timeline::TimelineWriter;
 pub use writer::{Format, create};

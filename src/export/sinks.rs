@@ -7,8 +7,9 @@
 use std::io;
 use std::path::PathBuf;
 
+use super::header::Header;
 use super::pcapng::PcapngWriter;
-use super::timeline::{Header, TimelineWriter};
+use super::timeline::TimelineWriter;
 use super::writer::{self, Format};
 use crate::pipeline::Pipeline;
 use crate::pipeline::clock::Nanos;

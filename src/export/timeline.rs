@@ -1,5 +1,5 @@
-//! What the timeline writers (JSON, JSON Lines, Chrome trace) share: the run's `Header` each export starts
-//! with, and the `TimelineWriter` trait that streams packets, buffer levels and the closing records into it.
+//! The trait every timeline writer (JSON, JSON Lines, Chrome trace) implements: it streams packets, buffer
+//! levels and the closing records into its file.
 
 use std::io;
 
@@ -7,13 +7,6 @@ use serde_json::Value;
 
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::trace::{ConnectionRecord, PacketRecord, Stats};
-
-/// The run's description, written at the top of every export.
-#[derive(Debug, Clone)]
-pub struct Header {
-    pub source: Value,
-    pub stack: Value,
-}
 
 pub trait TimelineWriter: Send {
     fn packet(&mut self, p: &PacketRecord) -> io::Result<()>;

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::commit::{commit, temp_path};
-use super::timeline::{Header, TimelineWriter};
+use super::header::Header;
+use super::timeline::TimelineWriter;
 use super::view::{ConnectionView, FORMAT, PacketView, StatsView, VERSION};
 use crate::pipeline::trace::{ConnectionRecord, PacketRecord, Stats};
 
@@ -45,9 +46,9 @@ impl JsonWriter {
             out,
             "{{\"format\":\"{FORMAT}\",\"version\":{VERSION},\"source\":"
         )?;
-        serde_json::to_writer(&mut out, &header.source)?;
+        serde_json::to_writer(&mut out, &header.source_json())?;
         out.write_all(b",\"stack\":")?;
-        serde_json::to_writer(&mut out, &header.stack)?;
+        serde_json::to_writer(&mut out, &header.stack_json())?;
         out.write_all(b",\"packets\":[")?;
         Ok(JsonWriter {
             out,
@@ -103,7 +104,7 @@ impl JsonlWriter {
     pub fn create(path: &Path, header: &Header) -> io::Result<Self> {
         let mut out = BufWriter::new(File::create(path)?);
         let head = serde_json::json!({
-            "format": FORMAT, "version": VERSION, "source": header.source, "stack": header.stack,
+            "format": FORMAT, "version": VERSION, "source": header.source_json(), "stack": header.stack_json(),
         });
         line(&mut out, "header", &head)?;
         Ok(JsonlWriter { out })

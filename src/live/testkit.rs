@@ -1,7 +1,7 @@
 //! Test helpers for the stack thread without a TAP (the test plays the tap thread): a stack at 10.77.0.2 with
 //! the live default MAC, real ARP requests for it and their arrival, and the setup that builds it.
 
-use serde_json::json;
+use crate::export::header::{SourceKind, StackInfo};
 use smoltcp::wire::Ipv4Address;
 
 use super::LiveSpec;
@@ -54,22 +54,27 @@ pub fn arrive(shared: &Shared, hosts: std::ops::Range<u8>) {
 
 /// The stack thread's setup: no export, `frame_buffer` frames, `history` finished packets kept.
 pub fn setup(frame_buffer: usize, history: usize) -> StackSetup {
+    let config = PipelineConfig {
+        stack: StackConfig {
+            mac: MAC,
+            ipv4: (Ipv4Address::new(10, 77, 0, 2), 24),
+            ipv6: None,
+            ..StackConfig::default()
+        },
+        frame_buffer,
+        ..PipelineConfig::default()
+    };
+    let source = SourceKind::Live {
+        tap: "test".into(),
+        apps: Vec::new(),
+        host_ip: None,
+        host_ip6: None,
+        duration_s: None,
+    };
     StackSetup {
-        config: PipelineConfig {
-            stack: StackConfig {
-                mac: MAC,
-                ipv4: (Ipv4Address::new(10, 77, 0, 2), 24),
-                ipv6: None,
-                ..StackConfig::default()
-            },
-            frame_buffer,
-            ..PipelineConfig::default()
-        },
+        header: Header::new(source, StackInfo::of(&config)),
+        config,
         plan: ExportPlan::default(),
-        header: Header {
-            source: json!({}),
-            stack: json!({}),
-        },
         pcap_base_ns: 0,
         history,
         start_paused: false,

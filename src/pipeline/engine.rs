@@ -20,35 +20,16 @@ use smoltcp::iface::SocketHandle;
 
 use super::apps::{AppKind, AppSource};
 use super::clock::{Clock, Nanos};
+use super::config::PipelineConfig;
 use super::connection::{CONN_BUFFER, TcpConn};
 use super::frame_buffer::FrameBuffer;
 use super::ids::{ConnId, PacketId};
 use super::packet_table::PacketTable;
-use super::stack::{Stack, StackConfig};
+use super::stack::Stack;
 use super::stage::{OutcomeKind, Stage};
 use super::trace::{ConnEventKind, ConnectionRecord, PacketRecord, Stats, Trigger};
 use super::udp::UdpService;
 use super::wire::Wire;
-
-#[derive(Debug, Clone)]
-pub struct PipelineConfig {
-    pub stack: StackConfig,
-    /// Capacity of the rx frame buffer and of the tx queue, in frames.
-    pub frame_buffer: usize,
-    pub tcp_apps: BTreeMap<u16, AppKind>,
-    pub udp_apps: BTreeMap<u16, AppKind>,
-}
-
-impl Default for PipelineConfig {
-    fn default() -> Self {
-        PipelineConfig {
-            stack: StackConfig::default(),
-            frame_buffer: 256,
-            tcp_apps: BTreeMap::new(),
-            udp_apps: BTreeMap::new(),
-        }
-    }
-}
 
 /// What a step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 pub mod apps;
 pub mod capture;
 pub mod clock;
+pub mod config;
 pub mod connection;
 pub mod device;
 pub mod dissect;
@@ -20,7 +21,8 @@ pub mod wire;
 
 pub use apps::{AppKind, AppSpec};
 pub use clock::{Clock, Nanos, VirtualClock};
-pub use engine::{Action, Pipeline, PipelineConfig, Step, StepReport};
+pub use config::PipelineConfig;
+pub use engine::{Action, Pipeline, Step, StepReport};
 pub use reason::Reason;
 pub use stage::{Dir, OutcomeKind, Stage};
 pub use trace::{ConnectionRecord, PacketRecord, Stats};

@@ -271,12 +271,12 @@ pub fn prepare(spec: &ReplaySpec) -> anyhow::Result<(Pipeline, Prepared)> {
         scripts.clone(),
         report.clone(),
     );
-    let config = PipelineConfig {
-        stack: stack_config(&identity, spec.seed),
-        frame_buffer: spec.frame_buffer,
-        tcp_apps: apps_for(identity.tcp_ports.iter().copied(), &spec.apps),
-        udp_apps: apps_for(identity.udp_ports.iter().copied(), &spec.apps),
-    };
+    let config = PipelineConfig::serving(
+        stack_config(&identity, spec.seed),
+        spec.frame_buffer,
+        apps_for(identity.tcp_ports.iter().copied(), &spec.apps),
+    )
+    .with_udp_apps(apps_for(identity.udp_ports.iter().copied(), &spec.apps));
     let clock = Box::new(VirtualClock::new(spec.hop_cost_ns));
     let mut pipeline = Pipeline::new(config.clone(), clock, Box::new(wire));
     pipeline.set_app_source(Box::new(RecordedSource {

@@ -298,7 +298,7 @@ pub fn export_after_moves(
     moves: u64,
 ) -> anyhow::Result<(u64, Written)> {
     let mut built = Built::open(spec)?;
-    header::exported_from_tui(&mut built.header, moves);
+    built.header.exported_from_tui(moves);
     let mut exports = built.exports(plan)?;
     let packets = built.run_moves(&mut exports, moves)?;
     let (finished, last) = built.finish(exports)?;

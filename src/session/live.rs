@@ -23,28 +23,18 @@ const TICK: Duration = Duration::from_millis(20);
 /// The pipeline a live run builds: the spec's addresses and apps, ISNs seeded from the wall clock (real
 /// peers are not replayed, so nothing needs them repeatable), and smoltcp's delayed ACK as kernels do it.
 pub fn pipeline_config(spec: &LiveSpec) -> PipelineConfig {
-    let tcp_apps = spec.app_map().unwrap_or_default();
-    let udp_apps = tcp_apps
-        .iter()
-        .filter(|(_, k)| k.serves_udp())
-        .map(|(&p, k)| (p, k.clone()))
-        .collect();
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    PipelineConfig {
-        stack: StackConfig {
-            mac: spec.mac,
-            ipv4: (spec.ip.0, spec.ip.1),
-            ipv6: spec.ip6,
-            random_seed: seed,
-            ack_delay_ms: Some(ACK_DELAY_MS),
-            ..StackConfig::default()
-        },
-        frame_buffer: spec.frame_buffer,
-        tcp_apps,
-        udp_apps,
-    }
+    let stack = StackConfig {
+        mac: spec.mac,
+        ipv4: (spec.ip.0, spec.ip.1),
+        ipv6: spec.ip6,
+        random_seed: seed,
+        ack_delay_ms: Some(ACK_DELAY_MS),
+        ..StackConfig::default()
+    };
+    PipelineConfig::serving(stack, spec.frame_buffer, spec.app_map().unwrap_or_default())
 }
 
 /// Start the TAP and the threads, the stack thread watched by `observer`.
@@ -113,7 +103,7 @@ mod tests {
             crate::live::testkit::spec(&["9=exec:cat", "8080=forward:10.77.0.1:8000", "echo"]);
         let config = pipeline_config(&spec);
         assert_eq!(
-            header::live(&spec, &config, "tp0").source["apps"],
+            header::live(&spec, &config, "tp0").source_json()["apps"],
             json!(["7=echo", "9=exec:cat", "8080=forward:10.77.0.1:8000"])
         );
     }

@@ -13,7 +13,8 @@ use smoltcp::wire::Ipv4Address;
 
 use crate::pipeline::apps::{AppKind, AppSpec, Client};
 use crate::pipeline::clock::{Nanos, VirtualClock};
-use crate::pipeline::engine::{Pipeline, PipelineConfig};
+use crate::pipeline::config::PipelineConfig;
+use crate::pipeline::engine::Pipeline;
 use crate::pipeline::stack::StackConfig;
 
 pub use peer::{CLIENT_PORT_BASE, PeerConfig, SimPeer, seeded_bytes};
@@ -74,23 +75,13 @@ impl SimSpec {
     }
 
     pub fn pipeline_config(&self) -> PipelineConfig {
-        let tcp_apps = self.app_map();
-        let udp_apps = tcp_apps
-            .iter()
-            .filter(|(_, k)| k.serves_udp())
-            .map(|(&p, k)| (p, k.clone()))
-            .collect();
-        PipelineConfig {
-            stack: StackConfig {
-                mac: STACK_MAC,
-                ipv4: (STACK_IP, 24),
-                random_seed: self.seed,
-                ..StackConfig::default()
-            },
-            frame_buffer: self.frame_buffer,
-            tcp_apps,
-            udp_apps,
-        }
+        let stack = StackConfig {
+            mac: STACK_MAC,
+            ipv4: (STACK_IP, 24),
+            random_seed: self.seed,
+            ..StackConfig::default()
+        };
+        PipelineConfig::serving(stack, self.frame_buffer, self.app_map())
     }
 }
 
