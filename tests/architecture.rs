@@ -620,3 +620,45 @@ fn nothing_points_at_files_outside_the_repository() {
         }
     }
 }
+
+/// The layers of docs/architecture.md, bottom up: each top-level module and the ones it may use.
+const LAYERS: [(&str, &[&str]); 9] = [
+    ("pipeline", &[]),
+    ("export", &["pipeline"]),
+    ("sim", &["pipeline", "export"]),
+    ("replay", &["pipeline", "export"]),
+    ("live", &["pipeline", "export"]),
+    ("debug", &["pipeline", "export", "live"]),
+    (
+        "session",
+        &["pipeline", "export", "sim", "replay", "live", "debug"],
+    ),
+    ("tui", &["pipeline", "export", "debug"]),
+    ("cli", &["pipeline", "export", "sim", "replay", "live"]),
+];
+
+#[test]
+fn each_layer_uses_only_the_layers_below_it() {
+    let krate = Crate::new();
+    let mut bad = Vec::new();
+    for f in 0..krate.files.len() {
+        if krate.name(f) == "src/main.rs" || krate.name(f) == "src/lib.rs" {
+            continue;
+        }
+        let from = &krate.files[f].module[0];
+        let Some((_, allowed)) = LAYERS.iter().find(|(m, _)| m == from) else {
+            bad.push(format!(
+                "{}: module {from} is not in the layer list",
+                krate.name(f)
+            ));
+            continue;
+        };
+        for r in krate.references(f) {
+            let to = &krate.files[r].module[0];
+            if to != from && !allowed.contains(&to.as_str()) {
+                bad.push(format!("{} → {}", krate.name(f), krate.name(r)));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}

@@ -1,4 +1,4 @@
-//! `App`: the TUI's state and what its keys do. It owns the `Debugger` and everything the screen shows
+//! `App`: the TUI's state and what its keys do. It owns the run's driver and everything the screen shows
 //! besides the run itself (selection, pause, speed, filter, input line, help, focus, status message). No
 //! terminal I/O here: a caller feeds it keys and ticks and asks it to draw (see `view`).
 
