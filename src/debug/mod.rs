@@ -4,10 +4,10 @@
 //! packet's list entry (`history`), breakpoints and the filter language they share with the packet list.
 //! Nothing here draws; the TUI (`crate::tui`) does, from what a driver gives it.
 
-pub mod breakpoints;
-pub mod debugger;
+pub(crate) mod breakpoints;
+pub(crate) mod debugger;
 pub mod driver;
 pub mod filter;
 pub mod history;
-pub mod live;
+pub(crate) mod live;
 pub mod snapshot;

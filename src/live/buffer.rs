@@ -387,6 +387,7 @@ impl TxQueue {
         }
     }
 
+    #[cfg(test)]
     pub fn depth(&self) -> usize {
         self.lock().frames.len()
     }

@@ -4,16 +4,16 @@
 //! (`clock`) over the live wire (`wire`) and takes commands (pause, step, resume, stop) between steps; `run`
 //! starts both and stops them (the session layer decides when).
 
-pub mod buffer;
-pub mod clock;
-pub mod run;
-pub mod service;
-pub mod stack_thread;
+pub(crate) mod buffer;
+pub(crate) mod clock;
+pub(crate) mod run;
+pub(crate) mod service;
+pub(crate) mod stack_thread;
 pub mod tap;
 #[cfg(test)]
 pub mod testkit;
 pub mod wake;
-pub mod wire;
+pub(crate) mod wire;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};

@@ -57,7 +57,6 @@ pub struct RxSpan {
 }
 
 pub struct TcpConn {
-    pub id: ConnId,
     pub handle: SocketHandle,
     pub record: ConnectionRecord,
     pub state: tcp::State,
@@ -125,7 +124,6 @@ impl TcpConn {
         conn_end.set_nonblocking(true)?;
         app_end.set_nonblocking(true)?;
         Ok(TcpConn {
-            id,
             handle,
             record: ConnectionRecord {
                 id,

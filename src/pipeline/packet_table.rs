@@ -68,10 +68,12 @@ impl PacketTable {
         self.slots.iter().filter_map(|s| s.as_deref())
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.live
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.live == 0
     }

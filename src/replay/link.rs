@@ -15,6 +15,7 @@ pub const LINKTYPE_IPV6: u32 = 229;
 pub const LINKTYPE_LINUX_SLL2: u32 = 276;
 
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
+#[cfg(test)]
 pub const ETHERTYPE_ARP: u16 = 0x0806;
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 /// 802.1Q, 802.1ad (QinQ) and the pre-standard QinQ type: all carry a 4-byte tag before the inner type.

@@ -2,16 +2,16 @@
 //! the other hosts at the wire, and diffing what smoltcp sent against what was recorded.
 
 pub mod capture;
-pub mod diff;
-pub mod link;
-pub mod prepare;
-pub mod recorded_app;
-pub mod retransmit;
-pub mod role;
-pub mod script;
+pub(crate) mod diff;
+pub(crate) mod link;
+pub(crate) mod prepare;
+pub(crate) mod recorded_app;
+pub(crate) mod retransmit;
+pub(crate) mod role;
+pub(crate) mod script;
 pub mod segment;
 #[doc(hidden)]
 pub mod testgen;
-pub mod wire;
+pub(crate) mod wire;
 
 pub use prepare::{DEMO_CAPTURE, NO_HOST, Prepared, ReplaySpec, Source, check_readable, prepare};

@@ -124,6 +124,7 @@ impl FlowScript {
         }
     }
 
+    #[cfg(test)]
     pub fn missing_bytes(&self) -> usize {
         self.chunks.values().map(|c| c.missing).sum()
     }

@@ -7,8 +7,8 @@
 //! step back and its `e` export make the run afresh from the same spec. Live (`live`) runs on threads of its
 //! own against a real clock.
 
-pub mod deterministic;
-pub mod header;
+pub(crate) mod deterministic;
+pub(crate) mod header;
 pub mod live;
 pub mod report;
 

@@ -1,8 +1,8 @@
 //! `pktpath sim`: a simulated peer across an in-memory wire, driving the pipeline with real TCP and UDP from a
 //! real second stack. Used as the demo and by the tests.
 
-pub mod peer;
-pub mod report;
+pub(crate) mod peer;
+pub(crate) mod report;
 pub mod script;
 
 use std::cell::RefCell;

@@ -4,5 +4,5 @@
 
 pub mod app;
 pub mod run;
-pub mod term;
-pub mod widgets;
+pub(crate) mod term;
+pub(crate) mod widgets;

@@ -14,7 +14,7 @@ mod connections;
 mod style;
 
 use crate::pipeline::stage::{Dir, OutcomeKind, Stage};
-pub use connections::{CONN_LINES, ConnectionsView};
+pub use connections::ConnectionsView;
 use style::styled;
 
 /// Marks the selected packet's stage in the diagram and the selected row in the list.

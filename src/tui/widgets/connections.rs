@@ -19,8 +19,6 @@ use ratatui::widgets::Widget;
 use super::style::styled;
 use crate::debug::snapshot::{ConnRow, Snapshot};
 
-/// Lines each connection takes.
-pub const CONN_LINES: u16 = 4;
 const INDENT: &str = "  ";
 const GAUGE_FULL: char = '█';
 const GAUGE_EMPTY: char = '░';
