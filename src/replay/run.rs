@@ -367,7 +367,7 @@ pub fn run_with(spec: &ReplaySpec, plan: &ExportPlan) -> anyhow::Result<ReplayRe
     let stats = pipeline.stats().clone();
     let (frames_read, why) = stopped.borrow().clone().unwrap_or((0, None));
     let wire = report.borrow().clone();
-    let diffs = diff(&wire);
+    let diffs = diff(&wire.flows);
     let extra = json!({
         "capture_frames": frames_read,
         "reading_stopped": why,

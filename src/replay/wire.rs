@@ -6,7 +6,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::rc::Rc;
 
 use smoltcp::phy::ChecksumCapabilities;
@@ -21,7 +21,7 @@ use crate::pipeline::engine::{Arrival, Fate, Wire};
 use crate::pipeline::reason::Reason;
 
 use super::capture::CapturedFrame;
-use super::diff::{FlowCompare, Side};
+use super::diff::{FlowCompare, FlowId, Side};
 use super::retransmit::{self, Unacked};
 use super::role::Identity;
 use super::script::{Datagram, Scripts};
@@ -40,9 +40,6 @@ pub const SCRIPT_LIMIT: u64 = 4 << 20;
 const THROTTLE_CHECK_EVERY: u32 = 64;
 /// Capture records read ahead of the current time, at most (memory stays bounded at any speed).
 const LOOKAHEAD: usize = 4096;
-
-/// A flow between the stack and a peer: (the stack's address, the peer's address).
-pub type FlowId = (SocketAddr, SocketAddr);
 
 /// Sequence numbers of one TCP flow, recorded and live, on the stack's side.
 #[derive(Debug, Default, Clone)]
