@@ -7,10 +7,14 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::net::SocketAddr;
 
 use serde::Serialize;
 
 use super::segment::Tcp;
+
+/// A flow between the stack and a peer: (the stack's address, the peer's address).
+pub type FlowId = (SocketAddr, SocketAddr);
 
 /// How many bytes one side may run ahead of the other before the excess is counted but no longer compared.
 /// (The replay reads at most a few thousand frames ahead of the stack, so this is not reached in practice.)
@@ -230,9 +234,8 @@ impl FlowCompare {
 }
 
 /// Every flow either side sent on, in flow order.
-pub fn diff(report: &super::wire::WireReport) -> Vec<FlowDiff> {
-    report
-        .flows
+pub fn diff(flows: &BTreeMap<FlowId, FlowCompare>) -> Vec<FlowDiff> {
+    flows
         .iter()
         .map(|(flow, compare)| compare.result(flow.0.to_string(), flow.1.to_string()))
         .collect()

@@ -167,7 +167,7 @@ impl Built {
             SourceState::Replay(prepared) => {
                 let (frames_read, stopped) = prepared.reading();
                 let wire = prepared.report.borrow().clone();
-                let diffs = diff(&wire);
+                let diffs = diff(&wire.flows);
                 Some(ReplayEnd {
                     frames_read,
                     stopped,

@@ -1,0 +1,188 @@
+//! Reading the capture: records are read ahead of the clock (bounded, and paused while the scripts hold more
+//! than the stack has played), each classified by who sent it, learnt from (sequence numbers, the recorded
+//! stack's bytes for the script and the diff) and queued for its recorded time.
+
+use crate::pipeline::clock::Nanos;
+use crate::pipeline::reason::Reason;
+
+use crate::replay::capture::CapturedFrame;
+use crate::replay::diff::{FlowId, Side};
+use crate::replay::script::Datagram;
+use crate::replay::segment::{self, Layers};
+
+use super::neighbours::is_arp_from;
+use super::{
+    ACK_WAIT_LIMIT_NS, Kind, LOOKAHEAD, Pending, ReplayWire, SCRIPT_LIMIT, THROTTLE_CHECK_EVERY,
+};
+
+impl ReplayWire {
+    fn due_of(&mut self, t_ns: u64) -> Nanos {
+        let t0 = *self.t0.get_or_insert(t_ns);
+        let due = match self.speed {
+            None => 0,
+            Some(speed) => (t_ns.saturating_sub(t0) as f64 / speed) as Nanos,
+        };
+        // A capture out of time order is played in file order.
+        self.last_due = self.last_due.max(due);
+        self.last_due
+    }
+
+    /// Read the capture until a frame lies beyond `now` (or the lookahead is full).
+    pub(super) fn fill(&mut self, now: Nanos) {
+        while !self.exhausted
+            && self.pending.len() < LOOKAHEAD
+            && self.pending.back().is_none_or(|p| p.due <= now)
+            && !self.throttled(now)
+        {
+            match self.source.next() {
+                Some(frame) => self.read(frame),
+                None => {
+                    self.exhausted = true;
+                    for script in self.scripts.borrow_mut().values_mut() {
+                        script.complete = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Is reading paused because the scripts hold `SCRIPT_LIMIT` bytes the apps have not played, while the
+    /// stack is still making progress? (At `--max-speed` the capture would otherwise be read ever further
+    /// ahead of the live stack, and memory would grow with the capture. A stack that stopped for
+    /// `ACK_WAIT_LIMIT_NS` is not waited for.) Counted every `THROTTLE_CHECK_EVERY` reads.
+    fn throttled(&mut self, now: Nanos) -> bool {
+        if self.reads_since_check < THROTTLE_CHECK_EVERY && !self.throttle {
+            return false;
+        }
+        self.reads_since_check = 0;
+        let held: u64 = self.scripts.borrow().values().map(|s| s.held).sum();
+        self.throttle =
+            held > SCRIPT_LIMIT && now.saturating_sub(self.last_progress) < ACK_WAIT_LIMIT_NS;
+        self.throttle
+    }
+
+    /// Classify one record, learn from it, and queue it.
+    fn read(&mut self, frame: CapturedFrame) {
+        self.reads_since_check += 1;
+        let due = self.due_of(frame.t_ns);
+        let layers = if frame.problem.is_none() {
+            segment::parse(&frame.frame, frame.orig_len as usize)
+        } else {
+            None
+        };
+        let (kind, flow) = if let Some(problem) = &frame.problem {
+            let reason = Reason::NotInjectable {
+                detail: problem.clone(),
+            };
+            (Kind::Refused(reason), None)
+        } else if let Some(l) = &layers {
+            if self.identity.owns(l.src) {
+                let flow = l.src_addr().zip(l.dst_addr());
+                (Kind::FromStack, flow)
+            } else if self.identity.owns(l.dst) {
+                let flow = l.dst_addr().zip(l.src_addr());
+                (Kind::ToStack, flow)
+            } else {
+                (Kind::Other, None)
+            }
+        } else if is_arp_from(&frame.frame, self.identity.mac) {
+            (Kind::FromStack, None)
+        } else {
+            (Kind::ToStack, None)
+        };
+        let kind = match kind {
+            Kind::ToStack | Kind::Other if frame.truncated => Kind::Refused(Reason::Truncated {
+                captured: frame.frame.len(),
+                on_wire: frame.orig_len,
+            }),
+            k => k,
+        };
+        let mut kind = kind;
+        if let (Some(l), Some(flow)) = (&layers, flow)
+            && let Some(t) = l.tcp
+        {
+            let state = self.seq.entry(flow).or_default();
+            match kind {
+                Kind::FromStack => {
+                    if t.syn && !t.ack_flag && state.recorded_isn.is_none() {
+                        // The recorded stack was this flow's client: the replayed one connects here.
+                        kind = Kind::Connect;
+                        self.scripts.borrow_mut().entry(flow).or_default();
+                    }
+                    if t.syn {
+                        state.recorded_isn = Some(t.seq);
+                    }
+                    self.learn_recorded(flow, &frame, l);
+                }
+                Kind::ToStack if t.syn => {
+                    state.peer_isn = Some(t.seq);
+                    self.scripts.borrow_mut().entry(flow).or_default();
+                }
+                _ => {}
+            }
+        } else if let (Some(l), Some(flow), Some(_)) =
+            (&layers, flow, layers.as_ref().and_then(|l| l.udp))
+        {
+            self.learn_datagram(flow, &kind, &frame, l);
+        }
+        if let Some(f) = flow {
+            *self.pending_per_flow.entry(f).or_default() += 1;
+        }
+        self.pending.push_back(Pending {
+            due,
+            frame,
+            layers,
+            kind,
+            flow,
+            held_since: None,
+        });
+    }
+
+    /// A UDP datagram: the client's are counted, the stack's kept to be played back in their turn.
+    fn learn_datagram(&mut self, flow: FlowId, kind: &Kind, frame: &CapturedFrame, l: &Layers) {
+        let mut scripts = self.scripts.borrow_mut();
+        match kind {
+            Kind::ToStack => scripts.entry(flow).or_default().peer_datagrams += 1,
+            Kind::FromStack => {
+                let script = scripts.entry(flow).or_default();
+                let data = segment::udp_payload(&frame.frame, l).to_vec();
+                script.datagrams.push(Datagram {
+                    after_peer_datagrams: script.peer_datagrams,
+                    data,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// A recorded segment of the stack: what its app wrote, for the script, and for the diff.
+    fn learn_recorded(&mut self, flow: FlowId, frame: &CapturedFrame, l: &Layers) {
+        let Some(t) = l.tcp else { return };
+        let data = segment::payload(&frame.frame, &t);
+        let mut report = self.report.borrow_mut();
+        report
+            .flows
+            .entry(flow)
+            .or_default()
+            .segment(Side::Recorded, &t, data);
+        drop(report);
+        let state = &self.seq[&flow];
+        let (Some(isn), Some(peer_isn)) = (state.recorded_isn, state.peer_isn) else {
+            return;
+        };
+        let offset = u64::from(t.seq.wrapping_sub(isn).wrapping_sub(1));
+        let after = u64::from(t.ack.wrapping_sub(peer_isn).wrapping_sub(1));
+        let after = if t.ack_flag { after } else { 0 };
+        let mut scripts = self.scripts.borrow_mut();
+        let script = scripts.entry(flow).or_default();
+        if !t.syn {
+            script.add(offset, data, t.payload_len, after);
+        }
+        if t.fin {
+            script.fin = Some((offset + t.payload_len as u64, after));
+        }
+        if t.rst {
+            script.reset.get_or_insert((offset, after));
+        }
+    }
+}
