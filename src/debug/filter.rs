@@ -22,13 +22,12 @@
 //! keywords, `and`/`or`/`not` words, only the parentheses precedence needs); parsing it again gives the
 //! same filter.
 
-use std::cell::OnceCell;
 use std::fmt;
 use std::net::IpAddr;
 
 use thiserror::Error;
 
-use crate::pipeline::dissect::{FrameInfo, Net, Transport, dissect};
+use crate::pipeline::dissect::{FrameInfo, Net, Transport};
 use crate::pipeline::ids::ConnId;
 use crate::pipeline::stage::{Dir, OutcomeKind, Stage};
 use crate::pipeline::trace::PacketRecord;
@@ -153,15 +152,12 @@ impl Filter {
         self.expr.is_none()
     }
 
-    /// Does `packet` pass? Its frame is dissected at most once, and only if a predicate needs it.
+    /// Does `packet` pass?
     pub fn matches(&self, packet: &(impl Subject + ?Sized)) -> bool {
         let Some(expr) = &self.expr else {
             return true;
         };
-        let ctx = Ctx {
-            packet,
-            info: OnceCell::new(),
-        };
+        let ctx = Ctx { packet };
         ctx.eval(expr)
     }
 }
@@ -192,13 +188,8 @@ pub trait Subject {
     fn outcome(&self) -> Option<OutcomeKind>;
     fn reached(&self, stage: Stage) -> bool;
     fn flow(&self) -> Option<ConnId>;
-    /// The frame's dissection, when the subject keeps one; otherwise `frame` is dissected on demand.
-    fn frame_info(&self) -> Option<&FrameInfo> {
-        None
-    }
-    fn frame(&self) -> &[u8] {
-        &[]
-    }
+    /// The frame's dissection, made when the packet was (filtering never parses a frame again).
+    fn frame_info(&self) -> &FrameInfo;
 }
 
 impl Subject for PacketRecord {
@@ -214,22 +205,18 @@ impl Subject for PacketRecord {
     fn flow(&self) -> Option<ConnId> {
         self.flow
     }
-    fn frame(&self) -> &[u8] {
-        &self.frame
+    fn frame_info(&self) -> &FrameInfo {
+        &self.info
     }
 }
 
 struct Ctx<'a, S: Subject + ?Sized> {
     packet: &'a S,
-    info: OnceCell<FrameInfo>,
 }
 
 impl<S: Subject + ?Sized> Ctx<'_, S> {
     fn info(&self) -> &FrameInfo {
-        match self.packet.frame_info() {
-            Some(info) => info,
-            None => self.info.get_or_init(|| dissect(self.packet.frame())),
-        }
+        self.packet.frame_info()
     }
 
     fn eval(&self, e: &Expr) -> bool {

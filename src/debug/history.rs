@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use crate::pipeline::clock::Nanos;
-use crate::pipeline::dissect::{FrameInfo, dissect};
+use crate::pipeline::dissect::FrameInfo;
 use crate::pipeline::ids::{ConnId, PacketId};
 use crate::pipeline::stage::{Dir, OutcomeKind, Stage};
 use crate::pipeline::trace::PacketRecord;
@@ -52,7 +52,7 @@ impl Entry {
             outcome,
             reason,
             flow: p.flow,
-            info: dissect(&p.frame),
+            info: p.info.clone(),
         }
     }
 
@@ -74,8 +74,8 @@ impl Subject for Entry {
     fn flow(&self) -> Option<ConnId> {
         self.flow
     }
-    fn frame_info(&self) -> Option<&FrameInfo> {
-        Some(&self.info)
+    fn frame_info(&self) -> &FrameInfo {
+        &self.info
     }
 }
 

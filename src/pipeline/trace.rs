@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use super::capture::LogLine;
 use super::clock::Nanos;
-use super::dissect::dissect;
+use super::dissect::{FrameInfo, dissect};
 use super::ids::{ConnId, PacketId};
 use super::reason::Reason;
 use super::stage::{Dir, OutcomeKind, Stage};
@@ -52,6 +52,9 @@ pub struct PacketRecord {
     pub id: PacketId,
     pub dir: Dir,
     pub frame: Vec<u8>,
+    /// The frame dissected, once, when the record is made: the engine, the export, the list and the filter
+    /// all read it from here.
+    pub info: FrameInfo,
     pub flow: Option<ConnId>,
     pub trigger: Trigger,
     pub hops: Vec<Hop>,
@@ -74,6 +77,7 @@ impl PacketRecord {
         PacketRecord {
             id,
             dir,
+            info: dissect(&frame),
             frame,
             flow: None,
             trigger,
@@ -90,9 +94,9 @@ impl PacketRecord {
     }
 
     /// The one-line description of the frame (`TCP 10.0.0.2:49152 → 10.0.0.1:7 [S] …`). Made on demand from
-    /// the frame: the hot path never formats text a viewer may not ask for.
+    /// the dissected frame: the hot path never formats text a viewer may not ask for.
     pub fn summary(&self) -> String {
-        dissect(&self.frame).summary()
+        self.info.summary()
     }
 
     pub fn last_stage(&self) -> Option<Stage> {

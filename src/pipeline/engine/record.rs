@@ -3,7 +3,6 @@
 
 use super::Pipeline;
 use crate::pipeline::clock::Nanos;
-use crate::pipeline::dissect;
 use crate::pipeline::ids::{ConnId, PacketId};
 use crate::pipeline::reason::Reason;
 use crate::pipeline::stage::{Dir, OutcomeKind, Stage};
@@ -13,15 +12,15 @@ impl Pipeline {
     pub(super) fn new_packet(&mut self, dir: Dir, frame: Vec<u8>, trigger: Trigger) -> PacketId {
         let id = self.next_packet;
         self.next_packet += 1;
-        let mut record = PacketRecord::new(id, dir, Vec::new(), trigger);
+        let mut record = PacketRecord::new(id, dir, frame, trigger);
         // An rx frame of a known connection belongs to its flow from the wire on, so a drop before the stack
         // (a full frame buffer) is still found under its connection. (A tx frame's flow is set by `emit`.)
         if dir == Dir::Rx {
-            record.flow = dissect::dissect(&frame)
+            record.flow = record
+                .info
                 .flow_key()
                 .and_then(|k| self.conn_by_flow.get(&(k.dst, k.src)).copied());
         }
-        record.frame = frame;
         self.packets.insert(id, record);
         id
     }

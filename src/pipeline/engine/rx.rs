@@ -8,7 +8,7 @@ use super::{Action, Pipeline};
 use crate::pipeline::capture::LogLine;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::connection::RxSpan;
-use crate::pipeline::dissect::{self, FlowKey, Proto, Transport};
+use crate::pipeline::dissect::{FlowKey, Proto, Transport};
 use crate::pipeline::ids::PacketId;
 use crate::pipeline::reason::Reason;
 use crate::pipeline::stage::{Dir, OutcomeKind, Stage};
@@ -127,7 +127,7 @@ impl Pipeline {
 
     pub(super) fn stack_rx(&mut self, id: PacketId, now: Nanos) {
         let frame = self.packets[&id].frame.clone();
-        let info = dissect::dissect(&frame);
+        let info = self.packets[&id].info.clone();
         self.hop(id, Stage::Stack, now);
 
         let tcp_key = info.flow_key().filter(|k| k.proto == Proto::Tcp);
@@ -179,7 +179,7 @@ impl Pipeline {
                     .or_else(|| self.finished.iter().rev().find(|p| p.id == *rid))
                     .map(|p| Reply {
                         id: *rid,
-                        info: dissect::dissect(&p.frame),
+                        info: p.info.clone(),
                     })
             })
             .collect();

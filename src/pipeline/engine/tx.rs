@@ -4,7 +4,7 @@
 use super::{Action, Pipeline};
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::device::Emitted;
-use crate::pipeline::dissect::{self, Proto, Transport};
+use crate::pipeline::dissect::{Proto, Transport};
 use crate::pipeline::ids::{ConnId, PacketId};
 use crate::pipeline::reason::Reason;
 use crate::pipeline::stage::{Dir, OutcomeKind, Stage};
@@ -35,8 +35,8 @@ impl Pipeline {
     ) -> Vec<PacketId> {
         let mut ids = Vec::with_capacity(emitted.len());
         for e in emitted {
-            let info = dissect::dissect(&e.frame);
             let id = self.new_packet(Dir::Tx, e.frame, trigger);
+            let info = self.packets[&id].info.clone();
             let mut earlier: Vec<Hop> = Vec::new();
             let mut flow = None;
             let mut payload_of = Vec::new();

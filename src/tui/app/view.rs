@@ -12,7 +12,6 @@ use crate::debug::debugger::HISTORY;
 use crate::debug::history::Entry;
 use crate::debug::snapshot::{Mode, Snapshot};
 use crate::pipeline::clock::Nanos;
-use crate::pipeline::dissect::dissect;
 use crate::pipeline::stage::Stage;
 use crate::pipeline::trace::PacketRecord;
 use crate::tui::widgets::{ConnectionsView, PacketList, PipelineDiagram, fit, format_time};
@@ -113,7 +112,7 @@ fn detail_lines(p: &PacketRecord) -> Vec<String> {
     for l in &p.stack_log {
         lines.push(format!("log: {}", l.message));
     }
-    lines.extend(dissect(&p.frame).layers());
+    lines.extend(p.info.layers());
     for (i, chunk) in p.frame.chunks(HEX_BYTES_PER_LINE).enumerate() {
         let bytes: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
         lines.push(format!(
