@@ -12,4 +12,5 @@ mod tests;
 
 pub use frame::{FlowKey, FrameInfo, Net, Proto, Transport, dissect};
 pub use headers::TcpFlags;
+pub(crate) use headers::{ETHERNET_HEADER, Headers, L4Header};
 pub use summary::format_mac;
