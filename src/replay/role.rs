@@ -5,8 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::pipeline::dissect::Headers;
+
 use super::capture::CapturedFrame;
-use super::segment;
+use super::segment::Layers;
 
 /// What one pass over the capture learned.
 #[derive(Debug, Default, Clone)]
@@ -38,13 +40,13 @@ impl Survey {
         if f.problem.is_some() {
             return;
         }
-        let Some(l) = segment::parse(&f.frame, f.orig_len as usize) else {
+        let Some(h) = Headers::read(&f.frame) else {
             return;
         };
-        let src_mac: [u8; 6] = f.frame[6..12]
-            .try_into()
-            .expect("parsed frames hold a header");
-        self.macs.entry(l.src).or_insert(src_mac);
+        let Some(l) = Layers::of(&h, f.orig_len as usize) else {
+            return;
+        };
+        self.macs.entry(l.src).or_insert(h.src_mac);
         *self.frames_to.entry(l.dst).or_default() += 1;
         self.first_as_dst.entry(l.dst).or_insert(self.frames);
         if let Some(t) = l.tcp {

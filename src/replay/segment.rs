@@ -1,12 +1,13 @@
-//! Just enough of an Ethernet frame's IP and TCP layers to replay it: where the TCP header and payload are,
-//! and in-place rewriting of what refers to the other side's sequence space (ack, SACK edges, timestamp echo),
-//! with the checksum recomputed.
+//! Just enough of an Ethernet frame's IP and TCP layers to replay it: where the TCP header and payload are, as
+//! the dissector read the headers (`dissect::Headers`) and as far as the frame went on the wire (a capture may
+//! have cut it short), and in-place rewriting of what refers to the other side's sequence space (ack, SACK
+//! edges, timestamp echo), with the checksum recomputed.
 
 use std::net::{IpAddr, SocketAddr};
 
-use smoltcp::wire::{
-    EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
-};
+use smoltcp::wire::{IpAddress, Ipv4Packet, TcpPacket};
+
+use crate::pipeline::dissect::{ETHERNET_HEADER, Headers, L4Header};
 
 /// Where a frame's layers are, and its TCP header fields when it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +48,56 @@ impl Tcp {
 }
 
 impl Layers {
+    /// The layers of a frame whose headers the dissector read (`parse` for a frame not yet read).
+    pub(crate) fn of(h: &Headers, on_wire: usize) -> Option<Layers> {
+        let ip = h.ip.as_ref()?;
+        // A header shorter than its fixed part, or longer than the packet says it is, is no IP packet to
+        // rewrite: the frame goes to the stack as it is, which drops it and says why.
+        if ip.src.is_ipv4()
+            && (ip.version != 4 || ip.header_len < 20 || ip.total_len < ip.header_len)
+        {
+            return None;
+        }
+        let l4 = ETHERNET_HEADER + ip.header_len;
+        let ip_end = ETHERNET_HEADER + ip.total_len;
+        let end = ip_end.min(on_wire.max(h.len));
+        let mut layers = Layers {
+            src: ip.src,
+            dst: ip.dst,
+            protocol: ip.protocol,
+            l4,
+            end,
+            tcp: None,
+            udp: None,
+        };
+        // A transport header is only read where the IP packet holds all of it (a damaged capture can say a TCP
+        // header is shorter than 20 bytes, or an IP packet shorter than its headers).
+        match &ip.transport {
+            Some(L4Header::Tcp(t)) => {
+                let payload_at = l4 + t.header_len;
+                if t.header_len < 20 || payload_at > end {
+                    return Some(layers);
+                }
+                layers.tcp = Some(Tcp {
+                    src_port: t.src_port,
+                    dst_port: t.dst_port,
+                    seq: t.seq,
+                    ack: t.ack,
+                    syn: t.flags.syn,
+                    ack_flag: t.flags.ack,
+                    fin: t.flags.fin,
+                    rst: t.flags.rst,
+                    window: t.window,
+                    payload_at,
+                    payload_len: ip_end.saturating_sub(payload_at),
+                });
+            }
+            Some(L4Header::Udp(u)) if end >= l4 + 8 => layers.udp = Some((u.src_port, u.dst_port)),
+            _ => {}
+        }
+        Some(layers)
+    }
+
     pub fn src_addr(&self) -> Option<SocketAddr> {
         self.ports().map(|(s, _)| SocketAddr::new(self.src, s))
     }
@@ -63,86 +114,7 @@ impl Layers {
 /// The IP and TCP/UDP layers of an Ethernet frame, if it carries IP. `on_wire` is the frame's length as it was
 /// on the wire, so a truncated capture still gives true payload lengths.
 pub fn parse(frame: &[u8], on_wire: usize) -> Option<Layers> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    let (src, dst, protocol, l3, l4, ip_total) = match eth.ethertype() {
-        EthernetProtocol::Ipv4 => {
-            let ip = Ipv4Packet::new_unchecked(eth.payload());
-            if eth.payload().len() < 20 || ip.version() != 4 {
-                return None;
-            }
-            let hl = ip.header_len() as usize;
-            // A header shorter than its fixed part, or longer than the packet says it is, is no IP
-            // packet to rewrite: the frame goes to the stack as it is, which drops it and says why.
-            if hl < 20 || (ip.total_len() as usize) < hl {
-                return None;
-            }
-            let src = IpAddr::V4(ip.src_addr());
-            let dst = IpAddr::V4(ip.dst_addr());
-            (
-                src,
-                dst,
-                u8::from(ip.next_header()),
-                14,
-                14 + hl,
-                ip.total_len() as usize,
-            )
-        }
-        EthernetProtocol::Ipv6 => {
-            let ip = Ipv6Packet::new_unchecked(eth.payload());
-            if eth.payload().len() < 40 {
-                return None;
-            }
-            let src = IpAddr::V6(ip.src_addr());
-            let dst = IpAddr::V6(ip.dst_addr());
-            let total = 40 + ip.payload_len() as usize;
-            (src, dst, u8::from(ip.next_header()), 14, 14 + 40, total)
-        }
-        _ => return None,
-    };
-    let end = (l3 + ip_total).min(on_wire.max(frame.len()));
-    let mut layers = Layers {
-        src,
-        dst,
-        protocol,
-        l4,
-        end,
-        tcp: None,
-        udp: None,
-    };
-    let held = &frame[l4.min(frame.len())..];
-    // A transport header is only read where the IP packet holds all of it (a damaged capture can say a TCP
-    // header is shorter than 20 bytes, or an IP packet shorter than its headers).
-    match IpProtocol::from(protocol) {
-        IpProtocol::Tcp if held.len() >= 20 => {
-            let t = TcpPacket::new_unchecked(held);
-            let hl = usize::from(t.header_len());
-            let payload_at = l4 + hl;
-            if hl < 20 || payload_at > end {
-                return Some(layers);
-            }
-            layers.tcp = Some(Tcp {
-                src_port: t.src_port(),
-                dst_port: t.dst_port(),
-                seq: t.seq_number().0 as u32,
-                ack: t.ack_number().0 as u32,
-                syn: t.syn(),
-                ack_flag: t.ack(),
-                fin: t.fin(),
-                rst: t.rst(),
-                window: t.window_len(),
-                payload_at,
-                payload_len: (l3 + ip_total).saturating_sub(payload_at),
-            });
-        }
-        IpProtocol::Udp if held.len() >= 8 && end >= l4 + 8 => {
-            layers.udp = Some((
-                u16::from_be_bytes([held[0], held[1]]),
-                u16::from_be_bytes([held[2], held[3]]),
-            ));
-        }
-        _ => {}
-    }
-    Some(layers)
+    Layers::of(&Headers::read(frame)?, on_wire)
 }
 
 /// The payload bytes the frame holds (possibly fewer than `payload_len` in a truncated capture).

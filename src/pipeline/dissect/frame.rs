@@ -1,12 +1,15 @@
 //! What the dissector learns from one frame (`FrameInfo`: its Ethernet, network and transport layers, and the
-//! first layer that failed to parse), and the reading of it.
+//! first layer that failed to parse), and the reading of it: the headers as `headers` read them, held to
+//! smoltcp's checks, so that what parses here is what the stack takes apart.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use smoltcp::wire::{
-    ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, Icmpv4Packet,
-    Icmpv6Packet, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
+    ArpPacket, ArpRepr, EthernetAddress, EthernetProtocol, Icmpv4Packet, Icmpv6Packet, IpAddress,
+    IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
 };
+
+use super::headers::{ETHERNET_HEADER, Headers, IpHeader, L4Header, TcpFlags};
 
 /// Everything the dissector could learn about one Ethernet frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,16 +51,6 @@ pub enum Net {
     Other {
         ethertype: u16,
     },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct TcpFlags {
-    pub syn: bool,
-    pub ack: bool,
-    pub fin: bool,
-    pub rst: bool,
-    pub psh: bool,
-    pub urg: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,16 +121,16 @@ pub fn dissect(frame: &[u8]) -> FrameInfo {
         transport: Transport::None,
         malformed: None,
     };
-    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+    let Some(h) = Headers::read(frame) else {
         info.set_malformed("truncated Ethernet header");
         return info;
     };
-    (info.dst_mac, info.src_mac) = (eth.dst_addr().0, eth.src_addr().0);
-    info.ethertype = u16::from(eth.ethertype());
-    let b = eth.payload();
-    match eth.ethertype() {
-        EthernetProtocol::Ipv4 => dissect_ipv4(&mut info, b),
-        EthernetProtocol::Ipv6 => dissect_ipv6(&mut info, b),
+    (info.dst_mac, info.src_mac) = (h.dst_mac, h.src_mac);
+    info.ethertype = h.ethertype;
+    let b = &frame[ETHERNET_HEADER..];
+    match EthernetProtocol::from(h.ethertype) {
+        EthernetProtocol::Ipv4 => dissect_ipv4(&mut info, h.ip, b),
+        EthernetProtocol::Ipv6 => dissect_ipv6(&mut info, h.ip, b),
         EthernetProtocol::Arp => dissect_arp(&mut info, b),
         _ => {
             info.net = Net::Other {
@@ -148,29 +141,37 @@ pub fn dissect(frame: &[u8]) -> FrameInfo {
     info
 }
 
-fn dissect_ipv4(info: &mut FrameInfo, b: &[u8]) {
-    let ip = match Ipv4Packet::new_checked(b) {
-        Ok(ip) if ip.version() == 4 => ip,
-        Ok(ip) => return info.set_malformed(&format!("bad IPv4 version {}", ip.version())),
-        Err(_) => {
-            // Say why, using bounds-checked reads of the raw header.
-            let ihl = b.first().map_or(0, |v| usize::from(v & 0x0f) * 4);
-            let total = b
-                .get(2..4)
-                .map_or(0, |t| usize::from(t[0]) << 8 | usize::from(t[1]));
-            let why = if b.len() < ihl.max(20) {
-                "truncated IPv4 header"
-            } else if ihl >= 20 && total >= ihl {
-                "truncated IPv4 packet"
-            } else {
-                "bad IPv4 length field"
-            };
-            return info.set_malformed(why);
-        }
+/// `b` is the Ethernet payload. The checks are smoltcp's (`Ipv4Packet::check_len`, then the version), so what
+/// parses here is what the stack takes apart.
+fn dissect_ipv4(info: &mut FrameInfo, ip: Option<IpHeader>, b: &[u8]) {
+    let Some(
+        ip @ IpHeader {
+            src: IpAddr::V4(src),
+            dst: IpAddr::V4(dst),
+            ..
+        },
+    ) = ip
+    else {
+        return info.set_malformed("truncated IPv4 header");
     };
-    let (src, dst, protocol) = (ip.src_addr(), ip.dst_addr(), u8::from(ip.next_header()));
-    let fragment = ip.more_frags() || ip.frag_offset() != 0;
-    let (ttl, header_checksum_ok) = (ip.hop_limit(), ip.verify_checksum());
+    let (ihl, total) = (ip.header_len, ip.total_len);
+    // The frame holds the header and the packet, and the header fits both the packet and its fixed part; if not,
+    // say which.
+    if b.len() < ihl || ihl > total || b.len() < total || ihl < 20 {
+        let why = if b.len() < ihl.max(20) {
+            "truncated IPv4 header"
+        } else if ihl >= 20 && total >= ihl {
+            "truncated IPv4 packet"
+        } else {
+            "bad IPv4 length field"
+        };
+        return info.set_malformed(why);
+    }
+    if ip.version != 4 {
+        return info.set_malformed(&format!("bad IPv4 version {}", ip.version));
+    }
+    let (protocol, fragment) = (ip.protocol, ip.fragment);
+    let (ttl, header_checksum_ok) = (ip.hop_limit, Ipv4Packet::new_unchecked(b).verify_checksum());
     info.net = Net::Ipv4 {
         src,
         dst,
@@ -180,26 +181,36 @@ fn dissect_ipv4(info: &mut FrameInfo, b: &[u8]) {
         fragment,
     };
     if !fragment {
-        dissect_transport(info, protocol, src.into(), dst.into(), ip.payload());
+        dissect_transport(info, &ip, &b[ihl..total]);
     }
 }
 
-fn dissect_ipv6(info: &mut FrameInfo, b: &[u8]) {
-    let ip = match Ipv6Packet::new_checked(b) {
-        Ok(ip) if ip.version() == 6 => ip,
-        Ok(ip) => return info.set_malformed(&format!("bad IPv6 version {}", ip.version())),
-        Err(_) if b.len() < 40 => return info.set_malformed("truncated IPv6 header"),
-        Err(_) => return info.set_malformed("truncated IPv6 payload"),
+/// `b` is the Ethernet payload; the checks are smoltcp's (`Ipv6Packet::check_len`, then the version).
+fn dissect_ipv6(info: &mut FrameInfo, ip: Option<IpHeader>, b: &[u8]) {
+    let Some(
+        ip @ IpHeader {
+            src: IpAddr::V6(src),
+            dst: IpAddr::V6(dst),
+            ..
+        },
+    ) = ip
+    else {
+        return info.set_malformed("truncated IPv6 header");
     };
-    let (src, dst, next_header) = (ip.src_addr(), ip.dst_addr(), u8::from(ip.next_header()));
-    let hop_limit = ip.hop_limit();
+    if b.len() < ip.total_len {
+        return info.set_malformed("truncated IPv6 payload");
+    }
+    if ip.version != 6 {
+        return info.set_malformed(&format!("bad IPv6 version {}", ip.version));
+    }
+    let (next_header, hop_limit) = (ip.protocol, ip.hop_limit);
     info.net = Net::Ipv6 {
         src,
         dst,
         next_header,
         hop_limit,
     };
-    dissect_transport(info, next_header, src.into(), dst.into(), ip.payload());
+    dissect_transport(info, &ip, &b[ip.header_len..ip.total_len]);
 }
 
 fn dissect_arp(info: &mut FrameInfo, b: &[u8]) {
@@ -227,44 +238,50 @@ fn dissect_arp(info: &mut FrameInfo, b: &[u8]) {
     }
 }
 
-/// `payload` is exactly the IP payload (Ethernet padding already excluded).
-fn dissect_transport(info: &mut FrameInfo, proto: u8, src: IpAddress, dst: IpAddress, b: &[u8]) {
+/// `payload` is exactly the IP payload (Ethernet padding already excluded). A TCP or UDP header is the one
+/// read at the same place (`ip.transport`), taken when the payload holds its fixed part and checked as smoltcp's
+/// `TcpPacket::check_len` and `UdpPacket::check_len` do.
+fn dissect_transport(info: &mut FrameInfo, ip: &IpHeader, b: &[u8]) {
+    let (proto, src, dst) = (
+        ip.protocol,
+        IpAddress::from(ip.src),
+        IpAddress::from(ip.dst),
+    );
     let v6 = matches!(src, IpAddress::Ipv6(_));
-    info.transport = match IpProtocol::from(proto) {
-        IpProtocol::Tcp => match TcpPacket::new_checked(b) {
-            Ok(tcp) => Transport::Tcp {
-                src_port: tcp.src_port(),
-                dst_port: tcp.dst_port(),
-                seq: tcp.seq_number().0 as u32,
-                ack: tcp.ack_number().0 as u32,
-                flags: TcpFlags {
-                    syn: tcp.syn(),
-                    ack: tcp.ack(),
-                    fin: tcp.fin(),
-                    rst: tcp.rst(),
-                    psh: tcp.psh(),
-                    urg: tcp.urg(),
-                },
-                window: tcp.window_len(),
-                payload_len: b.len().saturating_sub(usize::from(tcp.header_len())),
-                checksum_ok: tcp.verify_checksum(&src, &dst),
-            },
-            Err(_) if b.len() >= 20 && b[12] >> 4 < 5 => {
+    info.transport = match (IpProtocol::from(proto), &ip.transport) {
+        (IpProtocol::Tcp, Some(L4Header::Tcp(tcp))) if b.len() >= 20 => {
+            let hl = tcp.header_len;
+            if hl < 20 {
                 return info.set_malformed("bad TCP data offset");
             }
-            Err(_) => return info.set_malformed("truncated TCP header"),
-        },
-        IpProtocol::Udp => match UdpPacket::new_checked(b) {
-            Ok(udp) => Transport::Udp {
-                src_port: udp.src_port(),
-                dst_port: udp.dst_port(),
-                payload_len: usize::from(udp.len()).saturating_sub(8),
-                checksum_ok: udp.verify_checksum(&src, &dst),
-            },
-            Err(_) if b.len() < 8 => return info.set_malformed("truncated UDP header"),
-            Err(_) => return info.set_malformed("bad UDP length"),
-        },
-        IpProtocol::Icmp if !v6 => match Icmpv4Packet::new_checked(b) {
+            if b.len() < hl {
+                return info.set_malformed("truncated TCP header");
+            }
+            Transport::Tcp {
+                src_port: tcp.src_port,
+                dst_port: tcp.dst_port,
+                seq: tcp.seq,
+                ack: tcp.ack,
+                flags: tcp.flags.clone(),
+                window: tcp.window,
+                payload_len: b.len() - hl,
+                checksum_ok: TcpPacket::new_unchecked(b).verify_checksum(&src, &dst),
+            }
+        }
+        (IpProtocol::Tcp, _) => return info.set_malformed("truncated TCP header"),
+        (IpProtocol::Udp, Some(L4Header::Udp(udp))) if b.len() >= 8 => {
+            if b.len() < udp.len || udp.len < 8 {
+                return info.set_malformed("bad UDP length");
+            }
+            Transport::Udp {
+                src_port: udp.src_port,
+                dst_port: udp.dst_port,
+                payload_len: udp.len - 8,
+                checksum_ok: UdpPacket::new_unchecked(b).verify_checksum(&src, &dst),
+            }
+        }
+        (IpProtocol::Udp, _) => return info.set_malformed("truncated UDP header"),
+        (IpProtocol::Icmp, _) if !v6 => match Icmpv4Packet::new_checked(b) {
             Ok(p) => Transport::Icmpv4 {
                 icmp_type: p.msg_type().into(),
                 code: p.msg_code(),
@@ -272,7 +289,7 @@ fn dissect_transport(info: &mut FrameInfo, proto: u8, src: IpAddress, dst: IpAdd
             Err(_) => return info.set_malformed("truncated ICMP header"),
         },
         // smoltcp's check rejects ICMPv6 types it does not know, so read type/code directly.
-        IpProtocol::Icmpv6 if v6 => match (Icmpv6Packet::new_checked(b), b.get(..4)) {
+        (IpProtocol::Icmpv6, _) if v6 => match (Icmpv6Packet::new_checked(b), b.get(..4)) {
             (Ok(p), _) => Transport::Icmpv6 {
                 icmp_type: p.msg_type().into(),
                 code: p.msg_code(),

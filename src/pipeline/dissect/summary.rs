@@ -3,7 +3,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::frame::{FrameInfo, Net, TcpFlags, Transport};
+use super::frame::{FrameInfo, Net, Transport};
+use super::headers::TcpFlags;
 
 /// "02:00:00:00:00:01"
 pub fn format_mac(mac: &[u8; 6]) -> String {

@@ -3,6 +3,7 @@
 //! sending again the data the stack did not take.
 
 use crate::pipeline::clock::Nanos;
+use crate::pipeline::dissect::Headers;
 use crate::pipeline::wire::{Arrival, Fate};
 
 use crate::replay::diff::{FlowId, Side};
@@ -14,11 +15,17 @@ use super::{OWED_ACK_DELAY_NS, ReplayWire};
 impl ReplayWire {
     /// What the stack sent: learn its sequence numbers, answer its ARP and neighbour solicitations.
     pub(super) fn observe(&mut self, frame: &[u8], now: Nanos) {
-        if let Some(reply) = self.answer_arp(frame).or_else(|| self.answer_ns(frame)) {
+        let Some(h) = Headers::read(frame) else {
+            return;
+        };
+        if let Some(reply) = self
+            .answer_arp(frame, &h)
+            .or_else(|| self.answer_ns(frame, &h))
+        {
             self.synthetic.push_back(reply);
             return;
         }
-        let Some(l) = segment::parse(frame, frame.len()) else {
+        let Some(l) = Layers::of(&h, frame.len()) else {
             return;
         };
         let (Some(t), Some(flow)) = (l.tcp, l.src_addr().zip(l.dst_addr())) else {

@@ -10,6 +10,7 @@ use smoltcp::wire::{
     NdiscRepr, RawHardwareAddress,
 };
 
+use crate::pipeline::dissect::{ETHERNET_HEADER, Headers, Net, dissect};
 use crate::pipeline::wire::{Arrival, Fate};
 
 use super::ReplayWire;
@@ -39,36 +40,39 @@ impl ReplayWire {
         })
     }
 
-    pub(super) fn answer_arp(&self, frame: &[u8]) -> Option<Arrival> {
-        let eth = EthernetFrame::new_checked(frame).ok()?;
-        if eth.ethertype() != EthernetProtocol::Arp {
+    /// `h` holds the headers of `frame`, a frame the stack sent.
+    pub(super) fn answer_arp(&self, frame: &[u8], h: &Headers) -> Option<Arrival> {
+        // Every frame the stack sends comes here: only an ARP one is dissected.
+        if EthernetProtocol::from(h.ethertype) != EthernetProtocol::Arp {
             return None;
         }
-        let arp = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).ok()?).ok()?;
-        let ArpRepr::EthernetIpv4 {
-            operation: ArpOperation::Request,
-            source_hardware_addr,
-            source_protocol_addr,
-            target_protocol_addr,
+        let Net::Arp {
+            operation,
+            sender_mac,
+            sender_ip,
+            target_ip,
             ..
-        } = arp
+        } = dissect(frame).net
         else {
             return None;
         };
-        let peer = IpAddr::V4(target_protocol_addr);
+        if ArpOperation::from(operation) != ArpOperation::Request {
+            return None;
+        }
+        let peer = IpAddr::V4(target_ip);
         let mac = *self.macs.get(&peer)?;
         let reply = ArpRepr::EthernetIpv4 {
             operation: ArpOperation::Reply,
             source_hardware_addr: EthernetAddress(mac),
-            source_protocol_addr: target_protocol_addr,
-            target_hardware_addr: source_hardware_addr,
-            target_protocol_addr: source_protocol_addr,
+            source_protocol_addr: target_ip,
+            target_hardware_addr: EthernetAddress(sender_mac),
+            target_protocol_addr: sender_ip,
         };
         let mut buf = vec![0u8; 14 + reply.buffer_len()];
         let mut out = EthernetFrame::new_unchecked(&mut buf);
         EthernetRepr {
             src_addr: EthernetAddress(mac),
-            dst_addr: source_hardware_addr,
+            dst_addr: EthernetAddress(sender_mac),
             ethertype: EthernetProtocol::Arp,
         }
         .emit(&mut out);
@@ -84,23 +88,20 @@ impl ReplayWire {
         })
     }
 
-    pub(super) fn answer_ns(&self, frame: &[u8]) -> Option<Arrival> {
-        let eth = EthernetFrame::new_checked(frame).ok()?;
-        if eth.ethertype() != EthernetProtocol::Ipv6 {
+    /// `h` holds the headers of `frame`, a frame the stack sent.
+    pub(super) fn answer_ns(&self, frame: &[u8], h: &Headers) -> Option<Arrival> {
+        let ip = h.ip.as_ref()?;
+        let (IpAddr::V6(src), IpAddr::V6(dst)) = (ip.src, ip.dst) else {
+            return None;
+        };
+        // An ICMPv6 message, in an IPv6 packet the frame holds whole (extension headers are not walked).
+        let ip_end = ETHERNET_HEADER + ip.total_len;
+        if h.len < ip_end || IpProtocol::from(ip.protocol) != IpProtocol::Icmpv6 {
             return None;
         }
-        let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
-        if ip.next_header() != IpProtocol::Icmpv6 {
-            return None;
-        }
-        let icmp = Icmpv6Packet::new_checked(ip.payload()).ok()?;
-        let repr = Icmpv6Repr::parse(
-            &ip.src_addr(),
-            &ip.dst_addr(),
-            &icmp,
-            &ChecksumCapabilities::default(),
-        )
-        .ok()?;
+        let icmp =
+            Icmpv6Packet::new_checked(&frame[ETHERNET_HEADER + ip.header_len..ip_end]).ok()?;
+        let repr = Icmpv6Repr::parse(&src, &dst, &icmp, &ChecksumCapabilities::default()).ok()?;
         let Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit { target_addr, .. }) = repr else {
             return None;
         };
@@ -112,7 +113,7 @@ impl ReplayWire {
             target_addr,
             lladdr: Some(RawHardwareAddress::from(EthernetAddress(mac))),
         });
-        let frame = ipv6_icmp(mac, eth.src_addr().0, target_addr, ip.src_addr(), &advert);
+        let frame = ipv6_icmp(mac, h.src_mac, target_addr, src, &advert);
         Some(Arrival {
             frame,
             fate: Fate::Inject,
@@ -125,8 +126,8 @@ impl ReplayWire {
     }
 }
 
-pub(super) fn is_arp_from(frame: &[u8], mac: [u8; 6]) -> bool {
-    frame.len() >= 14 && frame[12..14] == [0x08, 0x06] && frame[6..12] == mac
+pub(super) fn is_arp_from(h: &Headers, mac: [u8; 6]) -> bool {
+    EthernetProtocol::from(h.ethertype) == EthernetProtocol::Arp && h.src_mac == mac
 }
 
 fn arp_request(peer_mac: [u8; 6], peer: [u8; 4], stack: [u8; 4]) -> Vec<u8> {

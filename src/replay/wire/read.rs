@@ -3,6 +3,7 @@
 //! stack's bytes for the script and the diff) and queued for its recorded time.
 
 use crate::pipeline::clock::Nanos;
+use crate::pipeline::dissect::Headers;
 use crate::pipeline::reason::Reason;
 
 use crate::replay::capture::CapturedFrame;
@@ -65,11 +66,14 @@ impl ReplayWire {
     fn read(&mut self, frame: CapturedFrame) {
         self.reads_since_check += 1;
         let due = self.due_of(frame.t_ns);
-        let layers = if frame.problem.is_none() {
-            segment::parse(&frame.frame, frame.orig_len as usize)
+        let headers = if frame.problem.is_none() {
+            Headers::read(&frame.frame)
         } else {
             None
         };
+        let layers = headers
+            .as_ref()
+            .and_then(|h| Layers::of(h, frame.orig_len as usize));
         let (kind, flow) = if let Some(problem) = &frame.problem {
             let reason = Reason::NotInjectable {
                 detail: problem.clone(),
@@ -85,7 +89,10 @@ impl ReplayWire {
             } else {
                 (Kind::Other, None)
             }
-        } else if is_arp_from(&frame.frame, self.identity.mac) {
+        } else if headers
+            .as_ref()
+            .is_some_and(|h| is_arp_from(h, self.identity.mac))
+        {
             (Kind::FromStack, None)
         } else {
             (Kind::ToStack, None)
