@@ -19,18 +19,12 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
+use crate::pipeline::apps::{PortRule, app_map};
 use crate::pipeline::{AppKind, AppSpec};
 
 /// smoltcp's delayed ACK in a live run (its own default): real peers are not replayed, so nothing needs an ACK
 /// in the very window of the frame that earned it, and a bulk receiver sends half the frames.
 pub const ACK_DELAY_MS: u64 = 10;
-
-/// The apps a live run serves when `--app` is not given.
-pub const DEFAULT_APPS: [(u16, AppKind); 3] = [
-    (7, AppKind::Echo),
-    (9, AppKind::Discard),
-    (80, AppKind::Http),
-];
 
 /// Everything a live run is asked to do.
 #[derive(Debug, Clone)]
@@ -46,36 +40,15 @@ pub struct LiveSpec {
     pub duration: Option<Duration>,
 }
 
-/// The well-known port a bare `--app SPEC` serves (echo 7, discard 9, http 80).
-pub fn well_known_port(kind: &AppKind) -> Option<u16> {
-    match kind {
-        AppKind::Echo => Some(7),
-        AppKind::Discard => Some(9),
-        AppKind::Http => Some(80),
-        _ => None,
-    }
-}
-
 impl LiveSpec {
     /// The app per TCP port: `--app PORT=SPEC`, a bare SPEC on its well-known port, or the defaults.
     pub fn app_map(&self) -> Result<BTreeMap<u16, AppKind>, String> {
-        if self.apps.is_empty() {
-            return Ok(DEFAULT_APPS.into_iter().collect());
+        if let Some(a) = self.apps.iter().find(|a| a.kind == AppKind::Recorded) {
+            return Err(format!(
+                "--app {a}: the recorded app plays a capture's byte stream; use it with `pktpath replay FILE`"
+            ));
         }
-        let mut map = BTreeMap::new();
-        for a in &self.apps {
-            if a.kind == AppKind::Recorded {
-                return Err(format!(
-                    "--app {a}: the recorded app plays a capture's byte stream; use it with `pktpath replay FILE`"
-                ));
-            }
-            let port = a
-                .port
-                .or_else(|| well_known_port(&a.kind))
-                .ok_or_else(|| format!("--app {a}: give the port it serves, as in 8080={a}"))?;
-            map.insert(port, a.kind.clone());
-        }
-        Ok(map)
+        app_map(&self.apps, &PortRule::WellKnown)
     }
 
     /// Checks that span several options; the message names the values and says what to do.

@@ -7,6 +7,7 @@ mod builtin;
 pub mod exec;
 pub mod forward;
 mod io;
+mod ports;
 mod spec;
 #[cfg(test)]
 mod test_io;
@@ -15,6 +16,7 @@ use std::net::SocketAddr;
 
 pub use builtin::{Client, Discard, Echo, HTTP_BODY, Http, Stall};
 pub use io::{App, AppIo};
+pub use ports::{LIVE_DEFAULT_APPS, PortRule, app_map, well_known_port};
 pub use spec::{AppKind, AppSpec, AppSpecError, ForwardTarget};
 
 // Making an app is the one thing about an app choice that needs every app's code, so it lives here, above them.

@@ -10,6 +10,7 @@ use std::rc::Rc;
 
 use anyhow::{Context, bail};
 
+use crate::pipeline::apps::{PortRule, app_map};
 use crate::pipeline::clock::{Nanos, VirtualClock};
 use crate::pipeline::stack::StackConfig;
 use crate::pipeline::{AppKind, AppSpec, Pipeline, PipelineConfig};
@@ -184,21 +185,11 @@ fn stack_config(id: &Identity, seed: u64) -> StackConfig {
     }
 }
 
-/// The app per port: `--app PORT=SPEC` for that port, `--app SPEC` for every port, else `recorded`.
+/// The app per port: `--app PORT=SPEC` for that port, `--app SPEC` for every port the host served, else
+/// `recorded`.
 fn apps_for(ports: impl Iterator<Item = u16>, apps: &[AppSpec]) -> BTreeMap<u16, AppKind> {
-    let all = apps
-        .iter()
-        .find(|a| a.port.is_none())
-        .map(|a| a.kind.clone());
-    let mut map: BTreeMap<u16, AppKind> = ports
-        .map(|p| (p, all.clone().unwrap_or(AppKind::Recorded)))
-        .collect();
-    for a in apps {
-        if let Some(p) = a.port {
-            map.insert(p, a.kind.clone());
-        }
-    }
-    map
+    // Every app has a port under this rule: nothing to refuse.
+    app_map(apps, &PortRule::Served(ports.collect())).unwrap_or_default()
 }
 
 /// What a replay's pipeline was built from and what its wire reports as it plays: the survey, the host the

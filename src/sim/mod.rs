@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use smoltcp::wire::Ipv4Address;
 
-use crate::pipeline::apps::{AppKind, AppSpec, Client};
+use crate::pipeline::apps::{self, AppKind, AppSpec, Client, PortRule};
 use crate::pipeline::clock::{Nanos, VirtualClock};
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::engine::Pipeline;
@@ -64,14 +64,8 @@ pub const PEER_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
 impl SimSpec {
     /// Which app serves each port: `--app` entries (a bare SPEC serves `--port`), echo on `--port` by default.
     pub fn app_map(&self) -> BTreeMap<u16, AppKind> {
-        let mut map = BTreeMap::new();
-        for a in &self.apps {
-            map.insert(a.port.unwrap_or(self.port), a.kind.clone());
-        }
-        if map.is_empty() {
-            map.insert(self.port, AppKind::Echo);
-        }
-        map
+        // Every app has a port under this rule: nothing to refuse.
+        apps::app_map(&self.apps, &PortRule::Port(self.port)).unwrap_or_default()
     }
 
     pub fn pipeline_config(&self) -> PipelineConfig {
