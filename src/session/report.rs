@@ -27,7 +27,7 @@ fn fmt_ns(ns: u64) -> String {
 }
 
 /// Per connection: did the app read exactly what the peer sent, and did the peer get back what it expected?
-pub struct PeerCheck {
+struct PeerCheck {
     pub clients: usize,
     pub completed: usize,
     pub reset: usize,
@@ -35,7 +35,7 @@ pub struct PeerCheck {
     pub echo_matches: usize,
 }
 
-pub fn peer_check(spec: &SimSpec, r: &SimResult) -> PeerCheck {
+fn peer_check(spec: &SimSpec, r: &SimResult) -> PeerCheck {
     let mut check = PeerCheck {
         clients: r.report.clients.len(),
         completed: r.report.clients.iter().filter(|c| c.completed).count(),
@@ -129,33 +129,36 @@ pub fn sim(spec: &SimSpec, r: &SimResult, export: Option<&(PathBuf, Format)>) ->
             echoed
         );
     }
-    if let Some((path, format)) = export {
-        let _ = writeln!(
-            s,
-            "export: {} ({:?}, {} packets)",
-            path.display(),
-            format,
-            r.packets
-        );
-    }
-    pcap_line(&mut s, r.pcap.as_ref());
+    files_written(&mut s, export, r.packets, r.pcap.as_ref());
     s
 }
 
-/// The summary's line about the pcapng written, if any.
-pub fn pcap_line(s: &mut String, pcap: Option<&(PathBuf, u64)>) {
+/// The summary's lines about the files written: the timeline export (`packets` in it) and the pcapng.
+fn files_written(
+    s: &mut String,
+    export: Option<&(PathBuf, Format)>,
+    packets: u64,
+    pcap: Option<&(PathBuf, u64)>,
+) {
+    if let Some((path, format)) = export {
+        let _ = writeln!(
+            s,
+            "export: {} ({format:?}, {packets} packets)",
+            path.display()
+        );
+    }
     if let Some((path, frames)) = pcap {
         let _ = writeln!(s, "pcapng: {} ({frames} wire frames)", path.display());
     }
 }
 
 /// The run's counters: virtual time, frames, outcomes, drops by reason, per-hop latency.
-pub fn stats_summary(s: &mut String, st: &Stats, end_ns: u64, packets: u64) {
+fn stats_summary(s: &mut String, st: &Stats, end_ns: u64, packets: u64) {
     stats_summary_timed(s, "virtual time", st, end_ns, packets);
 }
 
 /// `stats_summary` with the kind of time named (a live run's is real).
-pub fn stats_summary_timed(s: &mut String, time: &str, st: &Stats, end_ns: u64, packets: u64) {
+fn stats_summary_timed(s: &mut String, time: &str, st: &Stats, end_ns: u64, packets: u64) {
     let _ = writeln!(s, "{time} {}, {} packets traced", fmt_ns(end_ns), packets);
     let _ = writeln!(s, "frames: {} in, {} out", st.frames_in, st.frames_out);
     let outcomes: Vec<String> = OutcomeKind::ALL
@@ -241,16 +244,7 @@ pub fn replay(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, For
             let _ = writeln!(s, "  {d}");
         }
     }
-    if let Some((path, format)) = export {
-        let _ = writeln!(
-            s,
-            "export: {} ({:?}, {} packets)",
-            path.display(),
-            format,
-            r.packets
-        );
-    }
-    pcap_line(&mut s, r.pcap.as_ref());
+    files_written(&mut s, export, r.packets, r.pcap.as_ref());
     s
 }
 
@@ -308,15 +302,6 @@ pub fn live(spec: &LiveSpec, r: &LiveResult, export: Option<&(PathBuf, Format)>)
     if let Some(e) = &r.tap_error {
         let _ = writeln!(s, "tap thread ended early: {e}");
     }
-    if let Some((path, format)) = export {
-        let _ = writeln!(
-            s,
-            "export: {} ({:?}, {} packets)",
-            path.display(),
-            format,
-            r.outcome.packets
-        );
-    }
-    pcap_line(&mut s, r.outcome.pcap.as_ref());
+    files_written(&mut s, export, r.outcome.packets, r.outcome.pcap.as_ref());
     s
 }
