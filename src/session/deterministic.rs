@@ -23,6 +23,7 @@ use crate::replay::{Prepared, ReplaySpec};
 use crate::sim::{SimReport, SimSpec};
 
 use super::header;
+use super::watch::{Keep, Progress, Unwatched, Watch};
 
 /// Steps between two drains of finished packets into the export.
 const DRAIN_EVERY: u64 = 4096;
@@ -63,6 +64,8 @@ struct Finished {
     source: SourceState,
     /// A replay's `replay` object, as written in the export.
     replay: Option<ReplayEnd>,
+    /// A watcher stopped the run before its end.
+    interrupted: bool,
 }
 
 /// What the end of a replay says beyond the pipeline's counters.
@@ -106,7 +109,12 @@ impl Built {
     /// Run to the end, streaming finished packets to `exports`; returns how many there were. A simulation
     /// stops at its `max_time`; a replay once the capture is played and the tail has passed — later if the
     /// stack kept frames waiting, but never more than `MAX_OVERRUN_NS` past.
-    fn run_to_end(&mut self, exports: &mut Exports) -> anyhow::Result<u64> {
+    /// `watch` sees every batch and may stop the run early: the return then says it was stopped.
+    fn run_to_end(
+        &mut self,
+        exports: &mut Exports,
+        watch: &mut dyn Watch,
+    ) -> anyhow::Result<(u64, bool)> {
         let (mut deadline, tail) = match (&self.spec, &self.source) {
             (Spec::Sim(s), _) => (s.max_time_ns, None),
             (Spec::Replay(r), SourceState::Replay(prepared)) => {
@@ -126,6 +134,9 @@ impl Built {
         loop {
             let over = exports.run(&mut self.pipeline, deadline, DRAIN_EVERY)?;
             packets += exports.drain(&mut self.pipeline)?;
+            if watch.batch(&self.progress(packets)) == Keep::Stop {
+                return Ok((packets, true));
+            }
             if !over {
                 continue;
             }
@@ -134,8 +145,20 @@ impl Built {
                 Some(tail) if !self.pipeline.wire().is_done() && deadline < hard_limit => {
                     deadline = (self.pipeline.now().max(deadline) + tail).min(hard_limit);
                 }
-                _ => return Ok(packets),
+                _ => return Ok((packets, false)),
             }
+        }
+    }
+
+    fn progress(&self, packets: u64) -> Progress {
+        Progress {
+            now_ns: self.pipeline.now(),
+            frames_in: self.pipeline.stats().frames_in,
+            packets,
+            records_read: match &self.source {
+                SourceState::Replay(prepared) => Some(prepared.reading().0),
+                SourceState::Sim(_) => None,
+            },
         }
     }
 
@@ -198,6 +221,7 @@ impl Built {
                 written,
                 source: self.source,
                 replay,
+                interrupted: false,
             },
             packets,
         ))
@@ -213,6 +237,8 @@ pub struct SimResult {
     pub packets: u64,
     /// The pcapng written (`--pcap-out`) and how many frames it holds.
     pub pcap: Option<(PathBuf, u64)>,
+    /// A watcher stopped the run before its end (a signal): what ran is finished and written.
+    pub interrupted: bool,
 }
 
 /// A headless replay.
@@ -232,20 +258,36 @@ pub struct ReplayResult {
     pub base_ns: u64,
     /// The pcapng written (`--pcap-out`) and how many frames it holds.
     pub pcap: Option<(PathBuf, u64)>,
+    /// A watcher stopped the run before its end (a signal): what ran is finished and written.
+    pub interrupted: bool,
 }
 
 /// Build, run to the end and finish a deterministic run, writing what `plan` asks for.
-fn run_headless(spec: &Spec, plan: &ExportPlan) -> anyhow::Result<(Finished, u64)> {
+fn run_headless(
+    spec: &Spec,
+    plan: &ExportPlan,
+    watch: &mut dyn Watch,
+) -> anyhow::Result<(Finished, u64)> {
     let mut built = Built::open(spec)?;
     let mut exports = built.exports(plan)?;
-    let packets = built.run_to_end(&mut exports)?;
-    let (finished, last) = built.finish(exports)?;
+    let (packets, stopped) = built.run_to_end(&mut exports, watch)?;
+    let (mut finished, last) = built.finish(exports)?;
+    finished.interrupted = stopped;
     Ok((finished, packets + last))
 }
 
 /// Run a simulation to its end, writing what `plan` asks for (pcapng timestamps start at 0).
 pub fn run_sim(spec: &SimSpec, plan: &ExportPlan) -> anyhow::Result<SimResult> {
-    let (f, packets) = run_headless(&Spec::Sim(spec.clone()), plan)?;
+    run_sim_watched(spec, plan, &mut Unwatched)
+}
+
+/// `run_sim`, with `watch` told of every batch (and able to stop the run).
+pub fn run_sim_watched(
+    spec: &SimSpec,
+    plan: &ExportPlan,
+    watch: &mut dyn Watch,
+) -> anyhow::Result<SimResult> {
+    let (f, packets) = run_headless(&Spec::Sim(spec.clone()), plan, watch)?;
     let SourceState::Sim(report) = &f.source else {
         unreachable!("a simulation's source is the simulated peer")
     };
@@ -257,13 +299,23 @@ pub fn run_sim(spec: &SimSpec, plan: &ExportPlan) -> anyhow::Result<SimResult> {
         end_ns: f.end_ns,
         packets,
         pcap: f.written.pcap,
+        interrupted: f.interrupted,
     })
 }
 
 /// Survey the capture, then replay it to the end, writing what `plan` asks for. pcapng timestamps are the
 /// capture's first timestamp plus virtual time.
 pub fn run_replay(spec: &ReplaySpec, plan: &ExportPlan) -> anyhow::Result<ReplayResult> {
-    let (f, packets) = run_headless(&Spec::Replay(spec.clone()), plan)?;
+    run_replay_watched(spec, plan, &mut Unwatched)
+}
+
+/// `run_replay`, with `watch` told of every batch (and able to stop the run).
+pub fn run_replay_watched(
+    spec: &ReplaySpec,
+    plan: &ExportPlan,
+    watch: &mut dyn Watch,
+) -> anyhow::Result<ReplayResult> {
+    let (f, packets) = run_headless(&Spec::Replay(spec.clone()), plan, watch)?;
     let (SourceState::Replay(prepared), Some(end)) = (f.source, f.replay) else {
         unreachable!("a replay's source is the capture")
     };
@@ -286,6 +338,7 @@ pub fn run_replay(spec: &ReplaySpec, plan: &ExportPlan) -> anyhow::Result<Replay
         packets,
         played_flows,
         pcap: f.written.pcap,
+        interrupted: f.interrupted,
     })
 }
 

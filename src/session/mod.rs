@@ -11,7 +11,9 @@ pub(crate) mod deterministic;
 pub(crate) mod header;
 pub mod live;
 pub mod report;
+pub mod watch;
 
 pub use deterministic::{
-    ReplayResult, SimResult, Spec, debugger, export_after_moves, run_replay, run_sim,
+    ReplayResult, SimResult, Spec, debugger, export_after_moves, run_replay, run_replay_watched,
+    run_sim, run_sim_watched,
 };
