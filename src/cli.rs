@@ -15,12 +15,21 @@ use crate::sim::SimSpec;
     name = "pktpath",
     version,
     about = "Trace every packet through a userspace network path: wire → frame buffer → smoltcp → connection → app",
-    after_help = "With no command, pktpath replays its built-in demo capture (an HTTP GET): in the TUI when stdout is a terminal, else as a headless summary."
+    after_help = TOP_AFTER_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 }
+
+/// What `pktpath --help` ends with: the no-command default and the exit status.
+const TOP_AFTER_HELP: &str = "With no command, pktpath replays its built-in demo capture (an HTTP GET): in the TUI \
+when stdout is a terminal, else as a headless summary.
+
+Exit status: 0 the run ended (or help, version, completions, man); 1 a runtime error (a capture or export that \
+cannot be read or written, a TAP that cannot be opened; one line on stderr says which and why); 2 a usage error \
+(a bad option or value, named on one line); 130 or 143 a headless run stopped by SIGINT or SIGTERM (its exports \
+are complete and its summary says so).";
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -30,14 +39,54 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Trace real traffic from a TAP device (created if missing; needs CAP_NET_ADMIN), with apps behind the stack.
     Live(LiveArgs),
+    /// Print a shell completion script, as in `pktpath completions bash > /etc/bash_completion.d/pktpath`.
+    Completions {
+        /// The shell: bash, elvish, fish, powershell or zsh.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print a manual page (roff), as in `pktpath man | man -l -`; `pktpath man replay` is the replay command's.
+    Man {
+        /// sim, replay or live: that command's page instead of pktpath(1).
+        #[arg(value_name = "COMMAND", value_parser = ["sim", "replay", "live"])]
+        command: Option<String>,
+    },
+}
+
+/// Write the completion script for `shell` to `out`.
+pub fn write_completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut command, "pktpath", out);
+}
+
+/// Write a manual page: pktpath(1), or with a command pktpath-sim(1), pktpath-replay(1) or pktpath-live(1).
+pub fn write_man(command: Option<&str>, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let top = <Cli as clap::CommandFactory>::command();
+    let page = match command {
+        None => top,
+        Some(name) => {
+            let title = match name {
+                "sim" => "pktpath-sim",
+                "replay" => "pktpath-replay",
+                _ => "pktpath-live",
+            };
+            top.find_subcommand(name)
+                .cloned()
+                .unwrap_or_else(|| top.clone())
+                .name(title)
+                .version(env!("CARGO_PKG_VERSION"))
+        }
+    };
+    clap_mangen::Man::new(page).render(out)
 }
 
 fn parse_speed(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if x.is_finite() && x > 0.0 && x <= 1e6 => Ok(x),
-        _ => Err(format!(
-            "--speed {s}: give a factor above 0 and at most 1000000 (1 = as recorded), or use --max-speed"
-        )),
+        _ => Err(
+            "give a factor above 0 and at most 1000000 (1 = as recorded), or use --max-speed"
+                .into(),
+        ),
     }
 }
 
@@ -80,7 +129,7 @@ pub enum AppsFor {
 /// Each command says in its own `--app` help what a bare SPEC serves.
 #[derive(Args, Debug)]
 pub struct PathArgs {
-    /// Capacity of the guarded frame buffer (and of the tx queue), in frames.
+    /// Capacity of the guarded frame buffer (and of the tx queue), in frames: 1 to 1000000.
     #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub frame_buffer: u32,
     /// App behind the stack, `[PORT=]SPEC`; repeatable.
@@ -116,16 +165,20 @@ impl PathArgs {
 /// The flags of a deterministic run (sim and replay), which make it repeatable and set its virtual pace.
 #[derive(Args, Debug)]
 pub struct DeterministicArgs {
-    /// Seed for the stacks' ISNs (and the simulated peer's payloads): same inputs and seed, same timeline.
+    /// Seed for the stacks' ISNs (and the simulated peer's payloads): same inputs and seed, same timeline. Any
+    /// number from 0 to 2^64-1.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,
-    /// Virtual time one engine step costs, in nanoseconds (hops recorded in the same step share a time).
+    /// Virtual time one engine step costs, in nanoseconds (hops recorded in the same step share a time): 0 to
+    /// 1000000000.
     #[arg(long, default_value_t = 1000, value_name = "NS", value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
     pub hop_cost_ns: u64,
 }
 
 #[derive(Args, Debug)]
 #[command(mut_arg("apps", |a| a.help(REPLAY_APP_HELP)))]
+// A negative number is a bad value of its option (`--speed -1`), not an unknown option `-1`.
+#[command(allow_negative_numbers = true)]
 pub struct ReplayArgs {
     /// The capture to replay (pcap or pcapng, recognised by its content).
     #[arg(
@@ -144,7 +197,7 @@ pub struct ReplayArgs {
     pub path: PathArgs,
     #[command(flatten)]
     pub run: DeterministicArgs,
-    /// Play at this multiple of the recorded pace.
+    /// Play at this multiple of the recorded pace: above 0, at most 1000000.
     #[arg(long, default_value_t = 1.0, value_name = "X", value_parser = parse_speed, conflicts_with = "max_speed")]
     pub speed: f64,
     /// Play as fast as the stack takes it (recorded gaps are not kept).
@@ -152,7 +205,8 @@ pub struct ReplayArgs {
     pub max_speed: bool,
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Virtual time the stack gets after the last frame to finish (FIN handshakes, retransmissions), seconds.
+    /// Virtual time the stack gets after the last frame to finish (FIN handshakes, retransmissions), seconds: 0
+    /// to 3600.
     #[arg(long, default_value_t = 10, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub tail: u64,
 }
@@ -257,9 +311,10 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         Ok(x) if x.is_finite() && x > 0.0 && x <= 31_536_000.0 => {
             Ok(std::time::Duration::from_secs_f64(x))
         }
-        _ => Err(format!(
-            "'{s}': give a number of seconds above 0, as in 10 or 0.5"
-        )),
+        _ => Err(
+            "give a number of seconds above 0 and at most 31536000 (a year), as in 10 or 0.5"
+                .into(),
+        ),
     }
 }
 
@@ -272,6 +327,8 @@ the export complete. Opening the TAP needs CAP_NET_ADMIN: run as root, or create
 `ip tuntap add NAME mode tap user USER`.
 Example: pktpath live --headless --host-ip 10.77.0.1/24 --export t.json   (then: curl http://10.77.0.2/)")]
 #[command(mut_arg("apps", |a| a.help(LIVE_APP_HELP)))]
+// A negative number is a bad value of its option (`--speed -1`), not an unknown option `-1`.
+#[command(allow_negative_numbers = true)]
 pub struct LiveArgs {
     /// The TAP device to open; created if missing.
     #[arg(long, default_value = "pktpath0", value_name = "NAME", value_parser = parse_ifname)]
@@ -294,7 +351,8 @@ pub struct LiveArgs {
     pub host_ip6: Option<(std::net::Ipv6Addr, u8)>,
     #[command(flatten)]
     pub path: PathArgs,
-    /// End the run after this many seconds (default: run until SIGINT or SIGTERM).
+    /// End the run after this many seconds, above 0 and at most a year, as in 10 or 0.5 (default: run until
+    /// SIGINT or SIGTERM).
     #[arg(long, value_name = "SECS", value_parser = parse_duration)]
     pub duration: Option<std::time::Duration>,
     #[command(flatten)]
@@ -347,17 +405,19 @@ fn parse_app(s: &str) -> Result<AppSpec, String> {
 
 #[derive(Args, Debug)]
 #[command(mut_arg("apps", |a| a.help(SIM_APP_HELP)))]
+// A negative number is a bad value of its option (`--speed -1`), not an unknown option `-1`.
+#[command(allow_negative_numbers = true)]
 pub struct SimArgs {
-    /// TCP clients on the peer, each with its own connection.
+    /// TCP clients on the peer, each with its own connection: 0 to 1000.
     #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=1000))]
     pub clients: u16,
-    /// Bytes each client sends.
+    /// Bytes each client sends: 0 to 1073741824 (1 GiB), and at most 1 GiB for all clients together.
     #[arg(long, default_value_t = 65536, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=(1u64 << 30)))]
     pub bytes: u64,
-    /// Port the clients connect to.
+    /// Port the clients connect to: 1 to 65535.
     #[arg(long, default_value_t = 7, value_name = "P", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
-    /// UDP datagrams the peer sends to the port.
+    /// UDP datagrams the peer sends to the port: 0 to 10000.
     #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=10000))]
     pub udp: u16,
     /// Swap roles: the app behind pktpath connects to servers on the peer (traces the connect path).
@@ -369,10 +429,10 @@ pub struct SimArgs {
     pub run: DeterministicArgs,
     #[command(flatten)]
     pub output: OutputArgs,
-    /// One-way delay of the simulated wire, in microseconds.
+    /// One-way delay of the simulated wire, in microseconds: 0 to 10000000.
     #[arg(long, default_value_t = 50, value_name = "US", value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     pub link_delay_us: u64,
-    /// Stop after this much virtual time, finished or not (seconds).
+    /// Stop after this much virtual time, finished or not, in seconds: 1 to 86400.
     #[arg(long, default_value_t = 120, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub max_time: u64,
 }
@@ -524,7 +584,7 @@ mod tests {
             Some(Command::Sim(a)) => a.validate(),
             Some(Command::Replay(a)) => a.validate(),
             Some(Command::Live(a)) => a.validate(),
-            None => panic!("a command"),
+            _ => panic!("a run command"),
         };
         for command in [
             &["pktpath", "sim"][..],

@@ -45,6 +45,14 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         None => (cli::demo_command(), true),
     };
     match command {
+        Command::Completions { shell } => {
+            cli::write_completions(shell, &mut std::io::stdout().lock());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { command } => {
+            cli::write_man(command.as_deref(), &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sim(args) => {
             if let Err(usage) = args.validate() {
                 eprintln!("pktpath: {usage}");

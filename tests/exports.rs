@@ -47,7 +47,7 @@ fn chrome_trace_of_a_sim_run_nests_binds_its_flows_and_has_counters() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("trace.json");
     let summary = sim(&["--export", path.to_str().unwrap(), "--format", "chrome"]);
-    assert!(summary.contains("(Chrome, "), "{summary}");
+    assert!(summary.contains("(chrome, "), "{summary}");
     let doc = read_json(&path);
     let json_path = dir.path().join("timeline.json");
     sim(&["--export", json_path.to_str().unwrap()]);

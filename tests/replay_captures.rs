@@ -358,7 +358,7 @@ fn with_no_arguments_pktpath_replays_its_built_in_demo() {
         text.starts_with("replay demo (built in: captures/demo.pcapng) (pcapng, 14 records)"),
         "{text}"
     );
-    assert!(text.contains("1 recorded flows played"), "{text}");
+    assert!(text.contains("1 recorded flow played"), "{text}");
     assert!(text.contains("in_flight 0"), "{text}");
     // The same bytes as the file in captures/: the demo is that capture.
     let dir = tempfile::tempdir().unwrap();

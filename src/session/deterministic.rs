@@ -254,6 +254,8 @@ pub struct ReplayResult {
     pub end_ns: Nanos,
     pub packets: u64,
     pub played_flows: usize,
+    /// The app serving each port: `80=recorded` for TCP, `53/udp=recorded` for UDP.
+    pub apps: Vec<String>,
     /// The capture's first timestamp (ns since the epoch): virtual time 0 of the run.
     pub base_ns: u64,
     /// The pcapng written (`--pcap-out`) and how many frames it holds.
@@ -324,7 +326,12 @@ pub fn run_replay_watched(
         .iter()
         .filter(|c| c.app == AppKind::Recorded.name())
         .count();
+    let config = &prepared.config;
+    let apps = (config.tcp_apps.iter().map(|(p, k)| format!("{p}={k}")))
+        .chain(config.udp_apps.iter().map(|(p, k)| format!("{p}/udp={k}")))
+        .collect();
     Ok(ReplayResult {
+        apps,
         format: prepared.format,
         base_ns: prepared.base_ns(),
         identity: prepared.identity,

@@ -17,6 +17,18 @@ use crate::sim::SimSpec;
 
 use super::deterministic::{ReplayResult, SimResult};
 
+/// `n` with its noun, singular or plural: `1 packet`, `2 packets`, `0 packets`.
+fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// A timeline format as the command line spells it (`json`, `jsonl`, `chrome`).
+fn format_name(format: Format) -> String {
+    clap::ValueEnum::to_possible_value(&format)
+        .map_or_else(|| format!("{format:?}"), |v| v.get_name().to_string())
+}
+
 fn fmt_ns(ns: u64) -> String {
     match ns {
         0..1_000 => format!("{ns} ns"),
@@ -95,8 +107,12 @@ pub fn sim(spec: &SimSpec, r: &SimResult, export: Option<&(PathBuf, Format)>) ->
     };
     let _ = writeln!(
         s,
-        "pktpath sim ({dir}): {} TCP clients × {} bytes to port {}, {udp} UDP datagrams, apps {apps}, seed {}",
-        spec.clients, spec.bytes, spec.port, spec.seed
+        "pktpath sim ({dir}): {} × {} to port {}, {}, apps {apps}, seed {}",
+        count(spec.clients as u64, "TCP client", "TCP clients"),
+        count(spec.bytes as u64, "byte", "bytes"),
+        spec.port,
+        count(udp as u64, "UDP datagram", "UDP datagrams"),
+        spec.seed
     );
     stats_summary(&mut s, &r.stats, r.end_ns, r.packets);
     let c = peer_check(spec, r);
@@ -123,10 +139,9 @@ pub fn sim(spec: &SimSpec, r: &SimResult, export: Option<&(PathBuf, Format)>) ->
         let echoed = u.replies.iter().filter(|d| u.sent.contains(d)).count();
         let _ = writeln!(
             s,
-            "udp: {} datagrams sent, {} replies ({} match a sent datagram)",
-            u.sent.len(),
-            u.replies.len(),
-            echoed
+            "udp: {} sent, {} ({echoed} match a sent datagram)",
+            count(u.sent.len() as u64, "datagram", "datagrams"),
+            count(u.replies.len() as u64, "reply", "replies"),
         );
     }
     files_written(&mut s, export, r.packets, r.pcap.as_ref());
@@ -143,12 +158,15 @@ fn files_written(
     if let Some((path, format)) = export {
         let _ = writeln!(
             s,
-            "export: {} ({format:?}, {packets} packets)",
-            path.display()
+            "export: {} ({}, {})",
+            path.display(),
+            format_name(*format),
+            count(packets, "packet", "packets")
         );
     }
     if let Some((path, frames)) = pcap {
-        let _ = writeln!(s, "pcapng: {} ({frames} wire frames)", path.display());
+        let frames = count(*frames, "wire frame", "wire frames");
+        let _ = writeln!(s, "pcapng: {} ({frames})", path.display());
     }
 }
 
@@ -159,7 +177,12 @@ fn stats_summary(s: &mut String, st: &Stats, end_ns: u64, packets: u64) {
 
 /// `stats_summary` with the kind of time named (a live run's is real).
 fn stats_summary_timed(s: &mut String, time: &str, st: &Stats, end_ns: u64, packets: u64) {
-    let _ = writeln!(s, "{time} {}, {} packets traced", fmt_ns(end_ns), packets);
+    let _ = writeln!(
+        s,
+        "{time} {}, {} traced",
+        fmt_ns(end_ns),
+        count(packets, "packet", "packets")
+    );
     let _ = writeln!(s, "frames: {} in, {} out", st.frames_in, st.frames_out);
     let outcomes: Vec<String> = OutcomeKind::ALL
         .iter()
@@ -184,13 +207,13 @@ fn stats_summary_timed(s: &mut String, time: &str, st: &Stats, end_ns: u64, pack
     for ((d, from, to), h) in &st.hop_latency {
         let _ = writeln!(
             s,
-            "  {} {:>13} → {:<13} {:>9} / {:<9} ({} hops)",
+            "  {} {:>13} → {:<13} {:>9} / {:<9} ({})",
             d.name(),
             from.name(),
             to.name(),
             fmt_ns(h.percentile(50.0).unwrap_or(0)),
             fmt_ns(h.percentile(99.0).unwrap_or(0)),
-            h.count()
+            count(h.count(), "hop", "hops")
         );
     }
 }
@@ -205,10 +228,10 @@ pub fn replay(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, For
     let id = &r.identity;
     let _ = writeln!(
         s,
-        "replay {} ({}, {} records{}) as {} ({}){}",
+        "replay {} ({}, {}{}) as {} ({}){}, apps {}",
         spec.source.name(),
         r.format,
-        r.frames_read,
+        count(r.frames_read, "record", "records"),
         r.stopped
             .as_ref()
             .map_or(String::new(), |w| format!("; reading stopped early: {w}")),
@@ -219,17 +242,22 @@ pub fn replay(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, For
         } else {
             ""
         },
+        if r.apps.is_empty() {
+            "none".to_string()
+        } else {
+            r.apps.join(",")
+        },
     );
     stats_summary(&mut s, &r.stats, r.end_ns, r.packets);
     let _ = writeln!(
         s,
-        "replay: {} recorded flows played; {} frames waited for the stack (longest {} µs), {} acknowledged only what it had sent; {} synthetic frames (ARP/ND, owed acks, {} retransmissions by the peer)",
-        r.played_flows,
-        r.wire.waits,
+        "replay: {} played; {} for the stack (longest {} µs), {} acknowledged only what it had sent; {} (ARP/ND, owed acks, {} by the peer)",
+        count(r.played_flows as u64, "recorded flow", "recorded flows"),
+        count(r.wire.waits, "frame waited", "frames waited"),
         r.wire.longest_wait_ns / 1000,
         r.wire.clamped,
-        r.wire.synthetic,
-        r.wire.retransmitted,
+        count(r.wire.synthetic, "synthetic frame", "synthetic frames"),
+        count(r.wire.retransmitted, "retransmission", "retransmissions"),
     );
     if r.diffs.is_empty() {
         let _ = writeln!(s, "diff: no TCP flow of the stack");
@@ -276,13 +304,13 @@ pub fn live(spec: &LiveSpec, r: &LiveResult, export: Option<&(PathBuf, Format)>)
         .unwrap_or(0);
     let _ = writeln!(
         s,
-        "tap: {} frames read, {} found the frame buffer full (capacity {}, high water {}), {} written, {} write errors{}",
-        r.rx.read,
+        "tap: {} read, {} found the frame buffer full (capacity {}, high water {}), {} written, {}{}",
+        count(r.rx.read, "frame", "frames"),
         r.rx.overflowed,
         r.rx.capacity,
         r.rx.high_water,
         r.tx.written,
-        r.tx.write_errors,
+        count(r.tx.write_errors, "write error", "write errors"),
         r.tx.last_error
             .as_ref()
             .map_or(String::new(), |e| format!(" (last: {e})")),
