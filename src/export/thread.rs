@@ -184,6 +184,7 @@ mod tests {
             let plan = ExportPlan {
                 timeline: Some((path.clone(), format)),
                 pcap: Some(pcap.clone()),
+                filter: None,
             };
             let mut run = sim::build(&spec);
             let exports = Exports::open(&plan, &header, 0).unwrap();
