@@ -1,6 +1,7 @@
 //! Command-line definitions (clap derive) and their validation. Every bad value becomes a one-line error that
 //! names it and says what to do, with exit code 2.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -106,13 +107,30 @@ pub struct OutputArgs {
     /// Write every wire frame (both directions) to this pcapng file, each with its hop timeline as a comment.
     #[arg(long, value_name = "PATH")]
     pub pcap_out: Option<PathBuf>,
+    /// Write only the packets matching EXPR to --export and --pcap-out (the TUI's filter language, as in
+    /// 'tcp and port 80'); the stats and the summary still count every packet.
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
 }
 
 impl OutputArgs {
+    /// The plan without its filter: the filter language is the session's to parse (`session::filter`).
     pub fn exports(&self) -> ExportPlan {
         ExportPlan {
             timeline: self.export.clone().map(|p| (p, self.format)),
             pcap: self.pcap_out.clone(),
+            filter: None,
+        }
+    }
+
+    /// `--filter` chooses what the exports write: alone, it would do nothing.
+    pub fn validate(&self) -> Result<(), String> {
+        match &self.filter {
+            Some(expr) if self.export.is_none() && self.pcap_out.is_none() => Err(format!(
+                "--filter '{}' chooses the packets --export and --pcap-out write; add one of them",
+                expr.escape_debug()
+            )),
+            _ => Ok(()),
         }
     }
 }
@@ -180,7 +198,7 @@ pub struct DeterministicArgs {
 // A negative number is a bad value of its option (`--speed -1`), not an unknown option `-1`.
 #[command(allow_negative_numbers = true)]
 pub struct ReplayArgs {
-    /// The capture to replay (pcap or pcapng, recognised by its content).
+    /// The capture to replay (pcap or pcapng, recognised by its content); `-` reads it from stdin.
     #[arg(
         value_name = "FILE",
         required_unless_present = "demo",
@@ -214,7 +232,16 @@ pub struct ReplayArgs {
 impl ReplayArgs {
     /// Checks that span several options; the message names the values and says what to do.
     pub fn validate(&self) -> Result<(), String> {
-        self.path.validate(AppsFor::Replay)
+        self.path.validate(AppsFor::Replay)?;
+        self.output.validate()?;
+        let stdin = self.file.as_deref() == Some(std::path::Path::new(crate::replay::input::STDIN));
+        if stdin && std::io::stdin().is_terminal() {
+            return Err(
+                "replay -: stdin is a terminal; pipe a capture in, as in `cat x.pcap | pktpath replay - --headless`, or give its path"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     pub fn spec(&self) -> crate::replay::ReplaySpec {
@@ -363,6 +390,7 @@ impl LiveArgs {
     /// Checks that span several options; the message names the values and says what to do.
     pub fn validate(&self) -> Result<(), String> {
         self.path.validate(AppsFor::Live)?;
+        self.output.validate()?;
         self.spec().validate()
     }
 
@@ -444,6 +472,7 @@ impl SimArgs {
     /// Checks that span several options; the message names the values and says what to do.
     pub fn validate(&self) -> Result<(), String> {
         self.path.validate(AppsFor::Sim)?;
+        self.output.validate()?;
         let total = self.clients as u64 * self.bytes;
         if total > MAX_TOTAL_PAYLOAD {
             return Err(format!(

@@ -8,6 +8,7 @@ use pktpath::cli::{self, Command};
 use pktpath::debug::driver::Driver;
 use pktpath::debug::snapshot::Mode;
 use pktpath::export::ExportPlan;
+use pktpath::session::progress::ProgressOnStderr;
 use pktpath::session::{self, Spec, report};
 use pktpath::tui::app::App;
 use pktpath::tui::run::run_app;
@@ -59,11 +60,14 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
             let spec = args.spec();
-            let plan = args.output.exports();
+            let Some(plan) = plan_of(&args.output) else {
+                return Ok(ExitCode::from(2));
+            };
             if !args.output.headless {
-                return in_tui(terminal, &plan, Spec::Sim(spec));
+                return in_tui(terminal, &plan, || Ok(Spec::Sim(spec)));
             }
-            let result = session::run_sim(&spec, &plan)?;
+            // The progress display is dropped, and so cleared, before the summary prints.
+            let result = session::run_sim_watched(&spec, &plan, &mut ProgressOnStderr::new())?;
             print(&report::sim(&spec, &result, plan.timeline.as_ref()))
         }
         Command::Replay(args) => {
@@ -71,12 +75,19 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("pktpath: {usage}");
                 return Ok(ExitCode::from(2));
             }
-            let spec = args.spec();
-            let plan = args.output.exports();
+            let mut spec = args.spec();
+            let Some(plan) = plan_of(&args.output) else {
+                return Ok(ExitCode::from(2));
+            };
             if !(args.output.headless || (implicit && !terminal)) {
-                return in_tui(terminal, &plan, Spec::Replay(spec));
+                return in_tui(terminal, &plan, || {
+                    spec.source = spec.source.rereadable()?;
+                    Ok(Spec::Replay(spec))
+                });
             }
-            let result = session::run_replay(&spec, &plan)?;
+            // stdin (`-`), a FIFO or a device reads once, and a replay reads its capture twice: copy it aside.
+            spec.source = spec.source.rereadable()?;
+            let result = session::run_replay_watched(&spec, &plan, &mut ProgressOnStderr::new())?;
             print(&report::replay(&spec, &result, plan.timeline.as_ref()))
         }
         Command::Live(args) => {
@@ -85,7 +96,9 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
             let spec = args.spec();
-            let plan = args.output.exports();
+            let Some(plan) = plan_of(&args.output) else {
+                return Ok(ExitCode::from(2));
+            };
             let result = if args.output.headless {
                 session::live::run_headless(&spec, &plan)?
             } else if terminal {
@@ -104,6 +117,39 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// What `output` asks to write, its `--filter` parsed; a bad expression is said in one line (then exit 2).
+fn plan_of(output: &cli::OutputArgs) -> Option<ExportPlan> {
+    let mut plan = output.exports();
+    if let Some(expr) = &output.filter {
+        match session::filter::export_filter(expr) {
+            Ok(filter) => plan.filter = Some(filter),
+            Err(e) => {
+                eprintln!("pktpath: {e}");
+                return None;
+            }
+        }
+    }
+    Some(plan)
+}
+
+/// The TUI reads keys from stdin when it is a terminal, else from the controlling terminal, /dev/tty (so a
+/// capture can come on stdin): without either it cannot run.
+fn keys_terminal() -> Result<(), String> {
+    if std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "the TUI reads keys from a terminal, but stdin is not one and /dev/tty cannot be opened ({e}); add --headless"
+        )),
+    }
+}
+
 /// Print a summary to stdout.
 fn print(text: &str) -> anyhow::Result<ExitCode> {
     report::print(&mut std::io::stdout().lock(), text)?;
@@ -115,8 +161,13 @@ fn show(driver: Box<dyn Driver>, mode: Mode, speed: Option<f64>) -> anyhow::Resu
     run_app(App::driving(driver, mode, speed))
 }
 
-/// Run a deterministic session in the TUI, or say in one line why it cannot be (exit 2).
-fn in_tui(terminal: bool, plan: &ExportPlan, spec: Spec) -> anyhow::Result<ExitCode> {
+/// Run a deterministic session in the TUI, or say in one line why it cannot be (exit 2). `spec` makes the
+/// run's spec once the TUI can run (a capture on stdin is read only then).
+fn in_tui(
+    terminal: bool,
+    plan: &ExportPlan,
+    spec: impl FnOnce() -> anyhow::Result<Spec>,
+) -> anyhow::Result<ExitCode> {
     if !terminal {
         eprintln!("{NOT_A_TERMINAL}");
         return Ok(ExitCode::from(2));
@@ -125,7 +176,11 @@ fn in_tui(terminal: bool, plan: &ExportPlan, spec: Spec) -> anyhow::Result<ExitC
         eprintln!("{EXPORT_NEEDS_HEADLESS}");
         return Ok(ExitCode::from(2));
     }
-    let (debugger, mode, speed) = session::debugger(&spec)?;
+    if let Err(e) = keys_terminal() {
+        eprintln!("pktpath: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    let (debugger, mode, speed) = session::debugger(&spec()?)?;
     show(Box::new(debugger), mode, speed)?;
     Ok(ExitCode::SUCCESS)
 }

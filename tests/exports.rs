@@ -517,6 +517,7 @@ fn replay_writes_both_exports_with_the_capture_clock() {
         let plan = ExportPlan {
             timeline: Some((timeline.clone(), format)),
             pcap: Some(pcap.clone()),
+            filter: None,
         };
         let result = session::run_replay(&replay, &plan).expect("replay runs");
         assert_eq!(

@@ -184,6 +184,58 @@ fn ping_is_answered_and_traced() {
     }
 }
 
+/// `--filter` on a live run: the exports (written on their own thread) hold only the matching packets —
+/// the pings, not the HTTP exchange or ARP beside them — while the stats and the summary count every packet.
+#[test]
+fn a_live_filter_writes_only_the_matching_packets_and_the_stats_count_all() {
+    if !netns_available("live_filter") {
+        return;
+    }
+    let mut ns = Netns::new();
+    let export = ns.path("t.json");
+    let pcap = ns.path("t.pcapng");
+    ns.start(&[
+        "--export",
+        export.to_str().unwrap(),
+        "--pcap-out",
+        pcap.to_str().unwrap(),
+        "--filter",
+        "icmp and ip",
+    ]);
+    ns.exec_ok(&["ping", "-c", "3", "-i", "0.2", "-W", "2", STACK]);
+    let page = ns.exec_ok(&["curl", "-s", "-m", "10", "http://10.77.0.2/"]);
+    assert!(!page.stdout.is_empty(), "the http app's page");
+    let summary = assert_clean_exit(&ns.stop(libc::SIGINT));
+    let doc = read_json(&export);
+    check_document(&doc);
+    let summaries: Vec<&str> = common::packets(&doc)
+        .iter()
+        .map(|p| p["summary"].as_str().unwrap())
+        .collect();
+    let pings = |kind: &str| summaries.iter().filter(|s| s.ends_with(kind)).count();
+    assert_eq!(summaries.len(), 6, "{summaries:?}");
+    assert_eq!(
+        (pings("ICMP echo request"), pings("ICMP echo reply")),
+        (3, 3)
+    );
+    assert_eq!(doc["source"]["filter"], "icmp and ip");
+    let stats = &doc["stats"];
+    let traced = stats["frames_in"].as_u64().unwrap() + stats["frames_out"].as_u64().unwrap();
+    assert!(traced > 6, "the HTTP exchange was traced too: {stats}");
+    assert!(
+        summary.contains(&format!(", {traced} packets traced\n")),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "\nexport: {} (json, 6 of {traced} packets)\n",
+            export.display()
+        )),
+        "{summary}"
+    );
+    assert!(summary.contains(&format!("\npcapng: {} (6 wire frames)\n", pcap.display())));
+}
+
 #[test]
 fn sigint_during_a_bulk_transfer_ends_cleanly_with_a_valid_export() {
     if !netns_available("sigint_bulk") {

@@ -316,3 +316,98 @@ fn the_live_tui_shows_real_traffic_and_holds_it_at_a_breakpoint() {
         "both requests delivered to the app: {delivered}"
     );
 }
+
+/// Wait (bounded) for a child that draws no TUI to exit, then take the rest of its output.
+fn wait_exit_plain(screen: &mut Screen, child: &mut Child) -> portable_pty::ExitStatus {
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for pktpath") {
+            break status;
+        }
+        assert!(start.elapsed() < WAIT, "pktpath did not exit");
+        screen.pump(Duration::from_millis(50));
+    };
+    // The pty may still hold its last output.
+    screen.pump(Duration::from_millis(300));
+    status
+}
+
+fn find_first(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A headless run with stderr on a terminal shows its progress there, clears it, then prints its summary.
+#[test]
+fn headless_progress_shows_on_a_terminal_and_is_cleared_before_the_summary() {
+    let capture = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/bulk.pcap");
+    for (args, progress, summary) in [
+        (
+            vec!["replay", "--headless", "--max-speed", capture],
+            // bulk.pcap: 1072 records, 1.08 MiB.
+            "replay 1.08 MiB/1.08 MiB, 1072 records, ",
+            format!("replay {capture} (pcap, 1072 records)"),
+        ),
+        (
+            vec!["sim", "--headless", "--clients", "20"],
+            " of 120.000 s virtual, ",
+            "pktpath sim (inbound): 20 TCP clients".to_string(),
+        ),
+    ] {
+        let (mut screen, _writer, mut child) = spawn(&args);
+        let status = wait_exit_plain(&mut screen, &mut child);
+        assert_eq!(status.exit_code(), 0, "{args:?}");
+        let bytes = &screen.bytes;
+        let shown = find_first(bytes, progress.as_bytes()).unwrap_or_else(|| {
+            panic!(
+                "{args:?}: no progress in {:?}",
+                String::from_utf8_lossy(bytes)
+            )
+        });
+        assert!(
+            find_first(&bytes[shown..], b" frames/s").is_some(),
+            "{args:?}: the rate"
+        );
+        let printed = find_first(bytes, summary.as_bytes()).expect("the summary");
+        assert!(shown < printed, "{args:?}: progress, then the summary");
+        // The bar's line is erased before the summary starts.
+        let last_bar = find(&bytes[..printed], b"frames/s").unwrap();
+        assert!(
+            find_first(&bytes[last_bar..printed], b"\x1b[2K").is_some(),
+            "{args:?}: the bar is cleared"
+        );
+        let text = screen.contents();
+        assert!(text.contains("wall time "), "{args:?}: {text}");
+        assert!(!text.contains(progress), "{args:?}: no bar left: {text}");
+    }
+}
+
+/// A capture piped into `replay -` opens the TUI, which reads its keys from the terminal (/dev/tty).
+#[test]
+fn a_capture_piped_into_replay_dash_opens_the_tui_with_keys_from_the_terminal() {
+    let capture = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/http-get.pcap");
+    let bin = env!("CARGO_BIN_EXE_pktpath");
+    let (mut screen, mut writer, mut child) =
+        spawn_program("sh", &["-c", "cat \"$1\" | \"$0\" replay -", bin, capture]);
+    screen.wait_for("the replay of stdin", |s| {
+        s.contains("REPLAY -") && s.contains("frame_buffer") && s.contains("packets: 29")
+    });
+    let drawn = screen.bytes.len();
+    writer.write_all(b"q").unwrap();
+    writer.flush().unwrap();
+    let status = wait_exit(&mut screen, &mut child);
+    assert_eq!(status.exit_code(), 0);
+    assert_restored(&screen, &screen.bytes[drawn..]);
+
+    // With no terminal to read keys from, it says so in one line (exit 2) and starts nothing.
+    let (mut screen, _writer, mut child) = spawn_program(
+        "sh",
+        &["-c", "cat \"$1\" | setsid -w \"$0\" replay -", bin, capture],
+    );
+    let status = wait_exit_plain(&mut screen, &mut child);
+    assert_eq!(status.exit_code(), 2);
+    assert_eq!(
+        String::from_utf8_lossy(&screen.bytes),
+        "pktpath: the TUI reads keys from a terminal, but stdin is not one and /dev/tty cannot be opened \
+         (No such device or address (os error 6)); add --headless\r\n"
+    );
+}

@@ -32,6 +32,9 @@ pub struct Source {
     /// …which was this many debugger moves.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tui_move: Option<u64>,
+    /// `--filter`: only the packets matching this expression were written (the stats count every packet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
 }
 
 impl From<SourceKind> for Source {
@@ -40,6 +43,7 @@ impl From<SourceKind> for Source {
             kind,
             exported_from: None,
             tui_move: None,
+            filter: None,
         }
     }
 }

@@ -13,6 +13,6 @@ pub(crate) mod view;
 pub(crate) mod writer;
 
 pub use header::Header;
-pub use sinks::{ExportError, ExportPlan, Exports, Written};
+pub use sinks::{ExportError, ExportPlan, Exports, PacketFilter, Written};
 pub use timeline::TimelineWriter;
 pub use writer::{Format, create};

@@ -2,10 +2,12 @@
 //! the annotated pcapng (`--pcap-out`). The `sim` and `replay` run loops share it: `run` steps the pipeline
 //! (sampling buffer levels after every step when the timeline wants them), `drain` hands finished packets to
 //! both writers and lets the pcapng writer settle up to the oldest wire time still in flight, `finish` closes
-//! both files.
+//! both files. A plan's `PacketFilter` (`--filter`) chooses which finished packets reach the writers; buffer
+//! levels, connections and stats are written whole.
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::header::Header;
 use super::pcapng::PcapngWriter;
@@ -13,13 +15,51 @@ use super::timeline::TimelineWriter;
 use super::writer::{self, Format};
 use crate::pipeline::Pipeline;
 use crate::pipeline::clock::Nanos;
-use crate::pipeline::trace::{ConnectionRecord, Stats};
+use crate::pipeline::trace::{ConnectionRecord, PacketRecord, Stats};
 
 /// What a run is asked to write.
 #[derive(Debug, Clone, Default)]
 pub struct ExportPlan {
     pub timeline: Option<(PathBuf, Format)>,
     pub pcap: Option<PathBuf>,
+    /// Only the packets it keeps are written; none: every packet.
+    pub filter: Option<PacketFilter>,
+}
+
+/// Which finished packets the writers get: a test on each, named by the expression it was made from (the
+/// export's header records it). The test is the caller's — the export layer knows no filter language — and
+/// `Send`, because a live run writes on a thread of its own.
+#[derive(Clone)]
+pub struct PacketFilter {
+    expr: String,
+    keep: Arc<dyn Fn(&PacketRecord) -> bool + Send + Sync>,
+}
+
+impl PacketFilter {
+    pub fn new(
+        expr: impl Into<String>,
+        keep: impl Fn(&PacketRecord) -> bool + Send + Sync + 'static,
+    ) -> PacketFilter {
+        PacketFilter {
+            expr: expr.into(),
+            keep: Arc::new(keep),
+        }
+    }
+
+    /// The expression, as the header records it.
+    pub fn expr(&self) -> &str {
+        &self.expr
+    }
+
+    pub fn keeps(&self, p: &PacketRecord) -> bool {
+        (self.keep)(p)
+    }
+}
+
+impl std::fmt::Debug for PacketFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PacketFilter").field(&self.expr).finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +93,9 @@ fn sample(w: &mut dyn TimelineWriter, pipeline: &Pipeline, t: Nanos) -> io::Resu
 pub struct Exports {
     timeline: Option<(PathBuf, Box<dyn TimelineWriter>)>,
     pcap: Option<(PathBuf, PcapngWriter)>,
+    filter: Option<PacketFilter>,
+    /// Packets the filter kept so far.
+    kept: u64,
 }
 
 /// What the writers wrote.
@@ -60,6 +103,8 @@ pub struct Exports {
 pub struct Written {
     /// The pcapng file and how many frames it holds.
     pub pcap: Option<(PathBuf, u64)>,
+    /// With a filter: how many packets it kept, and so the writers got.
+    pub filtered: Option<u64>,
 }
 
 impl ExportPlan {
@@ -68,6 +113,7 @@ impl ExportPlan {
         ExportPlan {
             timeline: Some((path, format)),
             pcap: None,
+            filter: None,
         }
     }
 }
@@ -79,6 +125,16 @@ impl Exports {
         header: &Header,
         pcap_base_ns: u64,
     ) -> Result<Self, ExportError> {
+        // A filtered export says so in its header: its packets are not all the stats count.
+        let mut filtered;
+        let header = match &plan.filter {
+            Some(f) => {
+                filtered = header.clone();
+                filtered.source.filter = Some(f.expr().to_string());
+                &filtered
+            }
+            None => header,
+        };
         let timeline = match &plan.timeline {
             Some((path, format)) => Some((
                 path.clone(),
@@ -93,7 +149,12 @@ impl Exports {
             )),
             None => None,
         };
-        Ok(Exports { timeline, pcap })
+        Ok(Exports {
+            timeline,
+            pcap,
+            filter: plan.filter.clone(),
+            kept: 0,
+        })
     }
 
     /// `Pipeline::run_until`, with the timeline sampling buffer levels after each step if it wants them.
@@ -140,8 +201,14 @@ impl Exports {
         Ok(n)
     }
 
-    /// Write one finished packet.
-    pub fn packet(&mut self, p: &crate::pipeline::PacketRecord) -> Result<(), ExportError> {
+    /// Write one finished packet, if the filter keeps it. Its frame, if it crossed the wire, waits in the
+    /// pcapng writer's reorder window as any other: leaving a packet out never moves another, so the file
+    /// stays in wire order.
+    pub fn packet(&mut self, p: &PacketRecord) -> Result<(), ExportError> {
+        if self.filter.as_ref().is_some_and(|f| !f.keeps(p)) {
+            return Ok(());
+        }
+        self.kept += 1;
         if let Some((path, w)) = self.timeline.as_mut() {
             w.packet(p).map_err(at_path(path))?;
         }
@@ -199,7 +266,10 @@ impl Exports {
         if let Some((path, w)) = self.timeline {
             w.finish(conns, stats, extra).map_err(at_path(&path))?;
         }
-        let mut written = Written::default();
+        let mut written = Written {
+            pcap: None,
+            filtered: self.filter.is_some().then_some(self.kept),
+        };
         if let Some((path, w)) = self.pcap {
             let frames = w.finish().map_err(at_path(&path))?;
             written.pcap = Some((path, frames));

@@ -168,7 +168,7 @@ mod tests {
     /// A run's timeline and pcapng bytes.
     type Files = (Vec<u8>, Vec<u8>);
 
-    fn write_both(format: Format) -> (Files, Files) {
+    fn write_both(format: Format, filter: Option<crate::export::PacketFilter>) -> (Files, Files) {
         let spec = SimSpec {
             clients: 2,
             bytes: 20_000,
@@ -184,6 +184,7 @@ mod tests {
             let plan = ExportPlan {
                 timeline: Some((path.clone(), format)),
                 pcap: Some(pcap.clone()),
+                filter: filter.clone(),
             };
             let mut run = sim::build(&spec);
             let exports = Exports::open(&plan, &header, 0).unwrap();
@@ -226,13 +227,38 @@ mod tests {
     #[test]
     fn a_threaded_export_writes_the_same_bytes_as_one_written_in_place() {
         for format in [Format::Jsonl, Format::Chrome] {
-            let (in_place, threaded) = write_both(format);
+            let (in_place, threaded) = write_both(format, None);
             assert!(in_place.0.len() > 10_000, "{format:?}: a real export");
             assert!(in_place.1.len() > 10_000, "a real pcapng");
             assert!(in_place.0 == threaded.0, "{format:?}: the timelines differ");
             assert!(
                 in_place.1 == threaded.1,
                 "{format:?}: the pcapng files differ"
+            );
+        }
+    }
+
+    #[test]
+    fn a_filtered_export_is_the_same_threaded_or_in_place_and_holds_fewer_packets() {
+        use crate::pipeline::stage::Dir;
+        let rx_only = crate::export::PacketFilter::new("rx", |p| p.dir == Dir::Rx);
+        for format in [Format::Jsonl, Format::Chrome] {
+            let (whole, _) = write_both(format, None);
+            let (in_place, threaded) = write_both(format, Some(rx_only.clone()));
+            assert!(in_place.0 == threaded.0, "{format:?}: the timelines differ");
+            assert!(
+                in_place.1 == threaded.1,
+                "{format:?}: the pcapng files differ"
+            );
+            assert!(
+                in_place.0.len() < whole.0.len(),
+                "{format:?}: fewer packets"
+            );
+            assert!(in_place.1.len() < whole.1.len(), "fewer frames");
+            let text = String::from_utf8(in_place.0).unwrap();
+            assert!(
+                text.contains(r#""filter":"rx""#),
+                "{format:?}: the header names it"
             );
         }
     }

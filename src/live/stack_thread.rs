@@ -138,6 +138,8 @@ pub struct StackOutcome {
     /// The tap side's counters as the run ended (frames read later are outside the run).
     pub rx: RxCounters,
     pub pcap: Option<(PathBuf, u64)>,
+    /// With `--filter`: the packets the exports got (`packets` counts every one).
+    pub filtered: Option<u64>,
     /// The last `history` finished packets.
     pub recent: VecDeque<PacketRecord>,
 }
@@ -311,6 +313,7 @@ fn run(
         steps: status.steps,
         rx,
         pcap: written.pcap,
+        filtered: written.filtered,
         recent: finished.recent,
     })
 }

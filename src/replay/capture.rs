@@ -100,6 +100,12 @@ impl CaptureReader {
         self.records
     }
 
+    /// Bytes of the capture taken by the records and blocks read so far, from byte 0 (the file header
+    /// included): at a clean end, the file's size. A progress display sets it against the size.
+    pub fn bytes_read(&self) -> u64 {
+        self.inner.consumed() as u64
+    }
+
     /// Ends iteration, recording why.
     fn stop(&mut self, why: String) {
         let what = match self.state.format() {

@@ -3,6 +3,7 @@
 
 pub mod capture;
 pub(crate) mod diff;
+pub mod input;
 pub(crate) mod link;
 pub(crate) mod prepare;
 pub(crate) mod recorded_app;

@@ -16,6 +16,7 @@ use crate::pipeline::stack::StackConfig;
 use crate::pipeline::{AppKind, AppSpec, Pipeline, PipelineConfig};
 
 use super::capture::{CaptureReader, CapturedFrame};
+use super::input::{STDIN, Spool, SpoolError, reads_once};
 use super::recorded_app::RecordedSource;
 use super::role::{Identity, Survey};
 use super::script::Scripts;
@@ -24,11 +25,16 @@ use super::wire::{ReplayWire, WireReport};
 /// The stack's address when the capture names no IP host (RFC 5737 TEST-NET-1).
 pub const NO_HOST: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 
-/// Where the frames come from: a file, bytes built into the binary (the demo), or frames already in memory
-/// (a capture of a simulated run's wire).
+/// Where the frames come from: a file, bytes built into the binary (the demo), frames already in memory
+/// (a capture of a simulated run's wire), or an input that reads only once (stdin, a FIFO) copied aside.
 #[derive(Debug, Clone)]
 pub enum Source {
     File(PathBuf),
+    /// Made by `Source::rereadable`; `name` is the input as given (`-` for stdin).
+    Spooled {
+        name: String,
+        spool: Spool,
+    },
     Bytes {
         name: String,
         bytes: &'static [u8],
@@ -43,6 +49,8 @@ pub enum Source {
 trait Records: Iterator<Item = CapturedFrame> {
     fn stopped(&self) -> Option<&str>;
     fn records_read(&self) -> u64;
+    /// Bytes of the capture read so far (0 for frames held in memory).
+    fn bytes_read(&self) -> u64;
     fn format(&self) -> &'static str;
 }
 
@@ -52,6 +60,9 @@ impl Records for CaptureReader {
     }
     fn records_read(&self) -> u64 {
         CaptureReader::records_read(self)
+    }
+    fn bytes_read(&self) -> u64 {
+        CaptureReader::bytes_read(self)
     }
     fn format(&self) -> &'static str {
         CaptureReader::format(self)
@@ -79,6 +90,9 @@ impl Records for InMemory {
     fn records_read(&self) -> u64 {
         self.next as u64
     }
+    fn bytes_read(&self) -> u64 {
+        0
+    }
     fn format(&self) -> &'static str {
         "in-memory"
     }
@@ -98,7 +112,39 @@ impl Source {
     pub fn name(&self) -> String {
         match self {
             Source::File(p) => p.display().to_string(),
-            Source::Bytes { name, .. } | Source::Frames { name, .. } => name.clone(),
+            Source::Bytes { name, .. }
+            | Source::Frames { name, .. }
+            | Source::Spooled { name, .. } => name.clone(),
+        }
+    }
+
+    /// The source with an input that reads only once — `-` (stdin), a FIFO, a character device — copied
+    /// into a temporary file, so the survey and the replay (and the TUI's step back) can each read it from
+    /// its start. Any other source is returned as it is.
+    pub fn rereadable(self) -> Result<Source, SpoolError> {
+        match self {
+            Source::File(p) if p.as_os_str() == STDIN => Ok(Source::Spooled {
+                name: STDIN.into(),
+                spool: Spool::stdin()?,
+            }),
+            Source::File(p) if reads_once(&p) => Ok(Source::Spooled {
+                name: p.display().to_string(),
+                spool: Spool::path(&p)?,
+            }),
+            other => Ok(other),
+        }
+    }
+
+    /// The capture's size in bytes, when it has one (frames held in memory have none).
+    pub fn size(&self) -> Option<u64> {
+        match self {
+            Source::File(p) => std::fs::metadata(p)
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len()),
+            Source::Spooled { spool, .. } => Some(spool.size()),
+            Source::Bytes { bytes, .. } => Some(bytes.len() as u64),
+            Source::Frames { .. } => None,
         }
     }
 
@@ -106,6 +152,7 @@ impl Source {
         let reader = match self {
             Source::File(p) => CaptureReader::open(p),
             Source::Bytes { bytes, .. } => CaptureReader::from_bytes(bytes.to_vec()),
+            Source::Spooled { spool, .. } => CaptureReader::from_reader(spool.reader()),
             Source::Frames { frames, .. } => {
                 let frames = frames.clone();
                 return Ok(Box::new(InMemory { frames, next: 0 }));
@@ -146,8 +193,16 @@ impl ReplaySpec {
     }
 }
 
-/// How far reading has got: records read so far, and, once it has ended, why it stopped early if it did.
-type StopRecord = Rc<RefCell<(u64, Option<String>)>>;
+/// How far reading has got: records and bytes read so far, and, once it has ended, why it stopped early if
+/// it did.
+#[derive(Debug, Default)]
+struct Reading {
+    records: u64,
+    bytes: u64,
+    stopped: Option<String>,
+}
+
+type StopRecord = Rc<RefCell<Reading>>;
 
 /// Passes the reader's frames on, keeping count of the records read and, once it ends, why it stopped.
 struct Tracked {
@@ -164,7 +219,11 @@ impl Iterator for Tracked {
             Some(_) => None,
             None => self.reader.stopped().map(String::from),
         };
-        *self.stopped.borrow_mut() = (self.reader.records_read(), why);
+        *self.stopped.borrow_mut() = Reading {
+            records: self.reader.records_read(),
+            bytes: self.reader.bytes_read(),
+            stopped: why,
+        };
         next
     }
 }
@@ -201,6 +260,8 @@ pub struct Prepared {
     pub format: &'static str,
     pub survey: Survey,
     pub report: Rc<RefCell<WireReport>>,
+    /// The capture's size in bytes, if it has one.
+    pub size: Option<u64>,
     stopped: StopRecord,
 }
 
@@ -220,7 +281,13 @@ impl Prepared {
     /// Records the wire has read so far (it reads ahead of the stack) and, once reading has ended, why it
     /// stopped early if it did.
     pub fn reading(&self) -> (u64, Option<String>) {
-        self.stopped.borrow().clone()
+        let r = self.stopped.borrow();
+        (r.records, r.stopped.clone())
+    }
+
+    /// Bytes of the capture the wire has read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.stopped.borrow().bytes
     }
 }
 
@@ -249,7 +316,7 @@ pub fn prepare(spec: &ReplaySpec) -> anyhow::Result<(Pipeline, Prepared)> {
 
     let scripts: Scripts = Rc::default();
     let report = Rc::new(RefCell::new(WireReport::default()));
-    let stopped = Rc::new(RefCell::new((0, None)));
+    let stopped = StopRecord::default();
     let frames = Tracked {
         reader: spec.source.open()?,
         stopped: stopped.clone(),
@@ -280,6 +347,7 @@ pub fn prepare(spec: &ReplaySpec) -> anyhow::Result<(Pipeline, Prepared)> {
         format,
         survey,
         report,
+        size: spec.source.size(),
         stopped,
     };
     Ok((pipeline, prepared))

@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -151,15 +152,22 @@ impl Built {
     }
 
     fn progress(&self, packets: u64) -> Progress {
-        Progress {
+        let mut progress = Progress {
             now_ns: self.pipeline.now(),
             frames_in: self.pipeline.stats().frames_in,
             packets,
-            records_read: match &self.source {
-                SourceState::Replay(prepared) => Some(prepared.reading().0),
-                SourceState::Sim(_) => None,
-            },
+            ..Progress::default()
+        };
+        match (&self.source, &self.spec) {
+            (SourceState::Replay(prepared), _) => {
+                progress.records_read = Some(prepared.reading().0);
+                progress.bytes_read = Some(prepared.bytes_read());
+                progress.capture_size = prepared.size;
+            }
+            (SourceState::Sim(_), Spec::Sim(s)) => progress.max_time_ns = Some(s.max_time_ns),
+            (SourceState::Sim(_), Spec::Replay(_)) => {}
         }
+        progress
     }
 
     /// Make `moves` debugger moves (as `Debugger::step` does), streaming finished packets to `exports`.
@@ -239,6 +247,10 @@ pub struct SimResult {
     pub pcap: Option<(PathBuf, u64)>,
     /// A watcher stopped the run before its end (a signal): what ran is finished and written.
     pub interrupted: bool,
+    /// With `--filter`: the packets the exports got (`packets` counts every one traced).
+    pub filtered: Option<u64>,
+    /// How long the run took on the wall clock, from building it to its export closed.
+    pub wall: Duration,
 }
 
 /// A headless replay.
@@ -262,20 +274,26 @@ pub struct ReplayResult {
     pub pcap: Option<(PathBuf, u64)>,
     /// A watcher stopped the run before its end (a signal): what ran is finished and written.
     pub interrupted: bool,
+    /// With `--filter`: the packets the exports got (`packets` counts every one traced).
+    pub filtered: Option<u64>,
+    /// How long the run took on the wall clock, from building it to its export closed.
+    pub wall: Duration,
 }
 
-/// Build, run to the end and finish a deterministic run, writing what `plan` asks for.
+/// Build, run to the end and finish a deterministic run, writing what `plan` asks for. Also returns the
+/// wall time it took (the core has no wall clock: it is measured here, around it).
 fn run_headless(
     spec: &Spec,
     plan: &ExportPlan,
     watch: &mut dyn Watch,
-) -> anyhow::Result<(Finished, u64)> {
+) -> anyhow::Result<(Finished, u64, Duration)> {
+    let started = Instant::now();
     let mut built = Built::open(spec)?;
     let mut exports = built.exports(plan)?;
     let (packets, stopped) = built.run_to_end(&mut exports, watch)?;
     let (mut finished, last) = built.finish(exports)?;
     finished.interrupted = stopped;
-    Ok((finished, packets + last))
+    Ok((finished, packets + last, started.elapsed()))
 }
 
 /// Run a simulation to its end, writing what `plan` asks for (pcapng timestamps start at 0).
@@ -289,7 +307,7 @@ pub fn run_sim_watched(
     plan: &ExportPlan,
     watch: &mut dyn Watch,
 ) -> anyhow::Result<SimResult> {
-    let (f, packets) = run_headless(&Spec::Sim(spec.clone()), plan, watch)?;
+    let (f, packets, wall) = run_headless(&Spec::Sim(spec.clone()), plan, watch)?;
     let SourceState::Sim(report) = &f.source else {
         unreachable!("a simulation's source is the simulated peer")
     };
@@ -302,6 +320,8 @@ pub fn run_sim_watched(
         packets,
         pcap: f.written.pcap,
         interrupted: f.interrupted,
+        filtered: f.written.filtered,
+        wall,
     })
 }
 
@@ -317,7 +337,7 @@ pub fn run_replay_watched(
     plan: &ExportPlan,
     watch: &mut dyn Watch,
 ) -> anyhow::Result<ReplayResult> {
-    let (f, packets) = run_headless(&Spec::Replay(spec.clone()), plan, watch)?;
+    let (f, packets, wall) = run_headless(&Spec::Replay(spec.clone()), plan, watch)?;
     let (SourceState::Replay(prepared), Some(end)) = (f.source, f.replay) else {
         unreachable!("a replay's source is the capture")
     };
@@ -346,6 +366,8 @@ pub fn run_replay_watched(
         played_flows,
         pcap: f.written.pcap,
         interrupted: f.interrupted,
+        filtered: f.written.filtered,
+        wall,
     })
 }
 

@@ -8,8 +8,10 @@
 //! own against a real clock.
 
 pub(crate) mod deterministic;
+pub mod filter;
 pub(crate) mod header;
 pub mod live;
+pub mod progress;
 pub mod report;
 pub mod watch;
 

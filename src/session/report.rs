@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::export::Format;
 use crate::live::LiveSpec;
@@ -29,13 +30,35 @@ fn format_name(format: Format) -> String {
         .map_or_else(|| format!("{format:?}"), |v| v.get_name().to_string())
 }
 
-fn fmt_ns(ns: u64) -> String {
+pub(crate) fn fmt_ns(ns: u64) -> String {
     match ns {
         0..1_000 => format!("{ns} ns"),
         1_000..1_000_000 => format!("{:.1} µs", ns as f64 / 1e3),
         1_000_000..1_000_000_000 => format!("{:.2} ms", ns as f64 / 1e6),
         _ => format!("{:.3} s", ns as f64 / 1e9),
     }
+}
+
+/// `count` per second of `wall`, short: `812`, `45.6k`, `1.23M`.
+pub(crate) fn per_second(count: u64, wall: Duration) -> String {
+    let rate = count as f64 / wall.as_secs_f64().max(1e-9);
+    if rate < 1e3 {
+        format!("{rate:.0}")
+    } else if rate < 1e6 {
+        format!("{:.1}k", rate / 1e3)
+    } else {
+        format!("{:.2}M", rate / 1e6)
+    }
+}
+
+/// The run's wall time and its pace: frames in per wall-clock second.
+fn wall_time(s: &mut String, wall: Duration, frames_in: u64) {
+    let _ = writeln!(
+        s,
+        "wall time {}, {} frames/s",
+        fmt_ns(wall.as_nanos().min(u128::from(u64::MAX)) as u64),
+        per_second(frames_in, wall)
+    );
 }
 
 /// Per connection: did the app read exactly what the peer sent, and did the peer get back what it expected?
@@ -144,21 +167,24 @@ pub fn sim(spec: &SimSpec, r: &SimResult, export: Option<&(PathBuf, Format)>) ->
             count(u.replies.len() as u64, "reply", "replies"),
         );
     }
-    files_written(&mut s, export, r.packets, r.pcap.as_ref());
+    wall_time(&mut s, r.wall, r.stats.frames_in);
+    files_written(&mut s, export, (r.packets, r.filtered), r.pcap.as_ref());
     s
 }
 
-/// The summary's lines about the files written: the timeline export (`packets` in it) and the pcapng.
+/// The summary's lines about the files written: the timeline export (`packets` traced; with a filter, how
+/// many of them it kept) and the pcapng.
 fn files_written(
     s: &mut String,
     export: Option<&(PathBuf, Format)>,
-    packets: u64,
+    (packets, filtered): (u64, Option<u64>),
     pcap: Option<&(PathBuf, u64)>,
 ) {
     if let Some((path, format)) = export {
+        let kept = filtered.map_or(String::new(), |k| format!("{k} of "));
         let _ = writeln!(
             s,
-            "export: {} ({}, {})",
+            "export: {} ({}, {kept}{})",
             path.display(),
             format_name(*format),
             count(packets, "packet", "packets")
@@ -272,7 +298,8 @@ pub fn replay(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, For
             let _ = writeln!(s, "  {d}");
         }
     }
-    files_written(&mut s, export, r.packets, r.pcap.as_ref());
+    wall_time(&mut s, r.wall, r.stats.frames_in);
+    files_written(&mut s, export, (r.packets, r.filtered), r.pcap.as_ref());
     s
 }
 
@@ -330,6 +357,13 @@ pub fn live(spec: &LiveSpec, r: &LiveResult, export: Option<&(PathBuf, Format)>)
     if let Some(e) = &r.tap_error {
         let _ = writeln!(s, "tap thread ended early: {e}");
     }
-    files_written(&mut s, export, r.outcome.packets, r.outcome.pcap.as_ref());
+    // The live run's own clock, from its start to its stop, is its wall time.
+    wall_time(&mut s, r.elapsed, st.frames_in);
+    files_written(
+        &mut s,
+        export,
+        (r.outcome.packets, r.outcome.filtered),
+        r.outcome.pcap.as_ref(),
+    );
     s
 }

@@ -15,9 +15,15 @@ fn eth_frame() -> Vec<u8> {
 }
 
 fn read_all(bytes: Vec<u8>) -> (Vec<CapturedFrame>, Option<String>) {
+    let size = bytes.len() as u64;
     let mut r = CaptureReader::from_bytes(bytes).expect("capture opens");
     let frames: Vec<CapturedFrame> = r.by_ref().collect();
     assert_eq!(r.records_read(), frames.len() as u64);
+    if r.stopped().is_none() {
+        assert_eq!(r.bytes_read(), size, "a clean end has read every byte");
+    } else {
+        assert!(r.bytes_read() < size, "reading stopped before the end");
+    }
     (frames, r.stopped().map(String::from))
 }
 
@@ -695,5 +701,32 @@ fn random_corruption_never_panics_or_hangs() {
                 assert!(r.take(100).count() < 100);
             }
         }
+    }
+}
+
+#[test]
+fn bytes_read_grows_record_by_record_to_the_file_size() {
+    for name in ["http-get.pcap", "demo.pcapng", "http-post.pcapng"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("captures")
+            .join(name);
+        let size = std::fs::metadata(&path).unwrap().len();
+        let mut r = CaptureReader::open(&path).expect("capture opens");
+        let mut last = r.bytes_read();
+        assert!(last <= size, "{name}");
+        let mut records = 0;
+        while r.next().is_some() {
+            records += 1;
+            let now = r.bytes_read();
+            assert!(now > last, "{name}: record {records} read no bytes");
+            last = now;
+        }
+        assert!(records > 0, "{name}");
+        assert_eq!(r.stopped(), None, "{name}");
+        assert_eq!(
+            r.bytes_read(),
+            size,
+            "{name}: a clean end has read every byte"
+        );
     }
 }

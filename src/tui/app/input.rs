@@ -90,6 +90,7 @@ pub fn parse_export_target(text: &str) -> Result<ExportPlan, InputError> {
         ExportPlan {
             timeline: None,
             pcap: Some(target),
+            filter: None,
         }
     } else {
         let format = if path.ends_with(".jsonl") {
@@ -102,6 +103,7 @@ pub fn parse_export_target(text: &str) -> Result<ExportPlan, InputError> {
         ExportPlan {
             timeline: Some((target, format)),
             pcap: None,
+            filter: None,
         }
     })
 }
