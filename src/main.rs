@@ -2,6 +2,7 @@
 //! headless and print its summary, and map errors to exit codes (0 ok, 1 runtime error, 2 usage error).
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
 
 use pktpath::cli::{self, Command};
@@ -20,6 +21,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// What a `sim` or `replay` without `--headless` says when stdout is not a terminal (exit 2).
 const NOT_A_TERMINAL: &str =
     "pktpath: stdout is not a terminal; add --headless to print a summary instead";
+/// What a live TUI run with an export to stdout says (exit 2): the screen is there.
+const STDOUT_SHOWS_THE_TUI: &str =
+    "pktpath: stdout shows the TUI; give --export/--pcap-out a file, or add --headless";
 /// What a TUI run with an export option says (exit 2): exports are written by headless runs.
 const EXPORT_NEEDS_HEADLESS: &str = "pktpath: --export and --pcap-out are written by headless runs; add --headless (in the TUI, e exports)";
 
@@ -52,11 +56,19 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             }
             let spec = args.spec();
             let plan = args.output.exports();
+            if let Some(refused) = refuse_outputs(&plan, &[]) {
+                return Ok(refused);
+            }
             if !args.output.headless {
                 return in_tui(terminal, &plan, Spec::Sim(spec));
             }
+            let to_stderr = plan.writes_stdout();
             let result = session::run_sim(&spec, &plan)?;
-            print(&report::sim(&spec, &result, plan.timeline.as_ref()))
+            print(
+                to_stderr,
+                &report::sim(&spec, &result, plan.timeline.as_ref()),
+            )?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Replay(args) => {
             if let Err(usage) = args.validate() {
@@ -65,11 +77,20 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             }
             let spec = args.spec();
             let plan = args.output.exports();
+            let capture: Vec<&Path> = args.file.as_deref().into_iter().collect();
+            if let Some(refused) = refuse_outputs(&plan, &capture) {
+                return Ok(refused);
+            }
             if !(args.output.headless || (implicit && !terminal)) {
                 return in_tui(terminal, &plan, Spec::Replay(spec));
             }
+            let to_stderr = plan.writes_stdout();
             let result = session::run_replay(&spec, &plan)?;
-            print(&report::replay(&spec, &result, plan.timeline.as_ref()))
+            print(
+                to_stderr,
+                &report::replay(&spec, &result, plan.timeline.as_ref()),
+            )?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Live(args) => {
             if let Err(usage) = args.validate() {
@@ -78,6 +99,14 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             }
             let spec = args.spec();
             let plan = args.output.exports();
+            if let Some(refused) = refuse_outputs(&plan, &[]) {
+                return Ok(refused);
+            }
+            let to_stderr = plan.writes_stdout();
+            if !args.output.headless && to_stderr {
+                eprintln!("{STDOUT_SHOWS_THE_TUI}");
+                return Ok(ExitCode::from(2));
+            }
             let result = if args.output.headless {
                 session::live::run_headless(&spec, &plan)?
             } else if terminal {
@@ -87,7 +116,10 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("{NOT_A_TERMINAL}");
                 return Ok(ExitCode::from(2));
             };
-            print(&report::live(&spec, &result, plan.timeline.as_ref()))?;
+            print(
+                to_stderr,
+                &report::live(&spec, &result, plan.timeline.as_ref()),
+            )?;
             Ok(match result.tap_error {
                 Some(_) => ExitCode::from(1),
                 None => ExitCode::SUCCESS,
@@ -96,10 +128,22 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Print a summary to stdout.
-fn print(text: &str) -> anyhow::Result<ExitCode> {
-    report::print(&mut std::io::stdout().lock(), text)?;
-    Ok(ExitCode::SUCCESS)
+/// Print a summary to stdout, or to stderr when an export is being written to stdout.
+fn print(to_stderr: bool, text: &str) -> anyhow::Result<()> {
+    if to_stderr {
+        report::print(&mut std::io::stderr().lock(), text)?;
+    } else {
+        report::print(&mut std::io::stdout().lock(), text)?;
+    }
+    Ok(())
+}
+
+/// Outputs that cannot be written as asked (two on one file, one on the input, a pcapng to a terminal) are
+/// refused in one line before anything runs (exit 2).
+fn refuse_outputs(plan: &ExportPlan, inputs: &[&Path]) -> Option<ExitCode> {
+    let usage = plan.check(inputs).err()?;
+    eprintln!("pktpath: {usage}");
+    Some(ExitCode::from(2))
 }
 
 /// Show a driver in the TUI until the user quits.
