@@ -1,5 +1,6 @@
 //! The `pktpath` binary: parse arguments, open the session they ask for, show it in the TUI or run it
-//! headless and print its summary, and map errors to exit codes (0 ok, 1 runtime error, 2 usage error).
+//! headless and print its summary, and map errors to exit codes (0 ok, 1 runtime error, 2 usage error; a
+//! headless sim or replay stopped by SIGINT or SIGTERM: 130 or 143).
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -9,7 +10,7 @@ use pktpath::cli::{self, Command};
 use pktpath::debug::driver::Driver;
 use pktpath::debug::snapshot::Mode;
 use pktpath::export::ExportPlan;
-use pktpath::session::{self, Spec, report};
+use pktpath::session::{self, Spec, report, signals};
 use pktpath::tui::app::App;
 use pktpath::tui::run::run_app;
 
@@ -63,12 +64,13 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 return in_tui(terminal, &plan, Spec::Sim(spec));
             }
             let to_stderr = plan.writes_stdout();
-            let result = session::run_sim(&spec, &plan)?;
+            let mut signals = signals::install()?;
+            let result = session::run_sim_watched(&spec, &plan, &mut signals)?;
             print(
                 to_stderr,
                 &report::sim(&spec, &result, plan.timeline.as_ref()),
             )?;
-            Ok(ExitCode::SUCCESS)
+            Ok(signals.exit_code())
         }
         Command::Replay(args) => {
             if let Err(usage) = args.validate() {
@@ -85,12 +87,13 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 return in_tui(terminal, &plan, Spec::Replay(spec));
             }
             let to_stderr = plan.writes_stdout();
-            let result = session::run_replay(&spec, &plan)?;
+            let mut signals = signals::install()?;
+            let result = session::run_replay_watched(&spec, &plan, &mut signals)?;
             print(
                 to_stderr,
                 &report::replay(&spec, &result, plan.timeline.as_ref()),
             )?;
-            Ok(ExitCode::SUCCESS)
+            Ok(signals.exit_code())
         }
         Command::Live(args) => {
             if let Err(usage) = args.validate() {

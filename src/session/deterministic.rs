@@ -66,6 +66,8 @@ struct Finished {
     replay: Option<ReplayEnd>,
     /// A watcher stopped the run before its end.
     interrupted: bool,
+    /// What stopped it, as the watcher names it.
+    interrupted_by: Option<&'static str>,
 }
 
 /// What the end of a replay says beyond the pipeline's counters.
@@ -222,6 +224,7 @@ impl Built {
                 source: self.source,
                 replay,
                 interrupted: false,
+                interrupted_by: None,
             },
             packets,
         ))
@@ -239,6 +242,8 @@ pub struct SimResult {
     pub pcap: Option<(PathBuf, u64)>,
     /// A watcher stopped the run before its end (a signal): what ran is finished and written.
     pub interrupted: bool,
+    /// What stopped it ("SIGINT"), if the watcher said.
+    pub interrupted_by: Option<&'static str>,
 }
 
 /// A headless replay.
@@ -260,6 +265,8 @@ pub struct ReplayResult {
     pub pcap: Option<(PathBuf, u64)>,
     /// A watcher stopped the run before its end (a signal): what ran is finished and written.
     pub interrupted: bool,
+    /// What stopped it ("SIGINT"), if the watcher said.
+    pub interrupted_by: Option<&'static str>,
 }
 
 /// Build, run to the end and finish a deterministic run, writing what `plan` asks for.
@@ -273,6 +280,7 @@ fn run_headless(
     let (packets, stopped) = built.run_to_end(&mut exports, watch)?;
     let (mut finished, last) = built.finish(exports)?;
     finished.interrupted = stopped;
+    finished.interrupted_by = watch.stopped_by().filter(|_| stopped);
     Ok((finished, packets + last))
 }
 
@@ -300,6 +308,7 @@ pub fn run_sim_watched(
         packets,
         pcap: f.written.pcap,
         interrupted: f.interrupted,
+        interrupted_by: f.interrupted_by,
     })
 }
 
@@ -339,6 +348,7 @@ pub fn run_replay_watched(
         played_flows,
         pcap: f.written.pcap,
         interrupted: f.interrupted,
+        interrupted_by: f.interrupted_by,
     })
 }
 

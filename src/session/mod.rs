@@ -11,6 +11,7 @@ pub(crate) mod deterministic;
 pub(crate) mod header;
 pub mod live;
 pub mod report;
+pub mod signals;
 pub mod watch;
 
 pub use deterministic::{

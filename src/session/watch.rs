@@ -27,6 +27,10 @@ pub enum Keep {
 
 pub trait Watch {
     fn batch(&mut self, progress: &Progress) -> Keep;
+    /// What stopped the run, as the summary names it ("SIGINT"), once `batch` has said `Stop`.
+    fn stopped_by(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// No one watches: the run goes to its end.
