@@ -10,12 +10,23 @@ use crate::export::{ExportPlan, Format};
 use crate::pipeline::{AppKind, AppSpec};
 use crate::sim::SimSpec;
 
+/// How a headless run ends and where its exports go, for `--help` (top level, sim and replay).
+macro_rules! exits {
+    () => {
+        "Exit codes: 0 ok, 1 runtime error, 2 usage error. SIGINT or SIGTERM stops a headless sim or replay where it \
+stands: its exports are finished complete, the summary says it was interrupted, and the exit code is 130 (SIGINT) \
+or 143 (SIGTERM), 128 + the signal as shells report it; a second signal exits at once (128 + that signal), removing \
+the unfinished temporary files. --export/--pcap-out: a regular file is written beside and renamed into place; a \
+device or FIFO (/dev/null, a terminal) is written through; - is stdout (the summary then goes to stderr)."
+    };
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "pktpath",
     version,
     about = "Trace every packet through a userspace network path: wire → frame buffer → smoltcp → connection → app",
-    after_help = "With no command, pktpath replays its built-in demo capture (an HTTP GET): in the TUI when stdout is a terminal, else as a headless summary."
+    after_help = concat!("With no command, pktpath replays its built-in demo capture (an HTTP GET): in the TUI when stdout is a terminal, else as a headless summary.\n", exits!())
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -125,6 +136,7 @@ pub struct DeterministicArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = exits!())]
 #[command(mut_arg("apps", |a| a.help(REPLAY_APP_HELP)))]
 pub struct ReplayArgs {
     /// The capture to replay (pcap or pcapng, recognised by its content).
@@ -346,6 +358,7 @@ fn parse_app(s: &str) -> Result<AppSpec, String> {
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = exits!())]
 #[command(mut_arg("apps", |a| a.help(SIM_APP_HELP)))]
 pub struct SimArgs {
     /// TCP clients on the peer, each with its own connection.

@@ -350,3 +350,16 @@ fn a_replay_stopped_by_its_watcher_is_finished_and_says_where() {
     assert!(result.packets < whole.packets && result.end_ns < whole.end_ns);
     assert_eq!(names(dir.path()), ["t.jsonl"]);
 }
+
+#[test]
+fn help_gives_the_exit_codes_of_a_stopped_run() {
+    for command in [&["--help"][..], &["sim", "--help"], &["replay", "--help"]] {
+        let out = common::pktpath(command);
+        assert!(out.status.success());
+        let help = common::stdout(&out);
+        assert!(
+            help.contains("the exit code is 130 (SIGINT) or 143 (SIGTERM), 128 + the signal as shells report it; a second signal exits at once (128 + that signal), removing the unfinished temporary files"),
+            "{command:?}: {help}"
+        );
+    }
+}
