@@ -161,6 +161,23 @@ pub fn remove_unfinished() -> usize {
         .count()
 }
 
+/// `tempfile` adds ` at path "…"` to its errors: the temporary file's random name, which is no help to whoever
+/// reads the one-line error about the export (it names the export's path). Keep the OS error alone.
+fn plain(e: io::Error) -> io::Error {
+    let message = e.to_string();
+    match message.find(" at path \"") {
+        Some(at) => match message[..at]
+            .strip_suffix(')')
+            .and_then(|m| m.rsplit_once("(os error "))
+            .and_then(|(_, code)| code.parse().ok())
+        {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(e.kind(), &message[..at]),
+        },
+        None => e,
+    }
+}
+
 /// A temporary file beside its target, listed in the registry until it is renamed or removed.
 struct Unfinished {
     key: u64,
@@ -191,7 +208,7 @@ impl Unfinished {
             // As File::create makes a file: 0666 less the umask.
             builder.permissions(Permissions::from_mode(0o666));
         }
-        let (file, temp) = builder.tempfile_in(dir)?.into_parts();
+        let (file, temp) = builder.tempfile_in(dir).map_err(plain)?.into_parts();
         if let Some(m) = &existing {
             file.set_permissions(Permissions::from_mode(m.mode() & 0o7777))?;
             // Best effort: only root may give a file away, and a file of our own needs nothing.
@@ -343,6 +360,15 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         drop(out);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_error_making_the_temporary_file_is_the_os_error_alone() {
+        let e = Output::open(Path::new("/nonexistent-pktpath-dir/t.json"))
+            .err()
+            .unwrap();
+        assert_eq!(e.to_string(), "No such file or directory (os error 2)");
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
     }
 
     #[test]
