@@ -11,6 +11,17 @@ use crate::export::{ExportPlan, Format};
 use crate::pipeline::{AppKind, AppSpec};
 use crate::sim::SimSpec;
 
+/// How a headless run ends and where its exports go, for `--help` (top level, sim and replay).
+macro_rules! exits {
+    () => {
+        "Exit codes: 0 ok, 1 runtime error, 2 usage error. SIGINT or SIGTERM stops a headless sim or replay where it \
+stands: its exports are finished complete, the summary says it was interrupted, and the exit code is 130 (SIGINT) \
+or 143 (SIGTERM), 128 + the signal as shells report it; a second signal exits at once (128 + that signal), removing \
+the unfinished temporary files. --export/--pcap-out: a regular file is written beside and renamed into place; a \
+device or FIFO (/dev/null, a terminal) is written through; - is stdout (the summary then goes to stderr)."
+    };
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "pktpath",
@@ -30,7 +41,10 @@ when stdout is a terminal, else as a headless summary.
 Exit status: 0 the run ended (or help, version, completions, man); 1 a runtime error (a capture or export that \
 cannot be read or written, a TAP that cannot be opened; one line on stderr says which and why); 2 a usage error \
 (a bad option or value, named on one line); 130 or 143 a headless run stopped by SIGINT or SIGTERM (its exports \
-are complete and its summary says so).";
+are complete and its summary says so; a second signal exits at once, removing the unfinished temporary files).
+--export/--pcap-out: a regular file is written beside and renamed into place (an existing one is overwritten, as \
+tcpdump -w does); a device or FIFO (/dev/null, a terminal) is written through; - is stdout (the summary then goes \
+to stderr).";
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -194,6 +208,7 @@ pub struct DeterministicArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = exits!())]
 #[command(mut_arg("apps", |a| a.help(REPLAY_APP_HELP)))]
 // A negative number is a bad value of its option (`--speed -1`), not an unknown option `-1`.
 #[command(allow_negative_numbers = true)]
@@ -432,6 +447,7 @@ fn parse_app(s: &str) -> Result<AppSpec, String> {
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = exits!())]
 #[command(mut_arg("apps", |a| a.help(SIM_APP_HELP)))]
 // A negative number is a bad value of its option (`--speed -1`), not an unknown option `-1`.
 #[command(allow_negative_numbers = true)]

@@ -1,7 +1,9 @@
 //! The `pktpath` binary: parse arguments, open the session they ask for, show it in the TUI or run it
-//! headless and print its summary, and map errors to exit codes (0 ok, 1 runtime error, 2 usage error).
+//! headless and print its summary, and map errors to exit codes (0 ok, 1 runtime error, 2 usage error; a
+//! headless sim or replay stopped by SIGINT or SIGTERM: 130 or 143).
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
 
 use pktpath::cli::{self, Command};
@@ -9,7 +11,7 @@ use pktpath::debug::driver::Driver;
 use pktpath::debug::snapshot::Mode;
 use pktpath::export::ExportPlan;
 use pktpath::session::progress::ProgressOnStderr;
-use pktpath::session::{self, Spec, report};
+use pktpath::session::{self, Spec, report, signals};
 use pktpath::tui::app::App;
 use pktpath::tui::run::run_app;
 
@@ -21,6 +23,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// What a `sim` or `replay` without `--headless` says when stdout is not a terminal (exit 2).
 const NOT_A_TERMINAL: &str =
     "pktpath: stdout is not a terminal; add --headless to print a summary instead";
+/// What a TUI run with an export option says (exit 2): exports are written by headless runs.
+/// What a live TUI run with an export to stdout says (exit 2): the screen is there.
+const STDOUT_SHOWS_THE_TUI: &str =
+    "pktpath: stdout shows the TUI; give --export/--pcap-out a file, or add --headless";
 /// What a TUI run with an export option says (exit 2): exports are written by headless runs.
 const EXPORT_NEEDS_HEADLESS: &str = "pktpath: --export and --pcap-out are written by headless runs; add --headless (in the TUI, e exports)";
 
@@ -60,15 +66,23 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
             let spec = args.spec();
-            let Some(plan) = plan_of(&args.output) else {
+            let Some(plan) = plan_of(&args.output, &[]) else {
                 return Ok(ExitCode::from(2));
             };
             if !args.output.headless {
                 return in_tui(terminal, &plan, || Ok(Spec::Sim(spec)));
             }
-            // The progress display is dropped, and so cleared, before the summary prints.
-            let result = session::run_sim_watched(&spec, &plan, &mut ProgressOnStderr::new())?;
-            print(&report::sim(&spec, &result, plan.timeline.as_ref()))
+            let mut watch = (ProgressOnStderr::new(), signals::install()?);
+            let result = session::run_sim_watched(&spec, &plan, &mut watch);
+            // The progress display is dropped, and so cleared, before the summary (or an error) prints.
+            let (progress, signals) = watch;
+            drop(progress);
+            let result = result?;
+            print(
+                plan.writes_stdout(),
+                &report::sim(&spec, &result, plan.timeline.as_ref()),
+            )?;
+            Ok(signals.exit_code())
         }
         Command::Replay(args) => {
             if let Err(usage) = args.validate() {
@@ -76,7 +90,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
             let mut spec = args.spec();
-            let Some(plan) = plan_of(&args.output) else {
+            let capture: Vec<&Path> = args.file.as_deref().into_iter().collect();
+            let Some(plan) = plan_of(&args.output, &capture) else {
                 return Ok(ExitCode::from(2));
             };
             if !(args.output.headless || (implicit && !terminal)) {
@@ -87,8 +102,16 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             }
             // stdin (`-`), a FIFO or a device reads once, and a replay reads its capture twice: copy it aside.
             spec.source = spec.source.rereadable()?;
-            let result = session::run_replay_watched(&spec, &plan, &mut ProgressOnStderr::new())?;
-            print(&report::replay(&spec, &result, plan.timeline.as_ref()))
+            let mut watch = (ProgressOnStderr::new(), signals::install()?);
+            let result = session::run_replay_watched(&spec, &plan, &mut watch);
+            let (progress, signals) = watch;
+            drop(progress);
+            let result = result?;
+            print(
+                plan.writes_stdout(),
+                &report::replay(&spec, &result, plan.timeline.as_ref()),
+            )?;
+            Ok(signals.exit_code())
         }
         Command::Live(args) => {
             if let Err(usage) = args.validate() {
@@ -96,9 +119,14 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
             let spec = args.spec();
-            let Some(plan) = plan_of(&args.output) else {
+            let Some(plan) = plan_of(&args.output, &[]) else {
                 return Ok(ExitCode::from(2));
             };
+            let to_stderr = plan.writes_stdout();
+            if !args.output.headless && to_stderr {
+                eprintln!("{STDOUT_SHOWS_THE_TUI}");
+                return Ok(ExitCode::from(2));
+            }
             let result = if args.output.headless {
                 session::live::run_headless(&spec, &plan)?
             } else if terminal {
@@ -108,7 +136,10 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("{NOT_A_TERMINAL}");
                 return Ok(ExitCode::from(2));
             };
-            print(&report::live(&spec, &result, plan.timeline.as_ref()))?;
+            print(
+                to_stderr,
+                &report::live(&spec, &result, plan.timeline.as_ref()),
+            )?;
             Ok(match result.tap_error {
                 Some(_) => ExitCode::from(1),
                 None => ExitCode::SUCCESS,
@@ -117,9 +148,15 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// What `output` asks to write, its `--filter` parsed; a bad expression is said in one line (then exit 2).
-fn plan_of(output: &cli::OutputArgs) -> Option<ExportPlan> {
+/// What `output` asks to write, its `--filter` parsed, checked against the run's `inputs`: a bad expression,
+/// or outputs that cannot be written as asked (two on one file, one on the input, a pcapng to a terminal),
+/// are said in one line (then exit 2) before anything runs.
+fn plan_of(output: &cli::OutputArgs, inputs: &[&Path]) -> Option<ExportPlan> {
     let mut plan = output.exports();
+    if let Err(usage) = plan.check(inputs) {
+        eprintln!("pktpath: {usage}");
+        return None;
+    }
     if let Some(expr) = &output.filter {
         match session::filter::export_filter(expr) {
             Ok(filter) => plan.filter = Some(filter),
@@ -150,10 +187,14 @@ fn keys_terminal() -> Result<(), String> {
     }
 }
 
-/// Print a summary to stdout.
-fn print(text: &str) -> anyhow::Result<ExitCode> {
-    report::print(&mut std::io::stdout().lock(), text)?;
-    Ok(ExitCode::SUCCESS)
+/// Print a summary to stdout, or to stderr when an export is being written to stdout.
+fn print(to_stderr: bool, text: &str) -> anyhow::Result<()> {
+    if to_stderr {
+        report::print(&mut std::io::stderr().lock(), text)?;
+    } else {
+        report::print(&mut std::io::stdout().lock(), text)?;
+    }
+    Ok(())
 }
 
 /// Show a driver in the TUI until the user quits.

@@ -222,18 +222,29 @@ struct Epb {
     inbound: bool,
     data: Vec<u8>,
     comment: String,
+    /// On interface 1, `recorded` (a replay's recorded frames of the stack), not on 0, `pktpath`.
+    recorded: bool,
 }
 
-/// Every Enhanced Packet Block of a pcapng file, checking its one interface on the way.
+/// An option's value, by code, among a block's options.
+fn option_value(options: &[pcap_parser::PcapNGOption], code: u16) -> Option<Vec<u8>> {
+    options
+        .iter()
+        .find(|o| o.code.0 == code)
+        .map(|o| o.value[..o.len as usize].to_vec())
+}
+
+/// Every Enhanced Packet Block of a pcapng file, checking its interfaces on the way: `pktpath` (Ethernet),
+/// and in a replay's file `recorded` (LINKTYPE_USER0), which holds exactly the recorded frames of the stack.
 fn read_pcapng(path: &Path) -> Vec<Epb> {
     let bytes = std::fs::read(path).unwrap();
     let mut out = Vec::new();
-    let mut interfaces = 0;
+    let mut interfaces = Vec::new();
     for block in PcapNGSlice::from_slice(&bytes).expect("pcapng") {
         match block.expect("well-formed block") {
             PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                interfaces += 1;
-                assert_eq!(idb.linktype.0, 1, "Ethernet");
+                let name = option_value(&idb.options, 2).expect("if_name");
+                interfaces.push((idb.linktype.0, String::from_utf8(name).unwrap()));
                 assert_eq!(idb.if_tsresol, 9, "ns resolution");
             }
             PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
@@ -250,17 +261,34 @@ fn read_pcapng(path: &Path) -> Vec<Epb> {
                 assert_eq!(epb.caplen, epb.origlen);
                 let dir = flags.expect("epb_flags") & 0b11;
                 assert!(dir == 1 || dir == 2, "direction set");
+                let comment = comment.expect("every frame has a comment");
+                assert!(
+                    (epb.if_id as usize) < interfaces.len(),
+                    "interface described before use"
+                );
+                let recorded = epb.if_id == 1;
+                assert_eq!(
+                    recorded,
+                    comment.contains("; outcome consumed wire (recorded "),
+                    "only the recorded frames are on interface 1: {comment}"
+                );
                 out.push(Epb {
                     ts: (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low),
                     inbound: dir == 1,
                     data: epb.data[..epb.caplen as usize].to_vec(),
-                    comment: comment.expect("every frame has a comment"),
+                    comment,
+                    recorded,
                 });
             }
             _ => {}
         }
     }
-    assert_eq!(interfaces, 1);
+    let pktpath = (1, "pktpath".to_string());
+    let recorded = (147, "recorded".to_string());
+    assert!(
+        interfaces == [pktpath.clone()] || interfaces == [pktpath, recorded],
+        "{interfaces:?}"
+    );
     out
 }
 
@@ -539,8 +567,8 @@ fn replay_writes_both_exports_with_the_capture_clock() {
     assert!(
         frames
             .iter()
-            .any(|f| f.comment.contains("recorded response")),
-        "the capture's recorded responses are wire frames too"
+            .any(|f| f.comment.contains("recorded response") && f.recorded),
+        "the capture's recorded responses are wire frames too, on the interface `recorded`"
     );
     let (trace, bytes_b, _, _) = run_to(Format::Chrome, "trace.json");
     assert!(

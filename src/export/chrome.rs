@@ -12,17 +12,17 @@
 //! Times are µs with exactly three decimals, written from integer nanoseconds, so they convert back to ns
 //! without rounding. Events are streamed as packets finish (the viewer sorts them), parents before children
 //! and slices before flow events, so viewers that keep file order for equal times nest them correctly.
-//! Written to a temporary file and renamed into place at the end.
+//! Written through `target::Output` (to a regular file by way of a temporary file renamed into place at the
+//! end).
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
+use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::commit::{commit, temp_path};
 use super::header::Header;
 use super::occupancy::{OccupancySampler, Sample, Track};
+use super::target::Output;
 use super::timeline::TimelineWriter;
 use super::view::{ConnectionView, FORMAT, PacketView, StatsView, VERSION};
 use crate::pipeline::clock::Nanos;
@@ -44,9 +44,7 @@ impl std::fmt::Display for Micros {
 }
 
 pub struct ChromeWriter {
-    out: BufWriter<File>,
-    temp: PathBuf,
-    target: PathBuf,
+    out: Output,
     header: Header,
     sampler: OccupancySampler,
     samples: Vec<Sample>,
@@ -54,8 +52,7 @@ pub struct ChromeWriter {
 
 impl ChromeWriter {
     pub fn create(path: &Path, header: &Header) -> io::Result<Self> {
-        let temp = temp_path(path);
-        let mut out = BufWriter::new(File::create(&temp)?);
+        let mut out = Output::open(path)?;
         out.write_all(b"{\"traceEvents\":[\n")?;
         writeln!(
             out,
@@ -63,8 +60,6 @@ impl ChromeWriter {
         )?;
         let mut w = ChromeWriter {
             out,
-            temp,
-            target: path.to_path_buf(),
             header: header.clone(),
             sampler: OccupancySampler::default(),
             samples: Vec::new(),
@@ -234,6 +229,6 @@ impl TimelineWriter for ChromeWriter {
             .write_all(b"],\n\"displayTimeUnit\":\"ns\",\n\"metadata\":")?;
         serde_json::to_writer(&mut self.out, &metadata)?;
         self.out.write_all(b"}\n")?;
-        commit(self.out, &self.temp, &self.target)
+        self.out.finish()
     }
 }

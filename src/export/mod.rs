@@ -2,11 +2,11 @@
 //! Trace Event Format for Perfetto, and the annotated pcapng of every wire frame.
 
 pub(crate) mod chrome;
-pub(crate) mod commit;
 pub mod header;
 pub(crate) mod occupancy;
 pub(crate) mod pcapng;
 pub(crate) mod sinks;
+pub mod target;
 pub(crate) mod thread;
 pub(crate) mod timeline;
 pub(crate) mod view;
@@ -14,5 +14,6 @@ pub(crate) mod writer;
 
 pub use header::Header;
 pub use sinks::{ExportError, ExportPlan, Exports, PacketFilter, Written};
+pub use target::remove_unfinished;
 pub use timeline::TimelineWriter;
 pub use writer::{Format, create};

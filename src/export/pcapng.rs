@@ -1,24 +1,31 @@
 //! `--pcap-out`: every wire frame of a run, both directions, as pcapng (written by hand: the blocks are few and
-//! well specified). One section, one Ethernet interface `pktpath` with `if_tsresol` 9 (ns). Each frame is an
+//! well specified). One section; interface 0 is `pktpath`, Ethernet, `if_tsresol` 9 (ns). Each frame is an
 //! Enhanced Packet Block with the exact frame bytes, `epb_flags` inbound (rx) or outbound (tx), timestamp
 //! `base_ns` + its wire time, and an `opt_comment` with its hop timeline and outcome.
 //!
 //! A wire frame is a packet record with a `wire` hop: every rx frame (injected, refused, and a replay's
-//! recorded responses, which arrive at the wire and are kept for the diff — marked inbound, their comment says
-//! so) and every tx frame that left the tx queue. Records reach the writer when they finish, not when they
-//! crossed the wire, so frames wait in a reorder window until the pipeline says no earlier wire time can
-//! come (`settle`), and are written in (wire time, packet id) order. The window is bounded (`MAX_PENDING`):
-//! if a frame stays in flight while more than that many frames pass it, the oldest waiting frames are written
-//! anyway and the straggler comes later, out of time order but with its own timestamp. Written to a temporary
-//! file and renamed into place at the end.
+//! recorded frames of the stack, which arrive at the wire and are kept for the diff — marked inbound, their
+//! comment says so) and every tx frame that left the tx queue. A replay's file has a second interface,
+//! `recorded`, which holds those recorded frames (`PacketRecord::recorded`), so that interface 0 is one clean
+//! conversation: the peer's frames and what the stack really sent. Its link type is LINKTYPE_USER0, not
+//! Ethernet, because Wireshark keys its TCP analysis by addresses and ports, not by interface: recorded
+//! SYN-ACKs on a second Ethernet interface would still show as duplicates and retransmissions. The bytes are
+//! Ethernet frames all the same (Wireshark's DLT_USER table, User 0 → eth, dissects them; README). A sim or
+//! live run has no recorded frames and one interface.
+//!
+//! Records reach the writer when they finish, not when they crossed the wire, so frames wait in a reorder
+//! window until the pipeline says no earlier wire time can come (`settle`), and are written in (wire time,
+//! packet id) order. The window is bounded (`MAX_PENDING`): if a frame stays in flight while more than that
+//! many frames pass it, the oldest waiting frames are written anyway and the straggler comes later, out of
+//! time order but with its own timestamp. Written through `target::Output` (to a regular file by way of a
+//! temporary file renamed into place at the end).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
+use std::path::Path;
 
-use super::commit::{commit, temp_path};
+use super::target::Output;
 use super::view::PacketView;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::ids::PacketId;
@@ -28,7 +35,12 @@ use crate::pipeline::trace::PacketRecord;
 /// Frames that may wait for an earlier one before they are written regardless.
 pub const MAX_PENDING: usize = 1 << 16;
 pub const INTERFACE_NAME: &str = "pktpath";
+/// The second interface of a replay's file: the capture's own frames of the stack's host.
+pub const RECORDED_INTERFACE_NAME: &str = "recorded";
+const RECORDED_INTERFACE_DESCRIPTION: &str = "the replayed capture's frames of the stack's host, kept for the diff and not injected: Ethernet frames (dissect User 0 as eth)";
 const LINKTYPE_ETHERNET: u16 = 1;
+/// LINKTYPE_USER0 (DLT_USER0): private use, which Wireshark leaves undissected unless told what it holds.
+const LINKTYPE_USER0: u16 = 147;
 
 const SHB: u32 = 0x0A0D_0D0A;
 const IDB: u32 = 0x0000_0001;
@@ -37,22 +49,24 @@ const OPT_END: u16 = 0;
 const OPT_COMMENT: u16 = 1;
 const SHB_USERAPPL: u16 = 4;
 const IF_NAME: u16 = 2;
+const IF_DESCRIPTION: u16 = 3;
 const IF_TSRESOL: u16 = 9;
 const EPB_FLAGS: u16 = 2;
 const FLAG_INBOUND: u32 = 0b01;
 const FLAG_OUTBOUND: u32 = 0b10;
 
 struct Pending {
+    interface: u32,
     inbound: bool,
     frame: Vec<u8>,
     comment: String,
 }
 
 pub struct PcapngWriter {
-    out: BufWriter<File>,
-    temp: PathBuf,
-    target: PathBuf,
+    out: Output,
     base_ns: u64,
+    /// Interface 1 (`recorded`) is described, and a replay's recorded frames go there.
+    recorded_interface: bool,
     pending: BTreeMap<(Nanos, PacketId), Pending>,
     frames: u64,
     block: Vec<u8>,
@@ -105,11 +119,25 @@ pub fn comment(p: &PacketRecord) -> String {
     s
 }
 
+/// An Interface Description Block's body: link type, no snaplen, the name, ns timestamps.
+fn interface(body: &mut Vec<u8>, linktype: u16, name: &str, description: Option<&str>) {
+    body.clear();
+    body.extend_from_slice(&linktype.to_le_bytes());
+    body.extend_from_slice(&0u16.to_le_bytes());
+    body.extend_from_slice(&0u32.to_le_bytes()); // snaplen: no limit
+    option(body, IF_NAME, name.as_bytes());
+    if let Some(d) = description {
+        option(body, IF_DESCRIPTION, d.as_bytes());
+    }
+    option(body, IF_TSRESOL, &[9]);
+    option(body, OPT_END, &[]);
+}
+
 impl PcapngWriter {
-    /// Start the file: section header and the one interface. `base_ns` is added to every virtual time.
-    pub fn create(path: &Path, base_ns: u64) -> io::Result<Self> {
-        let temp = temp_path(path);
-        let mut out = BufWriter::new(File::create(&temp)?);
+    /// Start the file: section header and the interfaces (`recorded_interface`: a replay's second one).
+    /// `base_ns` is added to every virtual time.
+    pub fn create(path: &Path, base_ns: u64, recorded_interface: bool) -> io::Result<Self> {
+        let mut out = Output::open(path)?;
         let mut body = Vec::new();
         body.extend_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
         body.extend_from_slice(&1u16.to_le_bytes());
@@ -120,19 +148,21 @@ impl PcapngWriter {
         option(&mut body, OPT_END, &[]);
         write_block(&mut out, SHB, &body)?;
 
-        body.clear();
-        body.extend_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
-        body.extend_from_slice(&0u16.to_le_bytes());
-        body.extend_from_slice(&0u32.to_le_bytes()); // snaplen: no limit
-        option(&mut body, IF_NAME, INTERFACE_NAME.as_bytes());
-        option(&mut body, IF_TSRESOL, &[9]);
-        option(&mut body, OPT_END, &[]);
+        interface(&mut body, LINKTYPE_ETHERNET, INTERFACE_NAME, None);
         write_block(&mut out, IDB, &body)?;
+        if recorded_interface {
+            interface(
+                &mut body,
+                LINKTYPE_USER0,
+                RECORDED_INTERFACE_NAME,
+                Some(RECORDED_INTERFACE_DESCRIPTION),
+            );
+            write_block(&mut out, IDB, &body)?;
+        }
         Ok(PcapngWriter {
             out,
-            temp,
-            target: path.to_path_buf(),
             base_ns,
+            recorded_interface,
             pending: BTreeMap::new(),
             frames: 0,
             block: Vec::new(),
@@ -145,6 +175,7 @@ impl PcapngWriter {
             return Ok(());
         };
         let pending = Pending {
+            interface: u32::from(p.recorded && self.recorded_interface),
             inbound: p.dir == Dir::Rx,
             frame: p.frame.clone(),
             comment: comment(p),
@@ -175,7 +206,7 @@ impl PcapngWriter {
         let ts = self.base_ns.saturating_add(t);
         let b = &mut self.block;
         b.clear();
-        b.extend_from_slice(&0u32.to_le_bytes()); // interface 0
+        b.extend_from_slice(&f.interface.to_le_bytes());
         b.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
         b.extend_from_slice(&(ts as u32).to_le_bytes());
         b.extend_from_slice(&(f.frame.len() as u32).to_le_bytes());
@@ -206,7 +237,7 @@ impl PcapngWriter {
         while !self.pending.is_empty() {
             self.write_first()?;
         }
-        commit(self.out, &self.temp, &self.target)?;
+        self.out.finish()?;
         Ok(self.frames)
     }
 }

@@ -3,14 +3,16 @@
 //! (sampling buffer levels after every step when the timeline wants them), `drain` hands finished packets to
 //! both writers and lets the pcapng writer settle up to the oldest wire time still in flight, `finish` closes
 //! both files. A plan's `PacketFilter` (`--filter`) chooses which finished packets reach the writers; buffer
-//! levels, connections and stats are written whole.
+//! levels, connections and stats are written whole. `ExportPlan::check` is what the command line asks of the
+//! outputs before a run starts.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::header::Header;
+use super::header::{Header, SourceKind};
 use super::pcapng::PcapngWriter;
+use super::target;
 use super::timeline::TimelineWriter;
 use super::writer::{self, Format};
 use crate::pipeline::Pipeline;
@@ -62,8 +64,9 @@ impl std::fmt::Debug for PacketFilter {
     }
 }
 
+/// The OS error is the `source` only, not in the message too: `{:#}` prints the chain, and says it once.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write export {}: {source}", path.display())]
+#[error("cannot write export {}", path.display())]
 pub struct ExportError {
     pub path: PathBuf,
     #[source]
@@ -116,6 +119,34 @@ impl ExportPlan {
             filter: None,
         }
     }
+
+    fn outputs(&self) -> Vec<(&'static str, &Path)> {
+        let timeline = self
+            .timeline
+            .as_ref()
+            .map(|(p, _)| ("--export", p.as_path()));
+        let pcap = self.pcap.as_deref().map(|p| ("--pcap-out", p));
+        timeline.into_iter().chain(pcap).collect()
+    }
+
+    /// Before a run: refuse (one line naming the path and what to do) two outputs on one file, an output
+    /// that is one of `inputs` (the capture being replayed), a symlink to nothing, and a binary pcapng to a
+    /// terminal on stdout.
+    pub fn check(&self, inputs: &[&Path]) -> Result<(), String> {
+        target::check_outputs(&self.outputs(), inputs)?;
+        match &self.pcap {
+            Some(p) if target::is_terminal_stdout(p) => Err(format!(
+                "--pcap-out {}: stdout is a terminal; redirect it or give a file",
+                p.display()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Does an output go to stdout (`-`, or the file stdout is)? Then the summary goes to stderr.
+    pub fn writes_stdout(&self) -> bool {
+        self.outputs().iter().any(|(_, p)| target::is_stdout(p))
+    }
 }
 
 impl Exports {
@@ -142,10 +173,12 @@ impl Exports {
             )),
             None => None,
         };
+        // A replay's recorded frames of the stack go on an interface of their own.
+        let recorded = matches!(header.source.kind, SourceKind::Replay { .. });
         let pcap = match &plan.pcap {
             Some(path) => Some((
                 path.clone(),
-                PcapngWriter::create(path, pcap_base_ns).map_err(at_path(path))?,
+                PcapngWriter::create(path, pcap_base_ns, recorded).map_err(at_path(path))?,
             )),
             None => None,
         };

@@ -153,7 +153,8 @@ fn write(mut exports: Exports, inbox: Receiver<Message>) -> Result<Written, Expo
             } => return exports.finish(&conns, &stats, extra.as_ref()),
         }
     }
-    // The stack thread went away without finishing (it failed): leave the partial files uncommitted.
+    // The stack thread went away without finishing (it failed): nothing is put in place; dropping the exports
+    // removes their temporary files.
     Ok(Written::default())
 }
 

@@ -1,16 +1,15 @@
 //! Timeline writers. Both stream: packets are written as they reach their outcome, so memory stays constant
-//! whatever the run's length. The JSON document is written to a temporary file beside the target and renamed
-//! into place at the end, so an interrupted run never leaves half a document; JSON Lines goes straight to its
-//! file, where every complete line stays usable.
+//! whatever the run's length. Both go through `target::Output`: to a regular file by way of a temporary file
+//! renamed into place at the end (a reader sees the whole document or none), to a device or FIFO straight
+//! through (where every complete JSON line is usable as it comes).
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
+use std::path::Path;
 
 use serde_json::Value;
 
-use super::commit::{commit, temp_path};
 use super::header::Header;
+use super::target::Output;
 use super::timeline::TimelineWriter;
 use super::view::{ConnectionView, FORMAT, PacketView, StatsView, VERSION};
 use crate::pipeline::trace::{ConnectionRecord, PacketRecord, Stats};
@@ -32,16 +31,13 @@ pub fn create(path: &Path, format: Format, header: &Header) -> io::Result<Box<dy
 }
 
 pub struct JsonWriter {
-    out: BufWriter<File>,
-    temp: PathBuf,
-    target: PathBuf,
+    out: Output,
     first: bool,
 }
 
 impl JsonWriter {
     pub fn create(path: &Path, header: &Header) -> io::Result<Self> {
-        let temp = temp_path(path);
-        let mut out = BufWriter::new(File::create(&temp)?);
+        let mut out = Output::open(path)?;
         write!(
             out,
             "{{\"format\":\"{FORMAT}\",\"version\":{VERSION},\"source\":"
@@ -50,12 +46,7 @@ impl JsonWriter {
         out.write_all(b",\"stack\":")?;
         serde_json::to_writer(&mut out, &header.stack_json())?;
         out.write_all(b",\"packets\":[")?;
-        Ok(JsonWriter {
-            out,
-            temp,
-            target: path.to_path_buf(),
-            first: true,
-        })
+        Ok(JsonWriter { out, first: true })
     }
 }
 
@@ -86,12 +77,12 @@ impl TimelineWriter for JsonWriter {
             serde_json::to_writer(&mut self.out, extra)?;
         }
         self.out.write_all(b"}\n")?;
-        commit(self.out, &self.temp, &self.target)
+        self.out.finish()
     }
 }
 
 pub struct JsonlWriter {
-    out: BufWriter<File>,
+    out: Output,
 }
 
 fn line(out: &mut impl Write, kind: &str, data: &impl serde::Serialize) -> io::Result<()> {
@@ -102,7 +93,7 @@ fn line(out: &mut impl Write, kind: &str, data: &impl serde::Serialize) -> io::R
 
 impl JsonlWriter {
     pub fn create(path: &Path, header: &Header) -> io::Result<Self> {
-        let mut out = BufWriter::new(File::create(path)?);
+        let mut out = Output::open(path)?;
         let head = serde_json::json!({
             "format": FORMAT, "version": VERSION, "source": header.source_json(), "stack": header.stack_json(),
         });
@@ -129,6 +120,6 @@ impl TimelineWriter for JsonlWriter {
         if let Some(extra) = extra {
             line(&mut self.out, "replay", extra)?;
         }
-        self.out.flush()
+        self.out.finish()
     }
 }

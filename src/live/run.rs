@@ -36,6 +36,8 @@ pub struct LiveResult {
     /// Why the tap thread ended early, if it did.
     pub tap_error: Option<String>,
     pub elapsed: Duration,
+    /// The signal that ended a headless run ("SIGINT"), if one did.
+    pub interrupted_by: Option<&'static str>,
 }
 
 impl LiveRun {
@@ -123,6 +125,7 @@ impl LiveRun {
             tx: self.tx.counters(),
             tap_error: report.error,
             elapsed: self.started.elapsed(),
+            interrupted_by: None,
         })
     }
 }

@@ -70,6 +70,10 @@ pub struct PacketRecord {
     pub stream: Option<(u64, u64)>,
     /// Its frame number in the replayed capture, if it came from one.
     pub capture_frame: Option<u64>,
+    /// A replayed capture's own record of a frame the stack's host sent (a response, or the SYN it opened a
+    /// connection with): shown at the wire and kept for the diff, never injected. The pcapng puts these on an
+    /// interface of their own.
+    pub recorded: bool,
 }
 
 impl PacketRecord {
@@ -90,6 +94,7 @@ impl PacketRecord {
             state_changes: Vec::new(),
             stream: None,
             capture_frame: None,
+            recorded: false,
         }
     }
 

@@ -67,6 +67,8 @@ struct Finished {
     replay: Option<ReplayEnd>,
     /// A watcher stopped the run before its end.
     interrupted: bool,
+    /// What stopped it, as the watcher names it.
+    interrupted_by: Option<&'static str>,
 }
 
 /// What the end of a replay says beyond the pipeline's counters.
@@ -230,6 +232,7 @@ impl Built {
                 source: self.source,
                 replay,
                 interrupted: false,
+                interrupted_by: None,
             },
             packets,
         ))
@@ -251,6 +254,8 @@ pub struct SimResult {
     pub filtered: Option<u64>,
     /// How long the run took on the wall clock, from building it to its export closed.
     pub wall: Duration,
+    /// What stopped it ("SIGINT"), if the watcher said.
+    pub interrupted_by: Option<&'static str>,
 }
 
 /// A headless replay.
@@ -278,6 +283,8 @@ pub struct ReplayResult {
     pub filtered: Option<u64>,
     /// How long the run took on the wall clock, from building it to its export closed.
     pub wall: Duration,
+    /// What stopped it ("SIGINT"), if the watcher said.
+    pub interrupted_by: Option<&'static str>,
 }
 
 /// Build, run to the end and finish a deterministic run, writing what `plan` asks for. Also returns the
@@ -293,6 +300,7 @@ fn run_headless(
     let (packets, stopped) = built.run_to_end(&mut exports, watch)?;
     let (mut finished, last) = built.finish(exports)?;
     finished.interrupted = stopped;
+    finished.interrupted_by = watch.stopped_by().filter(|_| stopped);
     Ok((finished, packets + last, started.elapsed()))
 }
 
@@ -322,6 +330,7 @@ pub fn run_sim_watched(
         interrupted: f.interrupted,
         filtered: f.written.filtered,
         wall,
+        interrupted_by: f.interrupted_by,
     })
 }
 
@@ -368,6 +377,7 @@ pub fn run_replay_watched(
         interrupted: f.interrupted,
         filtered: f.written.filtered,
         wall,
+        interrupted_by: f.interrupted_by,
     })
 }
 

@@ -1,9 +1,9 @@
 //! Live sessions: the pipeline's configuration from the spec, the TAP and the two threads started
-//! (`crate::live::run`), and an end decided here — headless on SIGINT/SIGTERM, after `--duration`, or when a
-//! thread ends by itself; in a front end when it returns from the driver it was handed.
+//! (`crate::live::run`), and an end decided here — headless on SIGINT/SIGTERM (`signals`: a second one exits
+//! at once), after `--duration`, or when a thread ends by itself; in a front end when it returns from the
+//! driver it was handed.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::debug::driver::Driver;
@@ -17,7 +17,7 @@ use crate::pipeline::stack::StackConfig;
 
 use super::header;
 
-/// How often a headless live run looks at the signal flag and the clock.
+/// How often a headless live run looks at the signals received and the clock.
 const TICK: Duration = Duration::from_millis(20);
 
 /// The pipeline a live run builds: the spec's addresses and apps, ISNs seeded from the wall clock (real
@@ -55,21 +55,22 @@ fn start(
     )
 }
 
-/// Run headless until SIGINT/SIGTERM, `--duration`, or a thread ends by itself.
+/// Run headless until SIGINT/SIGTERM, `--duration`, or a thread ends by itself. A signal is live's ordinary
+/// end: the summary names it, and the exit code stays 0.
 pub fn run_headless(spec: &LiveSpec, plan: &ExportPlan) -> anyhow::Result<LiveResult> {
-    let quit = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&quit))?;
-    }
+    let signals = super::signals::install()?;
     let run = start(spec, plan, |_| None)?;
     let deadline = spec.duration.map(|d| run.started() + d);
-    while !quit.load(Ordering::SeqCst)
+    while signals.received().is_none()
         && deadline.is_none_or(|d| Instant::now() < d)
         && !run.has_ended()
     {
         std::thread::sleep(TICK);
     }
-    run.stop()
+    let by = signals.received().map(super::signals::Signal::name);
+    let mut result = run.stop()?;
+    result.interrupted_by = by;
+    Ok(result)
 }
 
 /// Run with a front end: `show` gets a driver over the run (the stack thread publishes what it does, and

@@ -13,6 +13,7 @@ pub(crate) mod header;
 pub mod live;
 pub mod progress;
 pub mod report;
+pub mod signals;
 pub mod watch;
 
 pub use deterministic::{

@@ -137,6 +137,7 @@ pub fn sim(spec: &SimSpec, r: &SimResult, export: Option<&(PathBuf, Format)>) ->
         count(udp as u64, "UDP datagram", "UDP datagrams"),
         spec.seed
     );
+    interrupted(&mut s, r.interrupted, r.interrupted_by, r.end_ns);
     stats_summary(&mut s, &r.stats, r.end_ns, r.packets);
     let c = peer_check(spec, r);
     let _ = write!(
@@ -170,6 +171,19 @@ pub fn sim(spec: &SimSpec, r: &SimResult, export: Option<&(PathBuf, Format)>) ->
     wall_time(&mut s, r.wall, r.stats.frames_in);
     files_written(&mut s, export, (r.packets, r.filtered), r.pcap.as_ref());
     s
+}
+
+/// The line saying a deterministic run was stopped before its end (a signal), and where.
+fn interrupted(s: &mut String, interrupted: bool, by: Option<&str>, end_ns: u64) {
+    if !interrupted {
+        return;
+    }
+    let by = by.map_or(String::new(), |b| format!(" by {b}"));
+    let _ = writeln!(
+        s,
+        "interrupted{by} at virtual time {}: finished there, exports complete (packets on their way end in_flight)",
+        fmt_ns(end_ns)
+    );
 }
 
 /// The summary's lines about the files written: the timeline export (`packets` traced; with a filter, how
@@ -274,6 +288,7 @@ pub fn replay(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, For
             r.apps.join(",")
         },
     );
+    interrupted(&mut s, r.interrupted, r.interrupted_by, r.end_ns);
     stats_summary(&mut s, &r.stats, r.end_ns, r.packets);
     let _ = writeln!(
         s,
@@ -322,6 +337,9 @@ pub fn live(spec: &LiveSpec, r: &LiveResult, export: Option<&(PathBuf, Format)>)
         apps.join(","),
         r.elapsed.as_secs_f64()
     );
+    if let Some(by) = r.interrupted_by {
+        let _ = writeln!(s, "ended by {by}");
+    }
     let st = &r.outcome.stats;
     stats_summary_timed(&mut s, "run time", st, r.outcome.end_ns, r.outcome.packets);
     let fb_drops = st

@@ -33,6 +33,10 @@ pub enum Keep {
 
 pub trait Watch {
     fn batch(&mut self, progress: &Progress) -> Keep;
+    /// What stopped the run, as the summary names it ("SIGINT"), once `batch` has said `Stop`.
+    fn stopped_by(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// No one watches: the run goes to its end.
@@ -55,6 +59,10 @@ impl<A: Watch, B: Watch> Watch for (A, B) {
         } else {
             Keep::Going
         }
+    }
+
+    fn stopped_by(&self) -> Option<&'static str> {
+        self.0.stopped_by().or_else(|| self.1.stopped_by())
     }
 }
 
@@ -94,5 +102,24 @@ mod tests {
         assert_eq!(going.batch(&p), Keep::Going);
         assert_eq!(going.batch(&p), Keep::Stop);
         assert_eq!((Unwatched, Unwatched).batch(&p), Keep::Going);
+    }
+
+    /// Stops at once, and says it was a signal.
+    struct Signalled;
+
+    impl Watch for Signalled {
+        fn batch(&mut self, _progress: &Progress) -> Keep {
+            Keep::Stop
+        }
+        fn stopped_by(&self) -> Option<&'static str> {
+            Some("SIGINT")
+        }
+    }
+
+    #[test]
+    fn a_pair_says_what_stopped_it_whichever_side_it_was() {
+        assert_eq!((Unwatched, Signalled).stopped_by(), Some("SIGINT"));
+        assert_eq!((Signalled, Unwatched).stopped_by(), Some("SIGINT"));
+        assert_eq!((Unwatched, Unwatched).stopped_by(), None);
     }
 }

@@ -38,6 +38,7 @@ impl Pipeline {
         self.hop(id, Stage::Wire, arrival.at.unwrap_or(now));
         if let Some(p) = self.packets.get_mut(&id) {
             p.capture_frame = arrival.capture_frame;
+            p.recorded = matches!(arrival.fate, Fate::Recorded { .. } | Fate::Connect { .. });
             if let Some(note) = arrival.note {
                 p.stack_log.push(LogLine::note(note));
             }
