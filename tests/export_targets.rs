@@ -447,17 +447,7 @@ fn expert_count(text: &str, summary: &str) -> u64 {
 
 #[test]
 fn tshark_sees_one_syn_ack_per_connection_of_a_clean_replay() {
-    let require = std::env::var("PKTPATH_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
-    let have = Command::new("tshark")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        assert!(
-            !require,
-            "tshark is required (PKTPATH_REQUIRE_TOOLS=1) but not installed"
-        );
-        eprintln!("skipped: tshark is not installed (apt-get install tshark)");
+    if !common::tshark_available() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -415,17 +415,7 @@ fn tshark_comments(file: &Path) -> Option<Vec<String>> {
 
 #[test]
 fn tshark_shows_every_frame_with_its_comment() {
-    let require = std::env::var("PKTPATH_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
-    let have = std::process::Command::new("tshark")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        assert!(
-            !require,
-            "tshark is required (PKTPATH_REQUIRE_TOOLS=1) but not installed"
-        );
-        eprintln!("skipped: tshark is not installed (apt-get install tshark)");
+    if !common::tshark_available() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -484,7 +474,6 @@ fn identical_runs_write_identical_chrome_and_pcapng_files() {
 #[test]
 fn replay_writes_both_exports_with_the_capture_clock() {
     use pktpath::export::{ExportPlan, Format};
-    use pktpath::replay::capture::CapturedFrame;
     use pktpath::replay::{ReplaySpec, Source};
     use pktpath::session::{self, report};
 
@@ -496,34 +485,7 @@ fn replay_writes_both_exports_with_the_capture_clock() {
         udp: 0,
         ..Default::default()
     };
-    let mut both = None;
-    let mut sim_run = pktpath::sim::build_with(&spec, |peer| {
-        let recorder = pktpath::sim::script::Recorder::new(peer);
-        both = Some(recorder.both.clone());
-        Box::new(recorder)
-    });
-    while !sim_run.pipeline.run_until(spec.max_time_ns, 4096) {
-        sim_run.pipeline.drain_finished().for_each(drop);
-    }
-    let frames: Vec<CapturedFrame> = both
-        .unwrap()
-        .borrow()
-        .iter()
-        .enumerate()
-        .map(|(i, (t, _, frame))| CapturedFrame {
-            index: i as u64,
-            t_ns: BASE + t,
-            interface: 0,
-            linktype: 1,
-            orig_len: frame.len() as u32,
-            frame: frame.clone(),
-            truncated: false,
-            synthetic_l2: false,
-            vlan: Vec::new(),
-            comment: None,
-            problem: None,
-        })
-        .collect();
+    let (frames, _) = common::capture_of_sim(&spec, BASE);
     let first_t = frames[0].t_ns;
     let replay = ReplaySpec {
         source: Source::Frames {

@@ -7,45 +7,18 @@ use std::rc::Rc;
 
 use pktpath::export::ExportPlan;
 use pktpath::pipeline::trace::ConnProto;
+mod common;
+
 use pktpath::replay::capture::CapturedFrame;
 use pktpath::replay::{ReplaySpec, Source};
 use pktpath::session;
-use pktpath::sim::script::Recorder;
-use pktpath::sim::{self, SimSpec};
+use pktpath::sim::SimSpec;
 
-/// Every frame of a sim run's wire, both directions, as a capture would hold them (µs-spaced timestamps).
+/// Every frame of a sim run's wire, both directions, as a capture would hold them, from a real epoch time.
 fn capture_of_sim(
     spec: &SimSpec,
 ) -> (Vec<CapturedFrame>, Vec<pktpath::pipeline::ConnectionRecord>) {
-    let mut both = None;
-    let mut run = sim::build_with(spec, |peer| {
-        let recorder = Recorder::new(peer);
-        both = Some(recorder.both.clone());
-        Box::new(recorder)
-    });
-    while !run.pipeline.run_until(spec.max_time_ns, 4096) {
-        run.pipeline.drain_finished().for_each(drop);
-    }
-    let conns = run.pipeline.finish();
-    let frames = both.expect("recorder installed").borrow().clone();
-    let captured = frames
-        .into_iter()
-        .enumerate()
-        .map(|(i, (t, _, frame))| CapturedFrame {
-            index: i as u64,
-            t_ns: 1_700_000_000_000_000_000 + t,
-            interface: 0,
-            linktype: 1,
-            orig_len: frame.len() as u32,
-            frame,
-            truncated: false,
-            synthetic_l2: false,
-            vlan: Vec::new(),
-            comment: None,
-            problem: None,
-        })
-        .collect();
-    (captured, conns)
+    common::capture_of_sim(spec, 1_700_000_000_000_000_000)
 }
 
 fn spec_for(frames: Vec<CapturedFrame>, seed: u64) -> ReplaySpec {

@@ -268,7 +268,6 @@ impl pktpath::session::watch::Watch for StopAtOnce {
 #[test]
 fn a_replay_stopped_by_its_watcher_is_finished_and_says_where() {
     use pktpath::export::{ExportPlan, Format};
-    use pktpath::replay::capture::CapturedFrame;
     use pktpath::replay::{ReplaySpec, Source};
     use pktpath::session::{report, run_replay_watched};
 
@@ -279,34 +278,7 @@ fn a_replay_stopped_by_its_watcher_is_finished_and_says_where() {
         udp: 0,
         ..Default::default()
     };
-    let mut both = None;
-    let mut sim_run = pktpath::sim::build_with(&sim, |peer| {
-        let recorder = pktpath::sim::script::Recorder::new(peer);
-        both = Some(recorder.both.clone());
-        Box::new(recorder)
-    });
-    while !sim_run.pipeline.run_until(sim.max_time_ns, 4096) {
-        sim_run.pipeline.drain_finished().for_each(drop);
-    }
-    let frames: Vec<CapturedFrame> = both
-        .unwrap()
-        .borrow()
-        .iter()
-        .enumerate()
-        .map(|(i, (t, _, frame))| CapturedFrame {
-            index: i as u64,
-            t_ns: *t,
-            interface: 0,
-            linktype: 1,
-            orig_len: frame.len() as u32,
-            frame: frame.clone(),
-            truncated: false,
-            synthetic_l2: false,
-            vlan: Vec::new(),
-            comment: None,
-            problem: None,
-        })
-        .collect();
+    let (frames, _) = common::capture_of_sim(&sim, 0);
     let spec = ReplaySpec {
         source: Source::Frames {
             name: "sim-wire".into(),

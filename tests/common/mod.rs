@@ -147,3 +147,63 @@ impl Rng {
         (0..n).map(|_| self.next() as u8).collect()
     }
 }
+
+/// Every frame of a sim run's wire, both directions, as a capture would hold them (timestamps `base_ns` plus
+/// virtual time), and the run's connections.
+pub fn capture_of_sim(
+    spec: &pktpath::sim::SimSpec,
+    base_ns: u64,
+) -> (
+    Vec<pktpath::replay::capture::CapturedFrame>,
+    Vec<pktpath::pipeline::ConnectionRecord>,
+) {
+    let mut both = None;
+    let mut run = pktpath::sim::build_with(spec, |peer| {
+        let recorder = pktpath::sim::script::Recorder::new(peer);
+        both = Some(recorder.both.clone());
+        Box::new(recorder)
+    });
+    while !run.pipeline.run_until(spec.max_time_ns, 4096) {
+        run.pipeline.drain_finished().for_each(drop);
+    }
+    let conns = run.pipeline.finish();
+    let frames = both.expect("recorder installed").borrow().clone();
+    let captured = frames
+        .into_iter()
+        .enumerate()
+        .map(
+            |(i, (t, _, frame))| pktpath::replay::capture::CapturedFrame {
+                index: i as u64,
+                t_ns: base_ns + t,
+                interface: 0,
+                linktype: 1,
+                orig_len: frame.len() as u32,
+                frame,
+                truncated: false,
+                synthetic_l2: false,
+                vlan: Vec::new(),
+                comment: None,
+                problem: None,
+            },
+        )
+        .collect();
+    (captured, conns)
+}
+
+/// Is tshark installed? Without it a test that needs it skips, saying so — unless PKTPATH_REQUIRE_TOOLS=1
+/// (as `.ci/run` sets), which makes its absence a failure.
+pub fn tshark_available() -> bool {
+    let require = std::env::var("PKTPATH_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
+    let have = Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            !require,
+            "tshark is required (PKTPATH_REQUIRE_TOOLS=1) but not installed"
+        );
+        eprintln!("skipped: tshark is not installed (apt-get install tshark)");
+    }
+    have
+}
