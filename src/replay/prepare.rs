@@ -238,7 +238,7 @@ fn stack_config(id: &Identity, seed: u64) -> StackConfig {
     StackConfig {
         mac: id.mac,
         ipv4: (v4, prefix),
-        ipv6: id.ipv6.map(|a| (a, 64)),
+        ipv6: id.ipv6.map(|a| (a, id.prefix_v6)),
         random_seed: seed,
         ..StackConfig::default()
     }

@@ -111,6 +111,7 @@ impl Survey {
             udp_ports.extend(self.udp_ports.get(&a).into_iter().flatten());
         }
         let peers_v4: Vec<Ipv4Addr> = self.macs.keys().filter_map(|a| as_v4(*a)).collect();
+        let peers_v6: Vec<Ipv6Addr> = self.macs.keys().filter_map(|a| as_v6(*a)).collect();
         Identity {
             ip,
             // A stack seen only as a destination keeps a made-up, locally administered MAC.
@@ -119,6 +120,7 @@ impl Survey {
             ipv4,
             ipv6,
             prefix_v4: ipv4.map_or(24, |a| common_prefix_v4(a, &peers_v4)),
+            prefix_v6: ipv6.map_or(64, |a| common_prefix_v6(a, &peers_v6)),
             tcp_ports,
             udp_ports,
         }
@@ -147,16 +149,46 @@ fn is_host(a: &IpAddr) -> bool {
     }
 }
 
-/// The longest prefix that puts every peer on the stack's link (smoltcp sends only to neighbours or via a
-/// route, and a replay has no router to offer), at most /30 and at least /1.
+/// The longest prefix, at most /30, that puts every peer on the stack's link (smoltcp sends only to
+/// neighbours or via a route, and a replay has no router to offer: `Interface::route` sends directly to
+/// what an own CIDR contains) without making the stack or a peer the subnet's broadcast address (smoltcp
+/// drops a frame from it as non-unicast and never answers it). Peers that differ in the top bit need /0,
+/// whose only broadcast is 255.255.255.255, never a host; the network address is nothing special to smoltcp.
 fn common_prefix_v4(stack: Ipv4Addr, peers: &[Ipv4Addr]) -> u8 {
     let s = u32::from(stack);
-    let mut prefix = 30u32;
-    for p in peers.iter().filter(|p| is_host(&IpAddr::V4(**p))) {
-        let diff = s ^ u32::from(*p);
-        prefix = prefix.min(diff.leading_zeros());
+    let hosts: Vec<u32> = peers
+        .iter()
+        .filter(|p| is_host(&IpAddr::V4(**p)))
+        .map(|p| u32::from(*p))
+        .chain([s])
+        .collect();
+    let mut prefix = hosts
+        .iter()
+        .map(|p| (s ^ p).leading_zeros())
+        .fold(30, u32::min);
+    // /0's broadcast is all ones, which `is_host` already keeps out, so the loop ends there at the latest.
+    while prefix > 0 && hosts.iter().any(|h| *h == broadcast_v4(s, prefix)) {
+        prefix -= 1;
     }
-    prefix.clamp(1, 30) as u8
+    prefix as u8
+}
+
+/// The subnet broadcast address of `addr`/`prefix` (prefix ≤ 30, as smoltcp's `Ipv4Cidr::broadcast`).
+fn broadcast_v4(addr: u32, prefix: u32) -> u32 {
+    addr | u32::MAX.checked_shr(prefix).unwrap_or(0)
+}
+
+/// The longest prefix, at most /64, that holds every global peer (a peer in another /64 is off-link under
+/// /64 and smoltcp has no route to it). Link-local peers are left out: they are on-link whatever the prefix
+/// of a global address, and counting them would widen the plan of every capture with a router's ND in it.
+fn common_prefix_v6(stack: Ipv6Addr, peers: &[Ipv6Addr]) -> u8 {
+    let s = u128::from(stack);
+    let link_local = |a: &Ipv6Addr| a.segments()[0] & 0xffc0 == 0xfe80;
+    peers
+        .iter()
+        .filter(|p| is_host(&IpAddr::V6(**p)) && !link_local(p) && !link_local(&stack))
+        .map(|p| (s ^ u128::from(*p)).leading_zeros())
+        .fold(64, u32::min) as u8
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +199,7 @@ pub struct Identity {
     pub ipv4: Option<Ipv4Addr>,
     pub ipv6: Option<Ipv6Addr>,
     pub prefix_v4: u8,
+    pub prefix_v6: u8,
     pub tcp_ports: BTreeSet<u16>,
     pub udp_ports: BTreeSet<u16>,
 }
@@ -177,5 +210,56 @@ impl Identity {
             IpAddr::V4(v) => self.ipv4 == Some(v),
             IpAddr::V6(v) => self.ipv6 == Some(v),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_ipv4_prefix_holds_every_peer_and_makes_none_the_broadcast_address() {
+        let p = |stack: &str, peers: &[&str]| {
+            common_prefix_v4(v4(stack), &peers.iter().map(|a| v4(a)).collect::<Vec<_>>())
+        };
+        assert_eq!(p("10.77.0.2", &["10.77.0.1"]), 30, "capped at /30");
+        assert_eq!(p("10.77.0.2", &["10.77.1.1"]), 23);
+        assert_eq!(
+            p("145.254.160.237", &["65.208.228.223"]),
+            0,
+            "the other half"
+        );
+        assert_eq!(
+            p("10.0.0.1", &["10.0.0.3"]),
+            29,
+            "10.0.0.3 is 10.0.0.0/30's broadcast"
+        );
+        assert_eq!(p("10.0.0.3", &["10.0.0.1"]), 29, "so is the stack");
+        assert_eq!(p("10.0.0.1", &["10.0.0.7"]), 28, "and 10.0.0.7 then /29's");
+        assert_eq!(p("10.0.0.1", &["255.255.255.255"]), 30, "not a peer");
+        assert_eq!(
+            p("0.0.0.1", &["255.255.255.254"]),
+            0,
+            "/0's broadcast is no host"
+        );
+    }
+
+    #[test]
+    fn the_ipv6_prefix_holds_every_global_peer_at_most_slash_64() {
+        let a = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        let p = |stack: &str, peers: &[&str]| {
+            common_prefix_v6(a(stack), &peers.iter().map(|x| a(x)).collect::<Vec<_>>())
+        };
+        assert_eq!(p("fd77::2", &["fd77::1", "ff02::1:ff00:2"]), 64);
+        assert_eq!(p("2001:db8:1::2", &["2001:db8:2::1"]), 46);
+        assert_eq!(
+            p("2001:db8::2", &["fe80::1", "8000::1"]),
+            0,
+            "link-local left out"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: run the real binary, read exports, check the timeline contract.
 #![allow(dead_code)]
 
+pub mod follow;
 pub mod netns;
 
 use std::path::Path;
