@@ -34,7 +34,7 @@ pub enum CaptureError {
     #[error("the file is empty, expected a pcap or pcapng capture")]
     Empty,
     #[error(
-        "not a capture: the file starts with {found}, expected pcap (magic a1b2c3d4 or a1b23c4d) or pcapng (0a0d0d0a)"
+        "not a capture: the file starts with {found}, expected pcap (magic a1b2c3d4, a1b23c4d or a1b2cd34) or pcapng (0a0d0d0a)"
     )]
     BadMagic { found: String },
     #[error("truncated {format} header: the file ends after {got} of {need} bytes")]

@@ -20,6 +20,8 @@ const DEFAULT_TSRESOL: u8 = 6;
 const SHB_TYPE: u32 = 0x0a0d_0d0a;
 const PACKET_BLOCK_TYPE: u32 = 2;
 const PCAP_RECORD_HEADER: usize = 16;
+/// A modified pcap record adds ifindex (4), protocol (2), packet type (1) and a pad byte.
+const MODIFIED_RECORD_HEADER: usize = 24;
 
 #[derive(Debug, Clone, Copy)]
 struct Interface {
@@ -240,7 +242,11 @@ impl State {
     /// the header itself is absurd.
     pub fn pending_size(&self, data: &[u8]) -> Result<Option<usize>, String> {
         match self.header {
-            Header::Pcap { big_endian, .. } => {
+            Header::Pcap {
+                big_endian,
+                modified,
+                ..
+            } => {
                 let Some(b) = data.get(8..12) else {
                     return Ok(None);
                 };
@@ -251,7 +257,12 @@ impl State {
                     u32::from_le_bytes(b)
                 };
                 check_caplen(caplen)?;
-                Ok(Some(PCAP_RECORD_HEADER + caplen as usize))
+                let header = if modified {
+                    MODIFIED_RECORD_HEADER
+                } else {
+                    PCAP_RECORD_HEADER
+                };
+                Ok(Some(header + caplen as usize))
             }
             Header::Pcapng => self.pending_block(data),
         }

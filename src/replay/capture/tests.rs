@@ -57,6 +57,40 @@ fn pcap_timestamps_are_exact_in_every_byte_order_and_resolution() {
     }
 }
 
+#[test]
+fn modified_pcap_records_skip_their_extra_eight_bytes() {
+    let (f, stop) = read_all(testgen::pcap_modified(1, 65535, &two_records()));
+    assert_eq!(stop, None);
+    assert_eq!(f.len(), 2);
+    assert_eq!(
+        (f[0].t_ns, f[1].t_ns),
+        (SEC_NS + 123_456_000, SEC_NS + 1_999_999_000)
+    );
+    assert_eq!((f[0].index, f[1].index, f[0].linktype), (0, 1, 1));
+    assert_eq!((&f[0].frame, &f[1].frame), (&eth_frame(), &eth_frame()));
+    assert_eq!(f[0].problem, None);
+    // Cut inside the second record's extra bytes: the 24-byte header is what is missing.
+    let file = testgen::pcap_modified(1, 65535, &two_records());
+    let cut = 24 + 24 + eth_frame().len() + 20;
+    let (f, stop) = read_all(file[..cut].to_vec());
+    assert_eq!(f.len(), 1);
+    assert_eq!(
+        stop.as_deref(),
+        Some("record 1 at byte 102: truncated, the file ends after 20 of 78 bytes")
+    );
+}
+
+#[test]
+fn big_endian_modified_pcap_is_refused_by_name() {
+    let mut file = testgen::pcap_modified(1, 65535, &two_records());
+    file[..4].copy_from_slice(&[0xa1, 0xb2, 0xcd, 0x34]);
+    let e = CaptureReader::from_bytes(file).map(|_| ()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "bad pcap header: big-endian modified pcap (magic a1b2cd34) is not supported"
+    );
+}
+
 fn ng_iface(linktype: u16, tsresol: Option<u8>, tsoffset: Option<i64>) -> NgBlock {
     NgBlock::Interface(NgInterface {
         linktype,
