@@ -35,8 +35,11 @@ pub struct Survey {
 impl Survey {
     pub fn add(&mut self, f: &CapturedFrame) {
         self.frames += 1;
-        self.first_t_ns.get_or_insert(f.t_ns);
-        self.last_t_ns = self.last_t_ns.max(f.t_ns);
+        // A record without a time (an SPB) says nothing about when the capture starts or ends.
+        if f.timestamped {
+            self.first_t_ns.get_or_insert(f.t_ns);
+            self.last_t_ns = self.last_t_ns.max(f.t_ns);
+        }
         if f.problem.is_some() {
             return;
         }

@@ -79,9 +79,10 @@ impl State {
                 None => return Ok(None),
             },
         };
+        let timestamped = raw.t_ns.is_some();
         let t_ns = *raw.t_ns.get_or_insert(self.last_t_ns);
         self.last_t_ns = t_ns;
-        Ok(Some(finish(raw, index, t_ns)))
+        Ok(Some(finish(raw, index, t_ns, timestamped)))
     }
 
     fn legacy<'a>(&self, b: &LegacyPcapBlock<'a>) -> Result<Raw<'a>, String> {
@@ -346,7 +347,7 @@ pub fn ng_ns(ts: u64, tsresol: u8, tsoffset: i64) -> u64 {
 }
 
 /// Normalises the record's link layer and builds the frame.
-fn finish(raw: Raw<'_>, index: u64, t_ns: u64) -> CapturedFrame {
+fn finish(raw: Raw<'_>, index: u64, t_ns: u64, timestamped: bool) -> CapturedFrame {
     let n = match raw.linktype {
         Some(linktype) => link::normalise(linktype, raw.data, raw.orig_len),
         None => link::Normalised {
@@ -363,6 +364,7 @@ fn finish(raw: Raw<'_>, index: u64, t_ns: u64) -> CapturedFrame {
     CapturedFrame {
         index,
         t_ns,
+        timestamped,
         interface: raw.interface,
         linktype: raw.linktype.unwrap_or(u32::MAX),
         truncated: n.orig_len as usize > n.frame.len(),

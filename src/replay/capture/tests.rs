@@ -243,6 +243,10 @@ fn simple_packet_blocks_use_interface_zero_and_its_snaplen() {
         (100, true, 0)
     );
     assert_eq!(f[1].t_ns, SEC_NS, "an SPB arrives with the previous packet");
+    assert_eq!(
+        (f[0].timestamped, f[1].timestamped, f[2].timestamped),
+        (true, false, false)
+    );
     assert_eq!((f[2].frame.clone(), f[2].truncated), (eth_frame(), false));
 }
 
