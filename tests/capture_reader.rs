@@ -117,7 +117,7 @@ fn a_cut_off_file_yields_its_whole_records_and_says_where_it_stopped() {
     let stop = r.stopped().expect("stop reported");
     assert_eq!(
         stop,
-        "record 4 at byte 304: truncated, the file ends after 60 of 70 bytes"
+        "record 5 at byte 304: truncated, the file ends after 60 of 70 bytes"
     );
 }
 

@@ -76,7 +76,7 @@ fn modified_pcap_records_skip_their_extra_eight_bytes() {
     assert_eq!(f.len(), 1);
     assert_eq!(
         stop.as_deref(),
-        Some("record 1 at byte 102: truncated, the file ends after 20 of 78 bytes")
+        Some("record 2 at byte 102: truncated, the file ends after 20 of 78 bytes")
     );
 }
 
@@ -474,7 +474,7 @@ fn garbage_after_valid_records_stops_cleanly() {
     assert_eq!(f.len(), 2);
     let stop = stop.expect("stop reported");
     assert!(
-        stop.starts_with("record 2 at byte 164: record length 4294967295 exceeds"),
+        stop.starts_with("record 3 at byte 164: record length 4294967295 exceeds"),
         "{stop}"
     );
 
@@ -487,7 +487,7 @@ fn garbage_after_valid_records_stops_cleanly() {
     file.extend_from_slice(b"this is not a pcapng block at all, just text");
     let (f, stop) = read_all(file);
     assert_eq!(f.len(), 1);
-    assert!(stop.is_some_and(|s| s.starts_with("block 3 at byte ")));
+    assert!(stop.is_some_and(|s| s.starts_with("block 4 at byte ")));
 }
 
 #[test]
@@ -500,7 +500,7 @@ fn an_absurd_record_length_stops_reading() {
     assert_eq!(f.len(), 1);
     assert_eq!(
         stop.as_deref(),
-        Some("record 1 at byte 94: record length 4000000000 exceeds the maximum 327680")
+        Some("record 2 at byte 94: record length 4000000000 exceeds the maximum 327680")
     );
 }
 
@@ -553,7 +553,7 @@ fn an_epb_whose_lengths_disagree_stops_as_damaged() {
     file.extend_from_slice(&testgen::pcapng(&blocks[2..]));
     let (f, stop) = read_all(file);
     assert!(f.is_empty());
-    assert!(stop.is_some_and(|s| s.starts_with(&format!("block 2 at byte {epb_start}: damaged"))));
+    assert!(stop.is_some_and(|s| s.starts_with(&format!("block 3 at byte {epb_start}: damaged"))));
 }
 
 #[test]
