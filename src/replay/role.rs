@@ -46,9 +46,15 @@ impl Survey {
         let Some(h) = Headers::read(&f.frame) else {
             return;
         };
-        let Some(l) = Layers::of(&h, f.orig_len as usize) else {
+        let Some(mut l) = Layers::of(&h, f.orig_len as usize) else {
             return;
         };
+        // A later IPv4 fragment carries payload where a first one has the transport header: its "ports"
+        // are data. (IPv6 needs no check: extension headers are not walked, so a fragment has none.)
+        if later_fragment(&f.frame) {
+            l.tcp = None;
+            l.udp = None;
+        }
         self.macs.entry(l.src).or_insert(h.src_mac);
         *self.frames_to.entry(l.dst).or_default() += 1;
         self.first_as_dst.entry(l.dst).or_insert(self.frames);
@@ -162,6 +168,15 @@ fn common_prefix_v4(stack: Ipv4Addr, peers: &[Ipv4Addr]) -> u8 {
     prefix.clamp(1, 30) as u8
 }
 
+/// An IPv4 packet whose fragment offset is not 0 (the Ethernet frame's IP header, bytes 6–7 low 13 bits).
+fn later_fragment(frame: &[u8]) -> bool {
+    let ipv4 =
+        frame.get(12..14) == Some(&[0x08, 0x00]) && frame.get(14).is_some_and(|v| v >> 4 == 4);
+    ipv4 && frame
+        .get(20..22)
+        .is_some_and(|b| u16::from_be_bytes([b[0], b[1]]) & 0x1fff != 0)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub ip: IpAddr,
@@ -182,3 +197,6 @@ impl Identity {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
