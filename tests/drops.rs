@@ -399,3 +399,64 @@ fn a_small_frame_buffer_drops_but_tcp_recovers() {
             .any(|d| d["code"] == "frame_buffer_full" && d["count"].as_u64().unwrap() > 0)
     );
 }
+
+/// An IPv4 fragment is refused by smoltcp's parse (no fragmentation feature) with a "malformed" line; the
+/// reason names the fragment, not damage.
+#[test]
+fn an_ipv4_fragment_is_dropped_as_a_fragment() {
+    let mut frag = udp(7, b"first part");
+    let mut ip = Ipv4Packet::new_unchecked(&mut frag[14..]);
+    ip.set_more_frags(true);
+    ip.fill_checksum();
+    let doc = run(vec![(0, arp_request()), (10_000, frag)], 16);
+    let p = packets(&doc)
+        .iter()
+        .find(|p| p["dir"] == "rx" && !p["summary"].as_str().unwrap().starts_with("ARP"))
+        .expect("the fragment");
+    assert_eq!(p["outcome"]["code"], "fragment", "{p}");
+    assert_eq!(
+        p["outcome"]["reason"],
+        "IPv4 fragment from 10.0.0.2 to 10.0.0.1: this stack does not reassemble"
+    );
+}
+
+/// An echo request from an address the stack has no route back to: smoltcp cannot send the reply
+/// ("NoRoute"), and the reason says so instead of "no socket wants it".
+#[test]
+fn an_echo_request_with_no_route_back_is_dropped_as_no_route() {
+    let far = Ipv4Address::new(192, 168, 77, 9);
+    let ip = Ipv4Repr {
+        src_addr: far,
+        dst_addr: STACK_IP,
+        next_header: IpProtocol::Icmp,
+        payload_len: 12,
+        hop_limit: 64,
+    };
+    let echo = ethernet(STACK_MAC, EthernetProtocol::Ipv4, 32, |b| {
+        ip.emit(
+            &mut Ipv4Packet::new_unchecked(&mut b[..]),
+            &ChecksumCapabilities::default(),
+        );
+        let icmp = &mut b[20..];
+        icmp[..8].copy_from_slice(&[8, 0, 0, 0, 0, 1, 0, 1]);
+        icmp[8..12].copy_from_slice(b"ping");
+        let mut acc: u32 = icmp
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+            .sum();
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        icmp[2..4].copy_from_slice(&(!(acc as u16)).to_be_bytes());
+    });
+    let doc = run(vec![(0, echo)], 16);
+    let p = packets(&doc)
+        .iter()
+        .find(|p| p["dir"] == "rx")
+        .expect("the echo request");
+    assert_eq!(p["outcome"]["code"], "no_route", "{p}");
+    assert_eq!(
+        p["outcome"]["reason"],
+        "no route between 192.168.77.9 and 10.0.0.1: smoltcp has no route to answer 192.168.77.9"
+    );
+}
