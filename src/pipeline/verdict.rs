@@ -160,6 +160,14 @@ pub fn classify(
                 classify_icmp(*icmp_type, *code, replies)
             }
             Transport::Other { protocol } => match replies.first() {
+                // An IPv6 next header smoltcp does not know (a fragment header among them) is answered with
+                // Parameter Problem, not ignored.
+                Some(r) if matches!(r.info.transport, Transport::Icmpv6 { icmp_type: 4, .. }) => {
+                    Verdict::Dropped(Reason::ParameterProblem {
+                        next_header: *protocol,
+                        reply: Some(r.id),
+                    })
+                }
                 Some(r) if is_icmp_unreachable(&r.info) => {
                     Verdict::Dropped(Reason::ProtocolUnreachable {
                         protocol: *protocol,
