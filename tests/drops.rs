@@ -15,14 +15,16 @@ use serde_json::{Value, json};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
-    TcpSeqNumber, UdpPacket, UdpRepr,
+    EthernetRepr, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, Ipv6Address, TcpControl,
+    TcpPacket, TcpRepr, TcpSeqNumber, UdpPacket, UdpRepr,
 };
 
 const STACK_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 const STACK_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
 const PEER_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
+const STACK_IP6: Ipv6Address = Ipv6Address::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
+const PEER_IP6: Ipv6Address = Ipv6Address::new(0xfd00, 0, 0, 0, 0, 0, 0, 2);
 
 fn ethernet(
     dst: [u8; 6],
@@ -125,6 +127,7 @@ fn run(frames: Vec<(u64, Vec<u8>)>, frame_buffer: usize) -> Value {
         ..PipelineConfig::default()
     };
     config.stack.mac = STACK_MAC;
+    config.stack.ipv6 = Some((STACK_IP6, 64));
     config.tcp_apps = BTreeMap::from([(7, AppKind::Echo)]);
     config.udp_apps = BTreeMap::from([(7, AppKind::Echo)]);
     let stack = StackInfo::of(&config);
@@ -398,4 +401,128 @@ fn a_small_frame_buffer_drops_but_tcp_recovers() {
             .iter()
             .any(|d| d["code"] == "frame_buffer_full" && d["count"].as_u64().unwrap() > 0)
     );
+}
+
+/// An IPv4 fragment is refused by smoltcp's parse (no fragmentation feature) with a "malformed" line; the
+/// reason names the fragment, not damage.
+#[test]
+fn an_ipv4_fragment_is_dropped_as_a_fragment() {
+    let mut frag = udp(7, b"first part");
+    let mut ip = Ipv4Packet::new_unchecked(&mut frag[14..]);
+    ip.set_more_frags(true);
+    ip.fill_checksum();
+    let doc = run(vec![(0, arp_request()), (10_000, frag)], 16);
+    let p = packets(&doc)
+        .iter()
+        .find(|p| p["dir"] == "rx" && !p["summary"].as_str().unwrap().starts_with("ARP"))
+        .expect("the fragment");
+    assert_eq!(p["outcome"]["code"], "fragment", "{p}");
+    assert_eq!(
+        p["outcome"]["reason"],
+        "IPv4 fragment from 10.0.0.2 to 10.0.0.1: this stack does not reassemble"
+    );
+}
+
+/// An echo request from an address the stack has no route back to: smoltcp cannot send the reply
+/// ("NoRoute"), and the reason says so instead of "no socket wants it".
+#[test]
+fn an_echo_request_with_no_route_back_is_dropped_as_no_route() {
+    let far = Ipv4Address::new(192, 168, 77, 9);
+    let ip = Ipv4Repr {
+        src_addr: far,
+        dst_addr: STACK_IP,
+        next_header: IpProtocol::Icmp,
+        payload_len: 12,
+        hop_limit: 64,
+    };
+    let echo = ethernet(STACK_MAC, EthernetProtocol::Ipv4, 32, |b| {
+        ip.emit(
+            &mut Ipv4Packet::new_unchecked(&mut b[..]),
+            &ChecksumCapabilities::default(),
+        );
+        let icmp = &mut b[20..];
+        icmp[..8].copy_from_slice(&[8, 0, 0, 0, 0, 1, 0, 1]);
+        icmp[8..12].copy_from_slice(b"ping");
+        let mut acc: u32 = icmp
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+            .sum();
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        icmp[2..4].copy_from_slice(&(!(acc as u16)).to_be_bytes());
+    });
+    let doc = run(vec![(0, echo)], 16);
+    let p = packets(&doc)
+        .iter()
+        .find(|p| p["dir"] == "rx")
+        .expect("the echo request");
+    assert_eq!(p["outcome"]["code"], "no_route", "{p}");
+    assert_eq!(
+        p["outcome"]["reason"],
+        "no route between 192.168.77.9 and 10.0.0.1: smoltcp has no route to answer 192.168.77.9"
+    );
+}
+
+/// An IPv6 fragment (next header 44) is answered with ICMPv6 Parameter Problem: named for that, not
+/// "ignored".
+#[test]
+fn an_ipv6_fragment_is_answered_with_parameter_problem() {
+    let mut packet = vec![0x60, 0, 0, 0, 0, 16, 44, 64];
+    packet.extend_from_slice(&PEER_IP6.octets());
+    packet.extend_from_slice(&STACK_IP6.octets());
+    // Fragment header: next header UDP, offset 0, more fragments, identification 1; then 8 payload bytes.
+    packet.extend_from_slice(&[17, 0, 0x00, 0x01, 0, 0, 0, 1]);
+    packet.extend_from_slice(&[0x13, 0x88, 0, 7, 0, 16, 0, 0]);
+    let frame = ethernet(STACK_MAC, EthernetProtocol::Ipv6, packet.len(), |b| {
+        b.copy_from_slice(&packet)
+    });
+    let doc = run(vec![(0, neighbour_advert()), (10_000, frame)], 16);
+    let p = packets(&doc)
+        .iter()
+        .find(|p| p["dir"] == "rx" && p["summary"].as_str().unwrap().contains("proto 44"))
+        .expect("the fragment");
+    assert_eq!(p["outcome"]["code"], "parameter_problem", "{p}");
+    let reply = p["caused"][0].as_u64().expect("a reply");
+    assert_eq!(
+        p["outcome"]["reason"],
+        format!(
+            "IPv6 next header 44 is not handled (a fragment header: this stack does not reassemble); \
+             smoltcp answered with ICMPv6 Parameter Problem (packet {reply})"
+        )
+    );
+}
+
+/// The peer announcing its MAC, so that the stack can answer it without a Neighbor Solicitation first.
+fn neighbour_advert() -> Vec<u8> {
+    use smoltcp::wire::{
+        Icmpv6Packet, Icmpv6Repr, Ipv6Packet, Ipv6Repr, NdiscNeighborFlags, NdiscRepr,
+        RawHardwareAddress,
+    };
+    let icmp = Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert {
+        flags: NdiscNeighborFlags::OVERRIDE | NdiscNeighborFlags::SOLICITED,
+        target_addr: PEER_IP6,
+        lladdr: Some(RawHardwareAddress::from_bytes(&PEER_MAC)),
+    });
+    let ip = Ipv6Repr {
+        src_addr: PEER_IP6,
+        dst_addr: STACK_IP6,
+        next_header: IpProtocol::Icmpv6,
+        payload_len: icmp.buffer_len(),
+        hop_limit: 255,
+    };
+    ethernet(
+        STACK_MAC,
+        EthernetProtocol::Ipv6,
+        40 + icmp.buffer_len(),
+        |b| {
+            ip.emit(&mut Ipv6Packet::new_unchecked(&mut b[..]));
+            icmp.emit(
+                &PEER_IP6,
+                &STACK_IP6,
+                &mut Icmpv6Packet::new_unchecked(&mut b[40..]),
+                &ChecksumCapabilities::default(),
+            );
+        },
+    )
 }

@@ -463,3 +463,73 @@ fn a_recorded_reset_is_replayed_as_a_reset() {
     assert_eq!(resets.len(), 1, "{summary}");
     assert_sent_as_recorded(&doc, "iperf3.pcap");
 }
+
+/// A Simple Packet Block records no time: it is played with the previous packet (or at the start), never at
+/// time 0 of the epoch, and its note says so. Before the fix a leading SPB started the clock at 1970 and
+/// the next packet waited decades.
+#[test]
+fn simple_packet_blocks_take_the_previous_packets_time() {
+    use pktpath::replay::testgen::{self, MAC_A, MAC_B, NgBlock, NgInterface};
+    let udp = |port: u16| {
+        let datagram = testgen::udp(40000, port, b"hi");
+        let ip = testgen::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 17, &datagram);
+        testgen::ethernet(MAC_B, MAC_A, 0x0800, &ip)
+    };
+    const T: u64 = 1_700_000_000_000_000_000;
+    let spb = |port: u16| NgBlock::Simple {
+        data: udp(port),
+        orig_len: udp(port).len() as u32,
+    };
+    let file = testgen::pcapng(&[
+        NgBlock::Section { big_endian: false },
+        NgBlock::Interface(NgInterface {
+            linktype: 1,
+            snaplen: 0,
+            tsresol: Some(9),
+            tsoffset: None,
+        }),
+        spb(1001),
+        NgBlock::epb(0, T, udp(1002)),
+        NgBlock::epb(0, T + 3_000_000, udp(1003)),
+        spb(1004),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spb.pcapng");
+    std::fs::write(&path, file).unwrap();
+    let export = dir.path().join("spb.json");
+    let out = pktpath(&[
+        "replay",
+        path.to_str().unwrap(),
+        "--headless",
+        "--export",
+        export.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc = read_json(&export);
+    let wire: Vec<(u64, Option<&str>)> = packets(&doc)
+        .iter()
+        .filter(|p| p["dir"] == "rx")
+        .filter(|p| p["summary"].as_str().unwrap().contains(" UDP "))
+        .map(|p| {
+            let note = p["stack_log"][0]
+                .as_str()
+                .filter(|l| l.starts_with("pktpath: "));
+            (p["hops"][0]["t_ns"].as_u64().unwrap(), note)
+        })
+        .collect();
+    let spb_note = Some(
+        "pktpath: no timestamp in the capture (Simple Packet Block): played with the previous packet; \
+         destination MAC set to the stack's",
+    );
+    let mac_note = Some("pktpath: destination MAC set to the stack's");
+    assert_eq!(wire.len(), 4, "{wire:?}");
+    assert_eq!(
+        wire.iter().map(|w| w.0).collect::<Vec<_>>(),
+        [2_000, 4_000, 3_000_000, 3_002_000],
+        "the SPBs arrive with the packet before them (the first at the start, after the ARP)"
+    );
+    assert_eq!(
+        wire.iter().map(|w| w.1).collect::<Vec<_>>(),
+        [spb_note, mac_note, mac_note, spb_note]
+    );
+}

@@ -32,6 +32,16 @@ pub enum Reason {
     SocketBufferFull { detail: String },
     /// A TCP segment outside the receive window, or otherwise refused by the socket (smoltcp's own words).
     TcpRejected { detail: String },
+    /// An IPv6 next header smoltcp does not handle (a fragment header among them); it answered with ICMPv6
+    /// Parameter Problem.
+    ParameterProblem {
+        next_header: u8,
+        reply: Option<PacketId>,
+    },
+    /// An IPv4 fragment: smoltcp without its fragmentation feature refuses it in `Ipv4Repr::parse`.
+    Fragment { src: String, dst: String },
+    /// smoltcp found no route for the packet or for its answer ("no matching routes", `NoRoute`).
+    NoRoute { src: String, dst: String },
     /// An EtherType smoltcp does not handle.
     UnknownEtherType { ethertype: u16 },
     /// A frame the stack legitimately ignores (ARP for another host, an ICMP type no socket wants, ...).
@@ -61,6 +71,9 @@ impl Reason {
             Reason::NotForUs { .. } => "not_for_us",
             Reason::SocketBufferFull { .. } => "socket_buffer_full",
             Reason::TcpRejected { .. } => "tcp_rejected",
+            Reason::ParameterProblem { .. } => "parameter_problem",
+            Reason::Fragment { .. } => "fragment",
+            Reason::NoRoute { .. } => "no_route",
             Reason::UnknownEtherType { .. } => "unknown_ethertype",
             Reason::Ignored { .. } => "ignored",
             Reason::ConnectionClosed { .. } => "connection_closed",
@@ -116,6 +129,23 @@ impl fmt::Display for Reason {
             Reason::NotInjectable { detail } => write!(f, "cannot be injected: {detail}"),
             Reason::SocketBufferFull { detail } => write!(f, "socket rx buffer full: {detail}"),
             Reason::TcpRejected { detail } => write!(f, "refused by the TCP socket: {detail}"),
+            Reason::ParameterProblem { next_header, reply } => {
+                let what = if *next_header == 44 {
+                    " (a fragment header: this stack does not reassemble)"
+                } else {
+                    ""
+                };
+                write!(f, "IPv6 next header {next_header} is not handled{what}")?;
+                reply_note(f, "ICMPv6 Parameter Problem", reply)
+            }
+            Reason::Fragment { src, dst } => write!(
+                f,
+                "IPv4 fragment from {src} to {dst}: this stack does not reassemble"
+            ),
+            Reason::NoRoute { src, dst } => write!(
+                f,
+                "no route between {src} and {dst}: smoltcp has no route to answer {src}"
+            ),
             Reason::UnknownEtherType { ethertype } => {
                 write!(f, "EtherType 0x{ethertype:04x} is not handled by the stack")
             }

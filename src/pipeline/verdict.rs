@@ -76,6 +76,12 @@ static REJECTED_V4: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new("Rejecting IPv4 packet"));
 static REJECTED_V6: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new("Rejecting IPv6 packet"));
+static NO_ROUTE: LazyLock<[memmem::Finder<'static>; 2]> = LazyLock::new(|| {
+    [
+        memmem::Finder::new("no matching routes"),
+        memmem::Finder::new("NoRoute"),
+    ]
+});
 static NON_UNICAST: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new("non-unicast"));
 
@@ -109,8 +115,31 @@ pub fn classify(
             ours: super::dissect::format_mac(&our_mac),
         });
     }
+    // smoltcp's parse refuses a fragment (no fragmentation feature) with a "malformed" line: the fragment
+    // is the cause, not damage.
+    if let Net::Ipv4 {
+        src,
+        dst,
+        fragment: true,
+        ..
+    } = info.net
+    {
+        return Verdict::Dropped(Reason::Fragment {
+            src: src.to_string(),
+            dst: dst.to_string(),
+        });
+    }
     if let Some(what) = malformed_what(logs) {
         return Verdict::Dropped(checksum_or_malformed(info, what));
+    }
+    // Before "Rejecting IPv4 packet": that line also ends "; no matching routes" when routing is the cause.
+    if logs.iter().any(|l| {
+        NO_ROUTE
+            .iter()
+            .any(|f| f.find(l.message.as_bytes()).is_some())
+    }) && let Some((src, dst)) = addresses(&info.net)
+    {
+        return Verdict::Dropped(Reason::NoRoute { src, dst });
     }
     if let Some(l) = find_with(logs, &REJECTED_V4).or_else(|| find_with(logs, &REJECTED_V6)) {
         return Verdict::Dropped(Reason::NotForUs {
@@ -124,9 +153,6 @@ pub fn classify(
     }
     match &info.net {
         Net::Arp { .. } => classify_arp(info, logs, replies),
-        Net::Ipv4 { fragment: true, .. } => Verdict::Dropped(Reason::Ignored {
-            detail: "IPv4 fragment (reassembly is not enabled)".into(),
-        }),
         Net::Ipv4 { .. } | Net::Ipv6 { .. } => match &info.transport {
             Transport::Tcp { .. } => classify_tcp(info, logs, replies, effect),
             Transport::Udp { .. } => classify_udp(info, logs, replies, effect),
@@ -134,6 +160,14 @@ pub fn classify(
                 classify_icmp(*icmp_type, *code, replies)
             }
             Transport::Other { protocol } => match replies.first() {
+                // An IPv6 next header smoltcp does not know (a fragment header among them) is answered with
+                // Parameter Problem, not ignored.
+                Some(r) if matches!(r.info.transport, Transport::Icmpv6 { icmp_type: 4, .. }) => {
+                    Verdict::Dropped(Reason::ParameterProblem {
+                        next_header: *protocol,
+                        reply: Some(r.id),
+                    })
+                }
                 Some(r) if is_icmp_unreachable(&r.info) => {
                     Verdict::Dropped(Reason::ProtocolUnreachable {
                         protocol: *protocol,
@@ -157,6 +191,15 @@ pub fn classify(
                 .clone()
                 .unwrap_or_else(|| "unreadable network header".into()),
         }),
+    }
+}
+
+/// The IP packet's source and destination, as text.
+fn addresses(net: &Net) -> Option<(String, String)> {
+    match net {
+        Net::Ipv4 { src, dst, .. } => Some((src.to_string(), dst.to_string())),
+        Net::Ipv6 { src, dst, .. } => Some((src.to_string(), dst.to_string())),
+        _ => None,
     }
 }
 

@@ -106,11 +106,12 @@ impl CaptureReader {
         self.inner.consumed() as u64
     }
 
-    /// Ends iteration, recording why.
+    /// Ends iteration, recording why. Records and blocks are counted from 1, as `capture_frame` and
+    /// Wireshark count frames: the one that failed is the one after those read.
     fn stop(&mut self, why: String) {
         let what = match self.state.format() {
-            "pcap" => format!("record {}", self.records),
-            _ => format!("block {}", self.blocks),
+            "pcap" => format!("record {}", self.records + 1),
+            _ => format!("block {}", self.blocks + 1),
         };
         self.stopped = Some(format!("{what} at byte {}: {why}", self.inner.consumed()));
         self.done = true;

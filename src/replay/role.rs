@@ -35,17 +35,26 @@ pub struct Survey {
 impl Survey {
     pub fn add(&mut self, f: &CapturedFrame) {
         self.frames += 1;
-        self.first_t_ns.get_or_insert(f.t_ns);
-        self.last_t_ns = self.last_t_ns.max(f.t_ns);
+        // A record without a time (an SPB) says nothing about when the capture starts or ends.
+        if f.timestamped {
+            self.first_t_ns.get_or_insert(f.t_ns);
+            self.last_t_ns = self.last_t_ns.max(f.t_ns);
+        }
         if f.problem.is_some() {
             return;
         }
         let Some(h) = Headers::read(&f.frame) else {
             return;
         };
-        let Some(l) = Layers::of(&h, f.orig_len as usize) else {
+        let Some(mut l) = Layers::of(&h, f.orig_len as usize) else {
             return;
         };
+        // A later IPv4 fragment carries payload where a first one has the transport header: its "ports"
+        // are data. (IPv6 needs no check: extension headers are not walked, so a fragment has none.)
+        if later_fragment(&f.frame) {
+            l.tcp = None;
+            l.udp = None;
+        }
         self.macs.entry(l.src).or_insert(h.src_mac);
         *self.frames_to.entry(l.dst).or_default() += 1;
         self.first_as_dst.entry(l.dst).or_insert(self.frames);
@@ -191,6 +200,15 @@ fn common_prefix_v6(stack: Ipv6Addr, peers: &[Ipv6Addr]) -> u8 {
         .fold(64, u32::min) as u8
 }
 
+/// An IPv4 packet whose fragment offset is not 0 (the Ethernet frame's IP header, bytes 6–7 low 13 bits).
+fn later_fragment(frame: &[u8]) -> bool {
+    let ipv4 =
+        frame.get(12..14) == Some(&[0x08, 0x00]) && frame.get(14).is_some_and(|v| v >> 4 == 4);
+    ipv4 && frame
+        .get(20..22)
+        .is_some_and(|b| u16::from_be_bytes([b[0], b[1]]) & 0x1fff != 0)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub ip: IpAddr,
@@ -214,52 +232,4 @@ impl Identity {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn v4(s: &str) -> Ipv4Addr {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn the_ipv4_prefix_holds_every_peer_and_makes_none_the_broadcast_address() {
-        let p = |stack: &str, peers: &[&str]| {
-            common_prefix_v4(v4(stack), &peers.iter().map(|a| v4(a)).collect::<Vec<_>>())
-        };
-        assert_eq!(p("10.77.0.2", &["10.77.0.1"]), 30, "capped at /30");
-        assert_eq!(p("10.77.0.2", &["10.77.1.1"]), 23);
-        assert_eq!(
-            p("145.254.160.237", &["65.208.228.223"]),
-            0,
-            "the other half"
-        );
-        assert_eq!(
-            p("10.0.0.1", &["10.0.0.3"]),
-            29,
-            "10.0.0.3 is 10.0.0.0/30's broadcast"
-        );
-        assert_eq!(p("10.0.0.3", &["10.0.0.1"]), 29, "so is the stack");
-        assert_eq!(p("10.0.0.1", &["10.0.0.7"]), 28, "and 10.0.0.7 then /29's");
-        assert_eq!(p("10.0.0.1", &["255.255.255.255"]), 30, "not a peer");
-        assert_eq!(
-            p("0.0.0.1", &["255.255.255.254"]),
-            0,
-            "/0's broadcast is no host"
-        );
-    }
-
-    #[test]
-    fn the_ipv6_prefix_holds_every_global_peer_at_most_slash_64() {
-        let a = |s: &str| s.parse::<Ipv6Addr>().unwrap();
-        let p = |stack: &str, peers: &[&str]| {
-            common_prefix_v6(a(stack), &peers.iter().map(|x| a(x)).collect::<Vec<_>>())
-        };
-        assert_eq!(p("fd77::2", &["fd77::1", "ff02::1:ff00:2"]), 64);
-        assert_eq!(p("2001:db8:1::2", &["2001:db8:2::1"]), 46);
-        assert_eq!(
-            p("2001:db8::2", &["fe80::1", "8000::1"]),
-            0,
-            "link-local left out"
-        );
-    }
-}
+mod tests;

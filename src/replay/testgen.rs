@@ -90,6 +90,34 @@ pub fn pcap(
     o.buf
 }
 
+/// Kuznetzov's modified pcap (magic a1b2cd34, little-endian as libpcap writes it on x86): each record
+/// header is the classic 16 bytes then ifindex (4), protocol (2), packet type (1) and a pad byte.
+pub fn pcap_modified(linktype: u32, snaplen: u32, records: &[PcapRecord]) -> Vec<u8> {
+    let mut o = Out {
+        buf: Vec::new(),
+        big: false,
+    };
+    o.u32(0xa1b2_cd34);
+    o.u16(2);
+    o.u16(4);
+    o.u32(0); // thiszone
+    o.u32(0); // sigfigs
+    o.u32(snaplen);
+    o.u32(linktype);
+    for (i, r) in records.iter().enumerate() {
+        o.u32(r.ts_sec);
+        o.u32(r.ts_frac);
+        o.u32(r.data.len() as u32);
+        o.u32(r.orig_len);
+        o.u32(i as u32 + 1); // ifindex
+        o.u16(0x0800); // protocol
+        o.buf.push(4); // packet type: outgoing
+        o.buf.push(0); // pad
+        o.buf.extend_from_slice(&r.data);
+    }
+    o.buf
+}
+
 /// An Interface Description Block's content.
 #[derive(Debug, Clone)]
 pub struct NgInterface {

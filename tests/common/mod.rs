@@ -176,6 +176,7 @@ pub fn capture_of_sim(
             |(i, (t, _, frame))| pktpath::replay::capture::CapturedFrame {
                 index: i as u64,
                 t_ns: base_ns + t,
+                timestamped: true,
                 interface: 0,
                 linktype: 1,
                 orig_len: frame.len() as u32,

@@ -188,7 +188,9 @@ impl Pipeline {
 
         if let Some(p) = self.packets.get_mut(&id) {
             p.caused = immediate.iter().chain(&egress).copied().collect();
-            p.stack_log = logs;
+            // After the wire's notes on the arrival (made up MAC, no timestamp, …), which would be lost if the
+            // window's lines replaced them.
+            p.stack_log.extend(logs);
             p.flow = target_conn.or(p.flow);
         }
         if let Some(cid) = target_conn {

@@ -6,8 +6,12 @@
 pub struct CapturedFrame {
     /// 0-based number of this packet record in the capture (non-packet blocks are not counted).
     pub index: u64,
-    /// Absolute time, ns since the Unix epoch.
+    /// Absolute time, ns since the Unix epoch; for a record without one (`timestamped` false), the previous
+    /// packet's time, or 0 before any.
     pub t_ns: u64,
+    /// False for a Simple Packet Block: it records no time, and is played with the previous packet (or at
+    /// the capture's start), never at its `t_ns`.
+    pub timestamped: bool,
     /// pcapng interface id (0 for pcap).
     pub interface: u32,
     /// Link type of the record's interface; `u32::MAX` if the interface was never declared.
@@ -34,7 +38,7 @@ pub enum CaptureError {
     #[error("the file is empty, expected a pcap or pcapng capture")]
     Empty,
     #[error(
-        "not a capture: the file starts with {found}, expected pcap (magic a1b2c3d4 or a1b23c4d) or pcapng (0a0d0d0a)"
+        "not a capture: the file starts with {found}, expected pcap (magic a1b2c3d4, a1b23c4d or a1b2cd34) or pcapng (0a0d0d0a)"
     )]
     BadMagic { found: String },
     #[error("truncated {format} header: the file ends after {got} of {need} bytes")]

@@ -11,6 +11,9 @@ pub enum Header {
     Pcap {
         big_endian: bool,
         nanos: bool,
+        /// Kuznetzov's modified pcap (magic a1b2cd34): 24-byte record headers (the classic 16 bytes, then
+        /// ifindex, protocol, packet type and a pad byte).
+        modified: bool,
         linktype: u32,
         snaplen: u32,
     },
@@ -34,6 +37,10 @@ const PCAP_MAGICS: [([u8; 4], bool, bool); 4] = [
     ([0x4d, 0x3c, 0xb2, 0xa1], false, true),
     ([0xa1, 0xb2, 0x3c, 0x4d], true, true),
 ];
+/// The modified pcap's magic in little-endian files, the only byte order pcap-parser reads it in.
+const MODIFIED_MAGIC: [u8; 4] = [0x34, 0xcd, 0xb2, 0xa1];
+/// The same magic big-endian: pcap-parser does not recognise it, so it is refused by name here.
+const MODIFIED_MAGIC_BE: [u8; 4] = [0xa1, 0xb2, 0xcd, 0x34];
 
 /// Reads the start of the file and validates its header; returns the header and every byte read.
 pub fn read<R: Read>(reader: &mut R) -> Result<(Header, Vec<u8>), CaptureError> {
@@ -49,8 +56,17 @@ pub fn read<R: Read>(reader: &mut R) -> Result<(Header, Vec<u8>), CaptureError> 
         pcapng(reader, &mut prefix)?;
         return Ok((Header::Pcapng, prefix));
     }
+    if magic == MODIFIED_MAGIC {
+        return Ok((pcap(&prefix, false, false, true)?, prefix));
+    }
+    if magic == MODIFIED_MAGIC_BE {
+        return Err(bad(
+            "pcap",
+            "big-endian modified pcap (magic a1b2cd34) is not supported".into(),
+        ));
+    }
     match PCAP_MAGICS.iter().find(|(m, _, _)| *m == magic) {
-        Some(&(_, big_endian, nanos)) => Ok((pcap(&prefix, big_endian, nanos)?, prefix)),
+        Some(&(_, big_endian, nanos)) => Ok((pcap(&prefix, big_endian, nanos, false)?, prefix)),
         None => Err(bad_magic(&magic)),
     }
 }
@@ -80,7 +96,7 @@ fn short_magic(prefix: &[u8]) -> CaptureError {
             need: SHB_MIN,
         };
     }
-    if PCAP_MAGICS.iter().any(|(m, _, _)| starts(m)) {
+    if PCAP_MAGICS.iter().any(|(m, _, _)| starts(m)) || starts(&MODIFIED_MAGIC) {
         return CaptureError::TruncatedHeader {
             format: "pcap",
             got: prefix.len(),
@@ -101,7 +117,7 @@ fn bad(format: &'static str, why: String) -> CaptureError {
     CaptureError::BadHeader { format, why }
 }
 
-fn pcap(p: &[u8], big_endian: bool, nanos: bool) -> Result<Header, CaptureError> {
+fn pcap(p: &[u8], big_endian: bool, nanos: bool, modified: bool) -> Result<Header, CaptureError> {
     if p.len() < PCAP_HEADER {
         return Err(CaptureError::TruncatedHeader {
             format: "pcap",
@@ -141,6 +157,7 @@ fn pcap(p: &[u8], big_endian: bool, nanos: bool) -> Result<Header, CaptureError>
     Ok(Header::Pcap {
         big_endian,
         nanos,
+        modified,
         linktype,
         snaplen,
     })

@@ -20,6 +20,8 @@ const DEFAULT_TSRESOL: u8 = 6;
 const SHB_TYPE: u32 = 0x0a0d_0d0a;
 const PACKET_BLOCK_TYPE: u32 = 2;
 const PCAP_RECORD_HEADER: usize = 16;
+/// A modified pcap record adds ifindex (4), protocol (2), packet type (1) and a pad byte.
+const MODIFIED_RECORD_HEADER: usize = 24;
 
 #[derive(Debug, Clone, Copy)]
 struct Interface {
@@ -77,9 +79,10 @@ impl State {
                 None => return Ok(None),
             },
         };
+        let timestamped = raw.t_ns.is_some();
         let t_ns = *raw.t_ns.get_or_insert(self.last_t_ns);
         self.last_t_ns = t_ns;
-        Ok(Some(finish(raw, index, t_ns)))
+        Ok(Some(finish(raw, index, t_ns, timestamped)))
     }
 
     fn legacy<'a>(&self, b: &LegacyPcapBlock<'a>) -> Result<Raw<'a>, String> {
@@ -240,7 +243,11 @@ impl State {
     /// the header itself is absurd.
     pub fn pending_size(&self, data: &[u8]) -> Result<Option<usize>, String> {
         match self.header {
-            Header::Pcap { big_endian, .. } => {
+            Header::Pcap {
+                big_endian,
+                modified,
+                ..
+            } => {
                 let Some(b) = data.get(8..12) else {
                     return Ok(None);
                 };
@@ -251,7 +258,12 @@ impl State {
                     u32::from_le_bytes(b)
                 };
                 check_caplen(caplen)?;
-                Ok(Some(PCAP_RECORD_HEADER + caplen as usize))
+                let header = if modified {
+                    MODIFIED_RECORD_HEADER
+                } else {
+                    PCAP_RECORD_HEADER
+                };
+                Ok(Some(header + caplen as usize))
             }
             Header::Pcapng => self.pending_block(data),
         }
@@ -335,7 +347,7 @@ pub fn ng_ns(ts: u64, tsresol: u8, tsoffset: i64) -> u64 {
 }
 
 /// Normalises the record's link layer and builds the frame.
-fn finish(raw: Raw<'_>, index: u64, t_ns: u64) -> CapturedFrame {
+fn finish(raw: Raw<'_>, index: u64, t_ns: u64, timestamped: bool) -> CapturedFrame {
     let n = match raw.linktype {
         Some(linktype) => link::normalise(linktype, raw.data, raw.orig_len),
         None => link::Normalised {
@@ -352,6 +364,7 @@ fn finish(raw: Raw<'_>, index: u64, t_ns: u64) -> CapturedFrame {
     CapturedFrame {
         index,
         t_ns,
+        timestamped,
         interface: raw.interface,
         linktype: raw.linktype.unwrap_or(u32::MAX),
         truncated: n.orig_len as usize > n.frame.len(),

@@ -57,6 +57,40 @@ fn pcap_timestamps_are_exact_in_every_byte_order_and_resolution() {
     }
 }
 
+#[test]
+fn modified_pcap_records_skip_their_extra_eight_bytes() {
+    let (f, stop) = read_all(testgen::pcap_modified(1, 65535, &two_records()));
+    assert_eq!(stop, None);
+    assert_eq!(f.len(), 2);
+    assert_eq!(
+        (f[0].t_ns, f[1].t_ns),
+        (SEC_NS + 123_456_000, SEC_NS + 1_999_999_000)
+    );
+    assert_eq!((f[0].index, f[1].index, f[0].linktype), (0, 1, 1));
+    assert_eq!((&f[0].frame, &f[1].frame), (&eth_frame(), &eth_frame()));
+    assert_eq!(f[0].problem, None);
+    // Cut inside the second record's extra bytes: the 24-byte header is what is missing.
+    let file = testgen::pcap_modified(1, 65535, &two_records());
+    let cut = 24 + 24 + eth_frame().len() + 20;
+    let (f, stop) = read_all(file[..cut].to_vec());
+    assert_eq!(f.len(), 1);
+    assert_eq!(
+        stop.as_deref(),
+        Some("record 2 at byte 102: truncated, the file ends after 20 of 78 bytes")
+    );
+}
+
+#[test]
+fn big_endian_modified_pcap_is_refused_by_name() {
+    let mut file = testgen::pcap_modified(1, 65535, &two_records());
+    file[..4].copy_from_slice(&[0xa1, 0xb2, 0xcd, 0x34]);
+    let e = CaptureReader::from_bytes(file).map(|_| ()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "bad pcap header: big-endian modified pcap (magic a1b2cd34) is not supported"
+    );
+}
+
 fn ng_iface(linktype: u16, tsresol: Option<u8>, tsoffset: Option<i64>) -> NgBlock {
     NgBlock::Interface(NgInterface {
         linktype,
@@ -209,6 +243,10 @@ fn simple_packet_blocks_use_interface_zero_and_its_snaplen() {
         (100, true, 0)
     );
     assert_eq!(f[1].t_ns, SEC_NS, "an SPB arrives with the previous packet");
+    assert_eq!(
+        (f[0].timestamped, f[1].timestamped, f[2].timestamped),
+        (true, false, false)
+    );
     assert_eq!((f[2].frame.clone(), f[2].truncated), (eth_frame(), false));
 }
 
@@ -436,7 +474,7 @@ fn garbage_after_valid_records_stops_cleanly() {
     assert_eq!(f.len(), 2);
     let stop = stop.expect("stop reported");
     assert!(
-        stop.starts_with("record 2 at byte 164: record length 4294967295 exceeds"),
+        stop.starts_with("record 3 at byte 164: record length 4294967295 exceeds"),
         "{stop}"
     );
 
@@ -449,7 +487,7 @@ fn garbage_after_valid_records_stops_cleanly() {
     file.extend_from_slice(b"this is not a pcapng block at all, just text");
     let (f, stop) = read_all(file);
     assert_eq!(f.len(), 1);
-    assert!(stop.is_some_and(|s| s.starts_with("block 3 at byte ")));
+    assert!(stop.is_some_and(|s| s.starts_with("block 4 at byte ")));
 }
 
 #[test]
@@ -462,7 +500,7 @@ fn an_absurd_record_length_stops_reading() {
     assert_eq!(f.len(), 1);
     assert_eq!(
         stop.as_deref(),
-        Some("record 1 at byte 94: record length 4000000000 exceeds the maximum 327680")
+        Some("record 2 at byte 94: record length 4000000000 exceeds the maximum 327680")
     );
 }
 
@@ -515,7 +553,7 @@ fn an_epb_whose_lengths_disagree_stops_as_damaged() {
     file.extend_from_slice(&testgen::pcapng(&blocks[2..]));
     let (f, stop) = read_all(file);
     assert!(f.is_empty());
-    assert!(stop.is_some_and(|s| s.starts_with(&format!("block 2 at byte {epb_start}: damaged"))));
+    assert!(stop.is_some_and(|s| s.starts_with(&format!("block 3 at byte {epb_start}: damaged"))));
 }
 
 #[test]

@@ -149,6 +149,12 @@ impl ReplayWire {
             .into_iter()
             .flatten()
             .collect();
+        if !p.frame.timestamped {
+            notes.push(
+                "no timestamp in the capture (Simple Packet Block): played with the previous packet"
+                    .into(),
+            );
+        }
         if !p.frame.vlan.is_empty() {
             notes.push(format!("802.1Q tags {:?} removed", p.frame.vlan));
         }

@@ -65,7 +65,13 @@ impl ReplayWire {
     /// Classify one record, learn from it, and queue it.
     fn read(&mut self, frame: CapturedFrame) {
         self.reads_since_check += 1;
-        let due = self.due_of(frame.t_ns);
+        // A record with no time of its own (an SPB) neither starts the clock nor moves it: it is played with
+        // the previous packet, or at the start.
+        let due = if frame.timestamped {
+            self.due_of(frame.t_ns)
+        } else {
+            self.last_due
+        };
         let headers = if frame.problem.is_none() {
             Headers::read(&frame.frame)
         } else {
