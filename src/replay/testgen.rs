@@ -38,6 +38,16 @@ struct Out {
 }
 
 impl Out {
+    /// A pcap file header, version 2.4, with this magic.
+    fn file_header(&mut self, magic: u32, snaplen: u32, linktype: u32) {
+        self.u32(magic);
+        self.u16(2);
+        self.u16(4);
+        self.u32(0); // thiszone
+        self.u32(0); // sigfigs
+        self.u32(snaplen);
+        self.u32(linktype);
+    }
     fn u16(&mut self, v: u16) {
         self.buf.extend_from_slice(&if self.big {
             v.to_be_bytes()
@@ -73,13 +83,11 @@ pub fn pcap(
         buf: Vec::new(),
         big: endian == Endian::Big,
     };
-    o.u32(if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 });
-    o.u16(2);
-    o.u16(4);
-    o.u32(0); // thiszone
-    o.u32(0); // sigfigs
-    o.u32(snaplen);
-    o.u32(linktype);
+    o.file_header(
+        if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 },
+        snaplen,
+        linktype,
+    );
     for r in records {
         o.u32(r.ts_sec);
         o.u32(r.ts_frac);
@@ -97,13 +105,7 @@ pub fn pcap_modified(linktype: u32, snaplen: u32, records: &[PcapRecord]) -> Vec
         buf: Vec::new(),
         big: false,
     };
-    o.u32(0xa1b2_cd34);
-    o.u16(2);
-    o.u16(4);
-    o.u32(0); // thiszone
-    o.u32(0); // sigfigs
-    o.u32(snaplen);
-    o.u32(linktype);
+    o.file_header(0xa1b2_cd34, snaplen, linktype);
     for (i, r) in records.iter().enumerate() {
         o.u32(r.ts_sec);
         o.u32(r.ts_frac);
