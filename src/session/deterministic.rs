@@ -39,10 +39,16 @@ pub enum Spec {
     Replay(ReplaySpec),
 }
 
-/// What the source keeps beside the pipeline, to report at the end.
+/// The run's source: its spec, and what it keeps beside the pipeline to report at the end.
 enum SourceState {
-    Sim(Rc<RefCell<SimReport>>),
-    Replay(Box<Prepared>),
+    Sim {
+        spec: SimSpec,
+        report: Rc<RefCell<SimReport>>,
+    },
+    Replay {
+        spec: ReplaySpec,
+        prepared: Box<Prepared>,
+    },
 }
 
 /// A run built afresh from its spec: the pipeline, the export header, pcapng's base time, and the source's
@@ -53,7 +59,6 @@ struct Built {
     /// pcapng timestamps are this (ns since the epoch) plus virtual time: a replay's capture start, else 0.
     pcap_base_ns: u64,
     source: SourceState,
-    spec: Spec,
 }
 
 /// How a run finished, whoever ran it.
@@ -88,8 +93,10 @@ impl Built {
                     pipeline: run.pipeline,
                     header: header::sim(s, &s.pipeline_config()),
                     pcap_base_ns: 0,
-                    source: SourceState::Sim(run.report),
-                    spec: spec.clone(),
+                    source: SourceState::Sim {
+                        spec: s.clone(),
+                        report: run.report,
+                    },
                 }
             }
             Spec::Replay(r) => {
@@ -98,8 +105,10 @@ impl Built {
                     pipeline,
                     header: header::replay(r, &prepared),
                     pcap_base_ns: prepared.base_ns(),
-                    source: SourceState::Replay(Box::new(prepared)),
-                    spec: spec.clone(),
+                    source: SourceState::Replay {
+                        spec: r.clone(),
+                        prepared: Box::new(prepared),
+                    },
                 }
             }
         })
@@ -118,9 +127,9 @@ impl Built {
         exports: &mut Exports,
         watch: &mut dyn Watch,
     ) -> anyhow::Result<(u64, bool)> {
-        let (mut deadline, tail) = match (&self.spec, &self.source) {
-            (Spec::Sim(s), _) => (s.max_time_ns, None),
-            (Spec::Replay(r), SourceState::Replay(prepared)) => {
+        let (mut deadline, tail) = match &self.source {
+            SourceState::Sim { spec, .. } => (spec.max_time_ns, None),
+            SourceState::Replay { spec: r, prepared } => {
                 // The capture's span at this speed, then the tail for the stack to finish.
                 let played_span = match r.speed {
                     Some(s) => (prepared.span_ns() as f64 / s) as Nanos,
@@ -128,7 +137,6 @@ impl Built {
                 };
                 (played_span.saturating_add(r.tail_ns), Some(r.tail_ns))
             }
-            (Spec::Replay(_), SourceState::Sim(_)) => unreachable!("a replay's source is a replay"),
         };
         // However long the waits for the stack, the run ends: a fixed bound, not one that moves with the
         // deadline.
@@ -160,14 +168,13 @@ impl Built {
             packets,
             ..Progress::default()
         };
-        match (&self.source, &self.spec) {
-            (SourceState::Replay(prepared), _) => {
+        match &self.source {
+            SourceState::Replay { prepared, .. } => {
                 progress.records_read = Some(prepared.reading().0);
                 progress.bytes_read = Some(prepared.bytes_read());
                 progress.capture_size = prepared.size;
             }
-            (SourceState::Sim(_), Spec::Sim(s)) => progress.max_time_ns = Some(s.max_time_ns),
-            (SourceState::Sim(_), Spec::Replay(_)) => {}
+            SourceState::Sim { spec, .. } => progress.max_time_ns = Some(spec.max_time_ns),
         }
         progress
     }
@@ -197,7 +204,7 @@ impl Built {
         let packets = exports.drain(&mut self.pipeline)?;
         let stats = self.pipeline.stats().clone();
         let replay = match &self.source {
-            SourceState::Replay(prepared) => {
+            SourceState::Replay { prepared, .. } => {
                 let (frames_read, stopped) = prepared.reading();
                 let wire = prepared.report.borrow().clone();
                 let diffs = diff(&wire.flows);
@@ -208,7 +215,7 @@ impl Built {
                     diffs,
                 })
             }
-            SourceState::Sim(_) => None,
+            SourceState::Sim { .. } => None,
         };
         let extra = replay.as_ref().map(|r| {
             json!({
@@ -316,7 +323,7 @@ pub fn run_sim_watched(
     watch: &mut dyn Watch,
 ) -> anyhow::Result<SimResult> {
     let (f, packets, wall) = run_headless(&Spec::Sim(spec.clone()), plan, watch)?;
-    let SourceState::Sim(report) = &f.source else {
+    let SourceState::Sim { report, .. } = &f.source else {
         unreachable!("a simulation's source is the simulated peer")
     };
     let report = report.borrow().clone();
@@ -347,7 +354,7 @@ pub fn run_replay_watched(
     watch: &mut dyn Watch,
 ) -> anyhow::Result<ReplayResult> {
     let (f, packets, wall) = run_headless(&Spec::Replay(spec.clone()), plan, watch)?;
-    let (SourceState::Replay(prepared), Some(end)) = (f.source, f.replay) else {
+    let (SourceState::Replay { prepared, .. }, Some(end)) = (f.source, f.replay) else {
         unreachable!("a replay's source is the capture")
     };
     let played_flows = f
