@@ -404,6 +404,16 @@ impl Pipeline {
         if let Some(action) = self.tap_reader(now).or_else(|| self.tap_writer(now)) {
             return Some(action);
         }
+        // At `--max-speed` the wire waits for room in the frame buffer; UDP gets the same courtesy: while a
+        // datagram waits in a port's socket, it moves on toward its app before the stack takes another frame,
+        // so a burst the recording did not lose is not lost here (a TCP sender is held by the window instead).
+        // Only an app that stops reading lets the socket fill and drop.
+        if self.wire.waits_for_room()
+            && self.udp.has_waiting(&self.stack)
+            && let Some(action) = self.udp_service(now)
+        {
+            return Some(action);
+        }
         for turn in 0..2 {
             let stack_first = (self.worker_cursor + turn).is_multiple_of(2);
             let action = if stack_first {

@@ -14,7 +14,7 @@ use smoltcp::socket::udp;
 use super::apps::{AppKind, DatagramApp};
 use super::clock::Nanos;
 use super::ids::{ConnId, PacketId};
-use super::stack::{MAX_UDP_PAYLOAD, Stack};
+use super::stack::{MAX_UDP_PAYLOAD, Stack, endpoint_addr};
 use super::stage::Stage;
 use super::trace::{
     ConnEvent, ConnEventKind, ConnProto, ConnectionRecord, Hop, Role, StreamDigest,
@@ -113,6 +113,13 @@ impl UdpService {
             })
     }
 
+    /// Some datagram waits in a port's socket for its flow to take it.
+    pub(crate) fn has_waiting(&self, stack: &Stack) -> bool {
+        self.ports
+            .values()
+            .any(|p| stack.sockets.get::<udp::Socket>(p.handle).can_recv())
+    }
+
     pub fn records(&self) -> Vec<ConnectionRecord> {
         self.flows.values().map(|f| f.record.clone()).collect()
     }
@@ -140,7 +147,9 @@ impl UdpFlow {
 }
 
 impl UdpService {
-    /// The next datagram waiting in a port's socket: (its port, the datagram, its metadata).
+    /// The next datagram waiting in a port's socket that its flow can take: (its port, the datagram, its
+    /// metadata). A datagram whose flow's queue is full stays in the socket until the flow drains, so taking
+    /// datagrams in never starves the rounds that move them on to the app.
     pub(crate) fn next_datagram(
         &self,
         stack: &mut Stack,
@@ -148,6 +157,16 @@ impl UdpService {
         for (&port, p) in &self.ports {
             let s = stack.sockets.get_mut::<udp::Socket>(p.handle);
             if !s.can_recv() {
+                continue;
+            }
+            let Ok((_, meta)) = s.peek() else { continue };
+            let remote = endpoint_addr(meta.endpoint);
+            if self
+                .flow_by_key
+                .get(&(port, remote))
+                .and_then(|cid| self.flows.get(cid))
+                .is_some_and(|f| f.rx_buf.len() >= FLOW_QUEUE)
+            {
                 continue;
             }
             if let Ok((data, meta)) = s.recv() {

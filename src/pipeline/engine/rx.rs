@@ -185,13 +185,19 @@ impl Pipeline {
             })
             .collect();
         let verdict = verdict::classify(&info, self.stack.mac, &logs, &replies, &effect);
+        // A datagram of a UDP flow already open belongs to it, whatever became of it (a full socket drops it
+        // before the flow takes it, and the drop still names the flow).
+        let udp_flow = info
+            .flow_key()
+            .filter(|k| k.proto == Proto::Udp)
+            .and_then(|k| self.udp.flow_id(k.dst.port(), k.src));
 
         if let Some(p) = self.packets.get_mut(&id) {
             p.caused = immediate.iter().chain(&egress).copied().collect();
             // After the wire's notes on the arrival (made up MAC, no timestamp, …), which would be lost if the
             // window's lines replaced them.
             p.stack_log.extend(logs);
-            p.flow = target_conn.or(p.flow);
+            p.flow = target_conn.or(udp_flow).or(p.flow);
         }
         if let Some(cid) = target_conn {
             self.refresh_state(cid, now, Some(id));

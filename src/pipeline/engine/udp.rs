@@ -35,6 +35,9 @@ impl Pipeline {
                 }
             };
             self.hop(pid, Stage::ConnBuffer, now);
+            if let Some(p) = self.packets_mut(pid) {
+                p.flow = Some(cid);
+            }
             if !self.udp.buffer_rx(cid, pid, datagram) {
                 self.drop_packet(
                     pid,
@@ -43,8 +46,6 @@ impl Pipeline {
                         detail: format!("flow {cid}'s queue holds {FLOW_QUEUE} datagrams already"),
                     },
                 );
-            } else if let Some(p) = self.packets_mut(pid) {
-                p.flow = Some(cid);
             }
             return Some(Action::Connection(cid));
         }
