@@ -300,6 +300,13 @@ pub fn replay(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, For
         count(r.wire.synthetic, "synthetic frame", "synthetic frames"),
         count(r.wire.retransmitted, "retransmission", "retransmissions"),
     );
+    if r.wire.merged > 0 {
+        let _ = writeln!(
+            s,
+            "merged segments: {} larger than the MTU (merged by the capturing host's GRO/LRO), sent as {} wire-sized segments",
+            r.wire.merged, r.wire.merged_pieces
+        );
+    }
     if r.diffs.is_empty() {
         let _ = writeln!(s, "diff: no TCP flow of the stack");
     } else {

@@ -14,3 +14,7 @@ python3 "$rw" "$caps/http-get.pcap" "$here/broadcast-clash.pcap" 10.77.0.2=10.0.
 # The client in another /64 (and another /48): /64 would put it off-link.
 editcap -F pcap "$caps/ipv6-tcp.pcapng" "$tmp/v6.pcap"
 python3 "$rw" "$tmp/v6.pcap" "$here/other-64.pcap" fd77::2=2001:db8:1::2 fd77::1=2001:db8:2::1
+# Segments merged as a receiver's GRO would (tests/replay_merged.rs): the first 140 frames of the upload, each
+# run of up to 44 client data segments made one (up to 64 KiB), the server's acks inside a run dropped.
+editcap -F pcap -r "$caps/upload.pcap" "$tmp/up140.pcap" 1-140
+python3 "$here/gro.py" "$tmp/up140.pcap" "$here/merged-upload.pcap" 10.77.0.1 44

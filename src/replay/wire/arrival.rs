@@ -145,7 +145,7 @@ impl ReplayWire {
             .frame
             .synthetic_l2
             .then_some("Ethernet header made up by the replay (the capture's link type has none)");
-        let mut notes: Vec<String> = [note, synthetic_l2.map(String::from)]
+        let mut notes: Vec<String> = [note, p.note.clone(), synthetic_l2.map(String::from)]
             .into_iter()
             .flatten()
             .collect();

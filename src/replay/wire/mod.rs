@@ -11,6 +11,7 @@
 
 mod acks;
 mod arrival;
+mod merged;
 mod neighbours;
 mod read;
 mod seq;
@@ -66,6 +67,8 @@ struct Pending {
     flow: Option<FlowId>,
     /// When it first could have gone but had to wait for the stack.
     held_since: Option<Nanos>,
+    /// What the wire says of this frame beyond what the capture record itself shows.
+    note: Option<String>,
 }
 
 /// What the wire learned over the run, shared with whoever set the replay up.
@@ -82,6 +85,9 @@ pub struct WireReport {
     pub clamped: u64,
     /// Data segments the emulated peer sent again because the stack had not taken them.
     pub retransmitted: u64,
+    /// Segments larger than the MTU (merged by the capturing host), and the wire-sized segments sent for them.
+    pub merged: u64,
+    pub merged_pieces: u64,
 }
 
 pub struct ReplayWire {

@@ -138,16 +138,14 @@ impl ReplayWire {
         {
             self.learn_datagram(flow, &kind, &frame, l);
         }
-        if let Some(f) = flow {
-            *self.pending_per_flow.entry(f).or_default() += 1;
-        }
-        self.pending.push_back(Pending {
+        self.queue(Pending {
             due,
             frame,
             layers,
             kind,
             flow,
             held_since: None,
+            note: None,
         });
     }
 
