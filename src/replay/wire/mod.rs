@@ -11,6 +11,7 @@
 
 mod acks;
 mod arrival;
+mod checksum;
 mod neighbours;
 mod read;
 mod seq;
@@ -82,6 +83,10 @@ pub struct WireReport {
     pub clamped: u64,
     /// Data segments the emulated peer sent again because the stack had not taken them.
     pub retransmitted: u64,
+    /// Offloaded checksums (partial or zero, as the sending host's NIC was to fill) completed before
+    /// injection, and those injected as recorded (`--keep-checksums`).
+    pub checksums_fixed: u64,
+    pub checksums_kept: u64,
 }
 
 pub struct ReplayWire {
@@ -113,6 +118,8 @@ pub struct ReplayWire {
     primed: BTreeSet<IpAddr>,
     scripts: Scripts,
     report: Rc<RefCell<WireReport>>,
+    /// Inject offloaded checksums as recorded (`--keep-checksums`) instead of completing them.
+    keep_checksums: bool,
 }
 
 impl ReplayWire {
@@ -145,6 +152,7 @@ impl ReplayWire {
             primed: BTreeSet::new(),
             scripts,
             report,
+            keep_checksums: false,
         }
     }
 }
