@@ -5,6 +5,7 @@ usage: frames.py IN.pcap OUT.pcap OP [OP ...]
   flip:N:OFFSET:MASK    XOR byte OFFSET (from the start of the frame) of frame N (from 1) with MASK (hex)
   frag4:N:SIZE          split frame N, an IPv4 packet, into fragments of SIZE payload bytes (a multiple of 8),
                         each a record of its own at the frame's time, the identification kept (or 0x5150 if 0)
+  later:N:SECS          frame N and every frame after it SECS seconds later
 """
 import struct
 import sys
@@ -56,6 +57,9 @@ def main():
             rec[2][0][int(args[0])] ^= int(args[1], 16)
         elif name == "frag4":
             rec[2] = [bytearray(f) for f in frag4(bytes(rec[2][0]), int(args[0]))]
+        elif name == "later":
+            for r in records[int(n) - 1:]:
+                r[0] += int(args[0])
         else:
             raise SystemExit("unknown op " + name)
     res = [data[:24]]

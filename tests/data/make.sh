@@ -23,6 +23,8 @@ fr=$here/frames.py
 python3 "$rw" "$here/offload-http.pcap" "$tmp/complete.pcap"
 python3 "$fr" "$tmp/complete.pcap" "$here/offload-damaged.pcap" flip:4:51:01
 # The IPv4 datagram's middle fragment (of three) lost.
-editcap "$here/frag-udp4.pcap" "$here/frag-udp4-lost.pcap" 2
+editcap -F pcap "$here/frag-udp4.pcap" "$here/frag-udp4-lost.pcap" 2
+# The same, with the answer 61 s later: past the 60 s reassembly timeout, so the held fragments expire.
+python3 "$fr" "$here/frag-udp4-lost.pcap" "$here/frag-udp4-timeout.pcap" later:3:61
 # The HTTP GET (frame 6 of http-get.pcap: a 32-byte TCP header and 81 bytes) sent as four IPv4 fragments.
 python3 "$fr" "$caps/http-get.pcap" "$here/frag-tcp4.pcap" frag4:6:32
