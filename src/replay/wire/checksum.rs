@@ -7,9 +7,9 @@
 //! The evidence rule, per frame (docs/architecture.md, "Checksums"): a TCP or UDP checksum is offloaded when
 //! it equals the folded pseudo-header sum, with the segment's length or without it (GSO), in either byte
 //! order; or when it is 0 where 0 is not a valid checksum (TCP; UDP over IPv6). An IPv4 header checksum is
-//! offloaded when it is 0. Nothing else counts: a single flipped bit never turns a correct checksum into one
-//! of those values, and a host whose checksums are "consistently wrong" some other way is indistinguishable
-//! from a link that damages every frame.
+//! offloaded when it is 0. Nothing else counts: damage lands on one of those few values only by chance (the
+//! partial sum depends on the addresses and length, not on the covered data), and a host whose checksums are
+//! "consistently wrong" some other way is indistinguishable from a link that damages every frame.
 
 use super::ReplayWire;
 
