@@ -364,4 +364,48 @@ mod tests {
         let c = check(&mut short, false);
         assert!(finish(&mut short, &c, false).is_empty());
     }
+
+    /// An Ethernet + IPv6 + UDP frame (fd77::1 → fd77::2) with `payload`, its checksum correct.
+    fn udp6(payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 14];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        let len = (8 + payload.len()) as u16;
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&len.to_be_bytes());
+        f.extend_from_slice(&[17, 64]);
+        for last in [1u8, 2] {
+            f.extend_from_slice(&[0xfd, 0x77, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last]);
+        }
+        f.extend_from_slice(&[0x9d, 0x99, 0, 7]);
+        f.extend_from_slice(&len.to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(payload);
+        let l4 = locate(&f).unwrap();
+        let c = l4.correct(&f);
+        f[l4.field..l4.field + 2].copy_from_slice(&c.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn udp_over_ipv6_zero_and_the_gso_sum_are_offload() {
+        let good = udp6(b"datagram");
+        let at = 14 + 40 + 6;
+        let l4 = locate(&good).unwrap();
+        let without_length = fold(l4.pseudo);
+        for value in [0, without_length, without_length.swap_bytes()] {
+            let mut f = good.clone();
+            f[at..at + 2].copy_from_slice(&value.to_be_bytes());
+            let c = check(&mut f, false);
+            let notes = finish(&mut f, &c, false);
+            assert_eq!(f, good, "0x{value:04x}");
+            assert!(notes[0].starts_with(&format!("UDP checksum 0x{value:04x} looked offloaded")));
+        }
+        // A wrong value that is none of those stays wrong.
+        let mut f = good.clone();
+        f[at] ^= 0x80;
+        let damaged = f.clone();
+        let c = check(&mut f, false);
+        assert!(finish(&mut f, &c, false).is_empty());
+        assert_eq!(f, damaged);
+    }
 }
