@@ -242,6 +242,10 @@ pub struct ReplayArgs {
     /// to 3600.
     #[arg(long, default_value_t = 10, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub tail: u64,
+    /// Inject TCP/UDP and IPv4 header checksums that look offloaded (the partial sum or 0 a sending host's NIC
+    /// was to fill) as recorded, so the stack drops them `bad_checksum`. Default: complete them, noted.
+    #[arg(long)]
+    pub keep_checksums: bool,
 }
 
 impl ReplayArgs {
@@ -272,6 +276,7 @@ impl ReplayArgs {
             seed: self.run.seed,
             hop_cost_ns: self.run.hop_cost_ns,
             tail_ns: self.tail * 1_000_000_000,
+            keep_checksums: self.keep_checksums,
         }
     }
 }

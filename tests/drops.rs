@@ -403,10 +403,11 @@ fn a_small_frame_buffer_drops_but_tcp_recovers() {
     );
 }
 
-/// An IPv4 fragment is refused by smoltcp's parse (no fragmentation feature) with a "malformed" line; the
-/// reason names the fragment, not damage.
+/// A lone IPv4 fragment (more fragments to come, none does): smoltcp's assembler holds it, the packet waits
+/// at `stack`, and when the run ends its datagram is still incomplete: dropped for that, not `malformed`.
+/// (Before reassembly was enabled smoltcp refused every fragment as it parsed it.)
 #[test]
-fn an_ipv4_fragment_is_dropped_as_a_fragment() {
+fn a_lone_ipv4_fragment_is_held_and_ends_incomplete() {
     let mut frag = udp(7, b"first part");
     let mut ip = Ipv4Packet::new_unchecked(&mut frag[14..]);
     ip.set_more_frags(true);
@@ -416,10 +417,24 @@ fn an_ipv4_fragment_is_dropped_as_a_fragment() {
         .iter()
         .find(|p| p["dir"] == "rx" && !p["summary"].as_str().unwrap().starts_with("ARP"))
         .expect("the fragment");
-    assert_eq!(p["outcome"]["code"], "fragment", "{p}");
+    assert_eq!(p["outcome"]["code"], "reassembly_incomplete", "{p}");
+    assert_eq!(p["outcome"]["stage"], "stack", "{p}");
     assert_eq!(
         p["outcome"]["reason"],
-        "IPv4 fragment from 10.0.0.2 to 10.0.0.1: this stack does not reassemble"
+        "reassembly incomplete: the run ended before datagram id 0x0 from 10.0.0.2 to 10.0.0.1 (UDP) \
+         completed (1 fragment held, bytes 0–17; its last fragment never came)"
+    );
+    let log = p["stack_log"].to_string();
+    assert!(
+        log.contains(
+            "pktpath: held for reassembly: fragment 1 of datagram id 0x0 from 10.0.0.2 to 10.0.0.1 (UDP), \
+             bytes 0–17; smoltcp holds it"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("frag assembler: receiving 18 octets at offset 0"),
+        "{log}"
     );
 }
 
@@ -464,10 +479,11 @@ fn an_echo_request_with_no_route_back_is_dropped_as_no_route() {
     );
 }
 
-/// An IPv6 fragment (next header 44) is answered with ICMPv6 Parameter Problem: named for that, not
-/// "ignored".
+/// A lone IPv6 fragment (next header 44, more to come): held by pktpath's reassembly (smoltcp 0.14 does not
+/// reassemble IPv6 over Ethernet), never given to smoltcp, and dropped incomplete when the run ends. (It used
+/// to reach smoltcp, which answered with Parameter Problem.)
 #[test]
-fn an_ipv6_fragment_is_answered_with_parameter_problem() {
+fn a_lone_ipv6_fragment_is_held_and_ends_incomplete() {
     let mut packet = vec![0x60, 0, 0, 0, 0, 16, 44, 64];
     packet.extend_from_slice(&PEER_IP6.octets());
     packet.extend_from_slice(&STACK_IP6.octets());
@@ -482,13 +498,46 @@ fn an_ipv6_fragment_is_answered_with_parameter_problem() {
         .iter()
         .find(|p| p["dir"] == "rx" && p["summary"].as_str().unwrap().contains("proto 44"))
         .expect("the fragment");
+    assert_eq!(p["outcome"]["code"], "reassembly_incomplete", "{p}");
+    assert_eq!(p["outcome"]["stage"], "stack", "{p}");
+    assert_eq!(p["caused"], serde_json::json!([]), "{p}");
+    assert_eq!(
+        p["outcome"]["reason"],
+        "reassembly incomplete: the run ended before datagram id 0x1 from fd00::2 to fd00::1 (UDP) completed \
+         (1 fragment held, bytes 0–7; its last fragment never came)"
+    );
+    assert_eq!(
+        p["stack_log"],
+        serde_json::json!([
+            "pktpath: held for reassembly: fragment 1 of datagram id 0x1 from fd00::2 to fd00::1 (UDP), bytes \
+             0–7; pktpath holds it (smoltcp 0.14 does not reassemble IPv6 over Ethernet)"
+        ])
+    );
+}
+
+/// An IPv6 next header smoltcp does not handle (253, reserved for experiments) is answered with ICMPv6
+/// Parameter Problem: named for that, not "ignored".
+#[test]
+fn an_unknown_ipv6_next_header_is_answered_with_parameter_problem() {
+    let mut packet = vec![0x60, 0, 0, 0, 0, 8, 253, 64];
+    packet.extend_from_slice(&PEER_IP6.octets());
+    packet.extend_from_slice(&STACK_IP6.octets());
+    packet.extend_from_slice(&[0x13, 0x88, 0, 7, 0, 8, 0, 0]);
+    let frame = ethernet(STACK_MAC, EthernetProtocol::Ipv6, packet.len(), |b| {
+        b.copy_from_slice(&packet)
+    });
+    let doc = run(vec![(0, neighbour_advert()), (10_000, frame)], 16);
+    let p = packets(&doc)
+        .iter()
+        .find(|p| p["dir"] == "rx" && p["summary"].as_str().unwrap().contains("proto 253"))
+        .expect("the packet");
     assert_eq!(p["outcome"]["code"], "parameter_problem", "{p}");
     let reply = p["caused"][0].as_u64().expect("a reply");
     assert_eq!(
         p["outcome"]["reason"],
         format!(
-            "IPv6 next header 44 is not handled (a fragment header: this stack does not reassemble); \
-             smoltcp answered with ICMPv6 Parameter Problem (packet {reply})"
+            "IPv6 next header 253 is not handled; smoltcp answered with ICMPv6 Parameter Problem (packet \
+             {reply})"
         )
     );
 }

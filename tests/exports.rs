@@ -499,6 +499,7 @@ fn replay_writes_both_exports_with_the_capture_clock() {
         seed: 7,
         hop_cost_ns: 1000,
         tail_ns: 2_000_000_000,
+        keep_checksums: false,
     };
     let dir = tempfile::tempdir().unwrap();
     let run_to = |format: Format, name: &str| {

@@ -34,6 +34,7 @@ fn spec_for(frames: Vec<CapturedFrame>, seed: u64) -> ReplaySpec {
         seed,
         hop_cost_ns: 1000,
         tail_ns: 10_000_000_000,
+        keep_checksums: false,
     }
 }
 

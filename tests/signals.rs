@@ -291,6 +291,7 @@ fn a_replay_stopped_by_its_watcher_is_finished_and_says_where() {
         seed: 0,
         hop_cost_ns: 1000,
         tail_ns: 2_000_000_000,
+        keep_checksums: false,
     };
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("t.jsonl");

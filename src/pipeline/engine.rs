@@ -337,8 +337,9 @@ impl Pipeline {
 
     /// End the run: every packet still on its way gets `in_flight`; open connections are recorded as they are.
     pub fn finish(&mut self) -> Vec<ConnectionRecord> {
-        let ids = self.packets.ids();
         let now = self.clock.now();
+        self.end_reassembly(now);
+        let ids = self.packets.ids();
         for id in ids {
             let stage = self.packets[&id].last_stage().unwrap_or(Stage::Wire);
             self.conclude(

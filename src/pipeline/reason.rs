@@ -38,8 +38,16 @@ pub enum Reason {
         next_header: u8,
         reply: Option<PacketId>,
     },
-    /// An IPv4 fragment: smoltcp without its fragmentation feature refuses it in `Ipv4Repr::parse`.
-    Fragment { src: String, dst: String },
+    /// A fragment whose datagram did not complete within the reassembly timeout of its first fragment.
+    ReassemblyTimeout {
+        datagram: String,
+        have: String,
+        secs: u64,
+    },
+    /// A fragment whose datagram was still incomplete when the run ended.
+    ReassemblyIncomplete { datagram: String, have: String },
+    /// A fragment the reassembly could not take (no buffer free, too large, smoltcp's assembler refused).
+    ReassemblyFailed { datagram: String, detail: String },
     /// smoltcp found no route for the packet or for its answer ("no matching routes", `NoRoute`).
     NoRoute { src: String, dst: String },
     /// An EtherType smoltcp does not handle.
@@ -72,7 +80,9 @@ impl Reason {
             Reason::SocketBufferFull { .. } => "socket_buffer_full",
             Reason::TcpRejected { .. } => "tcp_rejected",
             Reason::ParameterProblem { .. } => "parameter_problem",
-            Reason::Fragment { .. } => "fragment",
+            Reason::ReassemblyTimeout { .. } => "reassembly_timeout",
+            Reason::ReassemblyIncomplete { .. } => "reassembly_incomplete",
+            Reason::ReassemblyFailed { .. } => "reassembly_failed",
             Reason::NoRoute { .. } => "no_route",
             Reason::UnknownEtherType { .. } => "unknown_ethertype",
             Reason::Ignored { .. } => "ignored",
@@ -131,17 +141,31 @@ impl fmt::Display for Reason {
             Reason::TcpRejected { detail } => write!(f, "refused by the TCP socket: {detail}"),
             Reason::ParameterProblem { next_header, reply } => {
                 let what = if *next_header == 44 {
-                    " (a fragment header: this stack does not reassemble)"
+                    " (a fragment header behind other extension headers: only one right after the fixed header is reassembled)"
                 } else {
                     ""
                 };
                 write!(f, "IPv6 next header {next_header} is not handled{what}")?;
                 reply_note(f, "ICMPv6 Parameter Problem", reply)
             }
-            Reason::Fragment { src, dst } => write!(
+            Reason::ReassemblyTimeout {
+                datagram,
+                have,
+                secs,
+            } => write!(
                 f,
-                "IPv4 fragment from {src} to {dst}: this stack does not reassemble"
+                "reassembly timed out: {datagram} did not complete within {secs} s of its first fragment ({have})"
             ),
+            Reason::ReassemblyIncomplete { datagram, have } => write!(
+                f,
+                "reassembly incomplete: the run ended before {datagram} completed ({have})"
+            ),
+            Reason::ReassemblyFailed { datagram, detail } => {
+                write!(
+                    f,
+                    "reassembly failed: a fragment of {datagram} was not taken: {detail}"
+                )
+            }
             Reason::NoRoute { src, dst } => write!(
                 f,
                 "no route between {src} and {dst}: smoltcp has no route to answer {src}"

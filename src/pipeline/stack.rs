@@ -11,6 +11,13 @@ use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv6Address};
 
+mod fragments;
+
+pub use fragments::{
+    Fragment, FragmentState, Fragments, MAX_DATAGRAM, REASSEMBLY_BUFFERS, REASSEMBLY_TIMEOUT_NS,
+    Unfinished,
+};
+
 use super::capture::{self, LogLine};
 use super::clock::{Nanos, from_smoltcp, to_smoltcp};
 use super::device::{Emitted, StepDevice};
@@ -69,10 +76,15 @@ impl Window {
 }
 
 pub struct Stack {
-    pub iface: Interface,
+    /// Boxed: with fragmentation on, smoltcp keeps a 64 KiB tx fragmentation buffer inside the
+    /// `Interface`, too large to move around on the stack with the pipeline.
+    pub iface: Box<Interface>,
     pub device: StepDevice,
     pub sockets: SocketSet<'static>,
     pub mac: [u8; 6],
+    /// The IP fragments on their way to a datagram (`fragments.rs`): smoltcp reassembles IPv4 itself, this
+    /// table reassembles IPv6 and follows both.
+    pub fragments: Fragments,
     listeners: BTreeMap<u16, Vec<SocketHandle>>,
     spare_listeners: usize,
     ack_delay: Option<smoltcp::time::Duration>,
@@ -87,7 +99,12 @@ impl Stack {
         let hw = HardwareAddress::Ethernet(EthernetAddress(config.mac));
         let mut iface_config = Config::new(hw);
         iface_config.random_seed = config.random_seed;
-        let mut iface = Interface::new(iface_config, &mut device, to_smoltcp(0));
+        let mut iface = Box::new(Interface::new(iface_config, &mut device, to_smoltcp(0)));
+        // The table of fragments expires datagrams on the same clock (smoltcp's default, said here so the
+        // two cannot drift apart).
+        iface.set_reassembly_timeout(smoltcp::time::Duration::from_micros(
+            REASSEMBLY_TIMEOUT_NS / 1000,
+        ));
         iface.update_ip_addrs(|addrs| {
             let (v4, len) = config.ipv4;
             // Two slots exist (IFACE_MAX_ADDR_COUNT); both pushes fit.
@@ -101,6 +118,7 @@ impl Stack {
             device,
             sockets: SocketSet::new(vec![]),
             mac: config.mac,
+            fragments: Fragments::default(),
             listeners: BTreeMap::new(),
             spare_listeners: config.spare_listeners.max(1),
             ack_delay: config

@@ -89,6 +89,18 @@ static NON_UNICAST: LazyLock<memmem::Finder<'static>> =
 static TCP_REFUSAL_FINDERS: LazyLock<Vec<memmem::Finder<'static>>> =
     LazyLock::new(|| TCP_REFUSALS.iter().map(memmem::Finder::new).collect());
 
+/// smoltcp's words when its IPv4 assembler did not take a fragment (no assembler free, a fragment it
+/// cannot place), if it said any.
+pub fn reassembly_refused(logs: &[LogLine]) -> Option<String> {
+    logs.iter()
+        .find(|l| {
+            l.message.starts_with("No available packet assembler")
+                || l.message.starts_with("fragmentation error")
+                || l.message.starts_with("iface: malformed")
+        })
+        .map(|l| l.message.clone())
+}
+
 /// Parses "rx buffer: receiving N octets at offset O".
 pub fn parse_receiving(message: &str) -> Option<(u64, u64)> {
     let rest = message.strip_prefix("rx buffer: receiving ")?;
@@ -113,20 +125,6 @@ pub fn classify(
         return Verdict::Dropped(Reason::ForeignMac {
             dst: super::dissect::format_mac(&info.dst_mac),
             ours: super::dissect::format_mac(&our_mac),
-        });
-    }
-    // smoltcp's parse refuses a fragment (no fragmentation feature) with a "malformed" line: the fragment
-    // is the cause, not damage.
-    if let Net::Ipv4 {
-        src,
-        dst,
-        fragment: true,
-        ..
-    } = info.net
-    {
-        return Verdict::Dropped(Reason::Fragment {
-            src: src.to_string(),
-            dst: dst.to_string(),
         });
     }
     if let Some(what) = malformed_what(logs) {

@@ -174,6 +174,8 @@ pub struct ReplaySpec {
     pub hop_cost_ns: Nanos,
     /// How long virtual time runs on after the last frame for the stack to finish (FINs, retransmissions).
     pub tail_ns: Nanos,
+    /// Inject checksums that look offloaded as recorded, instead of completing them (`--keep-checksums`).
+    pub keep_checksums: bool,
 }
 
 impl ReplaySpec {
@@ -189,6 +191,7 @@ impl ReplaySpec {
             seed: 0,
             hop_cost_ns: 1000,
             tail_ns: 10_000_000_000,
+            keep_checksums: false,
         }
     }
 }
@@ -328,7 +331,8 @@ pub fn prepare(spec: &ReplaySpec) -> anyhow::Result<(Pipeline, Prepared)> {
         spec.speed,
         scripts.clone(),
         report.clone(),
-    );
+    )
+    .with_keep_checksums(spec.keep_checksums);
     let config = PipelineConfig::serving(
         stack_config(&identity, spec.seed),
         spec.frame_buffer,

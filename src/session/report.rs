@@ -300,6 +300,27 @@ pub fn replay(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, For
         count(r.wire.synthetic, "synthetic frame", "synthetic frames"),
         count(r.wire.retransmitted, "retransmission", "retransmissions"),
     );
+    if r.wire.checksums_fixed > 0 {
+        let _ = writeln!(
+            s,
+            "checksums: {} fixed (--keep-checksums to inject as recorded)",
+            count(
+                r.wire.checksums_fixed,
+                "offloaded checksum",
+                "offloaded checksums"
+            ),
+        );
+    } else if r.wire.checksums_kept > 0 {
+        let _ = writeln!(
+            s,
+            "checksums: {} injected as recorded (--keep-checksums)",
+            count(
+                r.wire.checksums_kept,
+                "offloaded checksum",
+                "offloaded checksums"
+            ),
+        );
+    }
     if r.wire.merged > 0 {
         let _ = writeln!(
             s,

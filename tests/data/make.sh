@@ -18,3 +18,17 @@ python3 "$rw" "$tmp/v6.pcap" "$here/other-64.pcap" fd77::2=2001:db8:1::2 fd77::1
 # run of up to 44 client data segments made one (up to 64 KiB), the server's acks inside a run dropped.
 editcap -F pcap -r "$caps/upload.pcap" "$tmp/up140.pcap" 1-140
 python3 "$here/gro.py" "$tmp/up140.pcap" "$here/merged-upload.pcap" 10.77.0.1 44
+
+# --- Checksum offload and fragments (tests/replay_offload.rs, tests/replay_fragments.rs). ---------------------
+# offload-http.pcap, frag-udp4.pcap and frag-udp6.pcap are real recordings: record-offload.sh (root) makes them.
+fr=$here/frames.py
+# The offloaded recording with every checksum completed, then one bit of the client's first data segment's TCP
+# checksum flipped (frame 4; its checksum field is at 14 + 20 + 16 = 50): damage, not offload.
+python3 "$rw" "$here/offload-http.pcap" "$tmp/complete.pcap"
+python3 "$fr" "$tmp/complete.pcap" "$here/offload-damaged.pcap" flip:4:51:01
+# The IPv4 datagram's middle fragment (of three) lost.
+editcap -F pcap "$here/frag-udp4.pcap" "$here/frag-udp4-lost.pcap" 2
+# The same, with the answer 61 s later: past the 60 s reassembly timeout, so the held fragments expire.
+python3 "$fr" "$here/frag-udp4-lost.pcap" "$here/frag-udp4-timeout.pcap" later:3:61
+# The HTTP GET (frame 6 of http-get.pcap: a 32-byte TCP header and 81 bytes) sent as four IPv4 fragments.
+python3 "$fr" "$caps/http-get.pcap" "$here/frag-tcp4.pcap" frag4:6:32

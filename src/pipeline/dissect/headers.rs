@@ -148,6 +148,11 @@ fn transport(ip: &IpHeader, b: &[u8]) -> Option<L4Header> {
     if ip.header_len < 20 {
         return None;
     }
+    // A later IPv4 fragment holds payload where the first one has the transport header: there is none to
+    // read, and a replay must not rewrite "acks" and "checksums" in the middle of the datagram's data.
+    if ip.fragment && b.len() >= 20 && Ipv4Packet::new_unchecked(b).frag_offset() != 0 {
+        return None;
+    }
     let held = b.get(ip.header_len..)?;
     match IpProtocol::from(ip.protocol) {
         IpProtocol::Tcp if held.len() >= 20 => {
@@ -171,6 +176,20 @@ fn transport(ip: &IpHeader, b: &[u8]) -> Option<L4Header> {
         }
         IpProtocol::Udp if held.len() >= 8 => {
             let u = UdpPacket::new_unchecked(held);
+            Some(L4Header::Udp(UdpHeader {
+                src_port: u.src_port(),
+                dst_port: u.dst_port(),
+                len: usize::from(u.len()),
+            }))
+        }
+        // The first fragment of an IPv6 UDP datagram (its fragment header right after the fixed one, offset
+        // 0, next header UDP): its ports name the datagram's flow, as a first IPv4 fragment's do.
+        IpProtocol::Ipv6Frag
+            if held.len() >= 16
+                && held[0] == 17
+                && u16::from_be_bytes([held[2], held[3]]) >> 3 == 0 =>
+        {
+            let u = UdpPacket::new_unchecked(&held[8..]);
             Some(L4Header::Udp(UdpHeader {
                 src_port: u.src_port(),
                 dst_port: u.dst_port(),

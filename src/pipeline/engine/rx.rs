@@ -8,9 +8,10 @@ use super::{Action, Pipeline};
 use crate::pipeline::capture::LogLine;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::connection::RxSpan;
-use crate::pipeline::dissect::{FlowKey, Proto, Transport};
+use crate::pipeline::dissect::{self, FlowKey, Proto, Transport};
 use crate::pipeline::ids::PacketId;
 use crate::pipeline::reason::Reason;
+use crate::pipeline::stack::{Fragment, FragmentState, REASSEMBLY_TIMEOUT_NS, Window};
 use crate::pipeline::stage::{Dir, OutcomeKind, Stage};
 use crate::pipeline::trace::Trigger;
 use crate::pipeline::verdict::{self, Reply, SocketEffect, Verdict};
@@ -128,8 +129,29 @@ impl Pipeline {
 
     pub(super) fn stack_rx(&mut self, id: PacketId, now: Nanos) {
         let frame = self.packets[&id].frame.clone();
-        let info = self.packets[&id].info.clone();
+        let frame_info = self.packets[&id].info.clone();
         self.hop(id, Stage::Stack, now);
+
+        // Datagrams whose reassembly time ran out end first: smoltcp expires its own as this frame goes in.
+        self.expire_fragments(now);
+        let fragment = (frame_info.dst_mac == self.stack.mac)
+            .then(|| self.stack.fragments.add(now, &frame, id as u32))
+            .flatten();
+        // What smoltcp is given, and what the verdict reads: the whole datagram once this fragment completes
+        // it. IPv6 fragments are held by pktpath's table (smoltcp 0.14 does not reassemble them over
+        // Ethernet): smoltcp sees only the datagram; IPv4 fragments all go to smoltcp, which reassembles.
+        let (feed, info) = match &fragment {
+            Some(Fragment {
+                state: FragmentState::Complete { frame: whole, .. },
+                ipv6,
+                ..
+            }) => (
+                Some(if *ipv6 { whole.clone() } else { frame }),
+                dissect::dissect(whole),
+            ),
+            Some(Fragment { ipv6: true, .. }) => (None, frame_info),
+            _ => (Some(frame), frame_info),
+        };
 
         let tcp_key = info.flow_key().filter(|k| k.proto == Proto::Tcp);
         let syn_only = matches!(&info.transport, Transport::Tcp { flags, .. } if flags.syn && !flags.ack && !flags.rst);
@@ -139,7 +161,10 @@ impl Pipeline {
             (s.state(), s.recv_queue())
         });
 
-        let window = self.stack.ingress(now, frame, id as u32);
+        let window = match feed {
+            Some(frame) => self.stack.ingress(now, frame, id as u32),
+            None => Window::default(),
+        };
         // Listeners a SYN took become connections (before their SYN-ACK is traced, so it maps to them).
         self.accept_new(now, id);
         let immediate = self.emit(window.immediate, Trigger::Frame(id), now);
@@ -184,7 +209,41 @@ impl Pipeline {
                     })
             })
             .collect();
-        let verdict = verdict::classify(&info, self.stack.mac, &logs, &replies, &effect);
+        let (verdict, held) = match &fragment {
+            Some(f) => match &f.state {
+                FragmentState::Held => match verdict::reassembly_refused(&logs) {
+                    Some(detail) => {
+                        self.stack.fragments.forget(id as u32);
+                        let datagram = f.datagram.clone();
+                        (
+                            Verdict::Dropped(Reason::ReassemblyFailed { datagram, detail }),
+                            None,
+                        )
+                    }
+                    None => (
+                        Verdict::Consumed {
+                            note: String::new(),
+                        },
+                        Some(f),
+                    ),
+                },
+                FragmentState::Refused(why) => (
+                    Verdict::Dropped(Reason::ReassemblyFailed {
+                        datagram: f.datagram.clone(),
+                        detail: why.clone(),
+                    }),
+                    None,
+                ),
+                FragmentState::Complete { .. } => (
+                    verdict::classify(&info, self.stack.mac, &logs, &replies, &effect),
+                    None,
+                ),
+            },
+            None => (
+                verdict::classify(&info, self.stack.mac, &logs, &replies, &effect),
+                None,
+            ),
+        };
         // A datagram of a UDP flow already open belongs to it, whatever became of it (a full socket drops it
         // before the flow takes it, and the drop still names the flow).
         let udp_flow = info
@@ -202,6 +261,15 @@ impl Pipeline {
         if let Some(cid) = target_conn {
             self.refresh_state(cid, now, Some(id));
             self.ready.insert(cid);
+        }
+        if let Some(f) = &fragment {
+            self.note_fragment(id, f);
+        }
+        if held.is_some() {
+            // Held for reassembly: the packet stays at `stack` until its datagram completes (then
+            // `consumed`), or expires or the run ends (then dropped, reason `reassembly_*`).
+            self.sweep(now);
+            return;
         }
 
         match verdict {
@@ -234,5 +302,86 @@ impl Pipeline {
             }
         }
         self.sweep(now);
+    }
+
+    /// What the fragment's packet says about it; once it completes its datagram, the fragments held before it
+    /// end `consumed`, pointing at the packet that carries the datagram on.
+    fn note_fragment(&mut self, id: PacketId, f: &Fragment) {
+        let end = (f.offset + f.len).saturating_sub(1);
+        let who = if f.ipv6 {
+            "pktpath holds it (smoltcp 0.14 does not reassemble IPv6 over Ethernet)"
+        } else {
+            "smoltcp holds it"
+        };
+        let note = match &f.state {
+            FragmentState::Held => format!(
+                "held for reassembly: fragment {} of {}, bytes {}–{end}; {who}",
+                f.n, f.datagram, f.offset
+            ),
+            FragmentState::Complete { held, bytes, .. } => {
+                for (i, &p) in held.iter().enumerate() {
+                    let note = format!(
+                        "fragment {} of {}: reassembled; the datagram went on with packet {id}",
+                        i + 1,
+                        f.datagram
+                    );
+                    self.conclude(
+                        PacketId::from(p),
+                        OutcomeKind::Consumed,
+                        Stage::Stack,
+                        None,
+                        Some(note),
+                    );
+                }
+                format!(
+                    "fragment {} of {}, bytes {}–{end}, completed it: the {bytes}-byte datagram (packets \
+                     {}) goes on with this packet",
+                    f.n,
+                    f.datagram,
+                    f.offset,
+                    held.iter()
+                        .chain(std::iter::once(&(id as u32)))
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+            FragmentState::Refused(_) => return,
+        };
+        if let Some(p) = self.packets.get_mut(&id) {
+            p.stack_log.push(LogLine::note(note));
+        }
+    }
+
+    /// Fragments whose datagram did not complete within the reassembly timeout: dropped.
+    fn expire_fragments(&mut self, now: Nanos) {
+        if self.stack.fragments.is_empty() {
+            return;
+        }
+        for u in self.stack.fragments.expire(now) {
+            for &p in &u.packets {
+                let reason = Reason::ReassemblyTimeout {
+                    datagram: u.datagram.clone(),
+                    have: u.have.clone(),
+                    secs: REASSEMBLY_TIMEOUT_NS / 1_000_000_000,
+                };
+                self.drop_packet(PacketId::from(p), Stage::Stack, reason);
+            }
+        }
+    }
+
+    /// The end of a run: fragments still held are dropped, their datagram incomplete (or timed out, if its
+    /// time ran out with no frame after it to notice).
+    pub(super) fn end_reassembly(&mut self, now: Nanos) {
+        self.expire_fragments(now);
+        for u in self.stack.fragments.take_all() {
+            for &p in &u.packets {
+                let reason = Reason::ReassemblyIncomplete {
+                    datagram: u.datagram.clone(),
+                    have: u.have.clone(),
+                };
+                self.drop_packet(PacketId::from(p), Stage::Stack, reason);
+            }
+        }
     }
 }

@@ -178,6 +178,9 @@ impl ReplayWire {
             frame[..6].copy_from_slice(&self.identity.mac);
             notes.push("destination MAC set to the stack's".into());
         }
+        // Before the acks are rebased: the rewrite recomputes the TCP checksum, which would hide what the
+        // capture held (offloaded or damaged).
+        let checked = (fate == Fate::Inject).then(|| self.check_checksums(&mut frame));
         if fate == Fate::Inject
             && let (Some(flow), Some(l)) = (p.flow, &p.layers)
             && let Some(t) = l.tcp
@@ -200,6 +203,9 @@ impl ReplayWire {
             state.rewrite_for_stack(&mut frame, l);
             state.last_injected =
                 Some((frame[..t.payload_at.min(frame.len())].to_vec(), l.clone()));
+        }
+        if let Some(checked) = &checked {
+            notes.extend(self.finish_checksums(&mut frame, checked));
         }
         let note = (!notes.is_empty()).then(|| notes.join("; "));
         Arrival {

@@ -11,6 +11,7 @@
 
 mod acks;
 mod arrival;
+mod checksum;
 mod merged;
 mod neighbours;
 mod read;
@@ -88,6 +89,10 @@ pub struct WireReport {
     /// Segments larger than the MTU (merged by the capturing host), and the wire-sized segments sent for them.
     pub merged: u64,
     pub merged_pieces: u64,
+    /// Offloaded checksums (partial or zero, as the sending host's NIC was to fill) completed before
+    /// injection, and those injected as recorded (`--keep-checksums`).
+    pub checksums_fixed: u64,
+    pub checksums_kept: u64,
 }
 
 pub struct ReplayWire {
@@ -119,6 +124,8 @@ pub struct ReplayWire {
     primed: BTreeSet<IpAddr>,
     scripts: Scripts,
     report: Rc<RefCell<WireReport>>,
+    /// Inject offloaded checksums as recorded (`--keep-checksums`) instead of completing them.
+    keep_checksums: bool,
 }
 
 impl ReplayWire {
@@ -151,6 +158,7 @@ impl ReplayWire {
             primed: BTreeSet::new(),
             scripts,
             report,
+            keep_checksums: false,
         }
     }
 }
