@@ -47,15 +47,10 @@ impl RecordedApp {
             let Some(script) = scripts.get(&self.key) else {
                 return true;
             };
-            let data = match script.next_at(self.written, self.received()) {
-                Some(data) => data,
-                None => match script.gap_end(self.written) {
-                    // The capture lost these bytes: keep the stream's length with zeros rather than stall.
-                    Some(end) if end > self.written => {
-                        &ZEROS[..(end - self.written).min(ZEROS.len() as u64) as usize]
-                    }
-                    _ => return true,
-                },
+            // Bytes the capture lost are in the script as zeros once the peer's ACKs prove them sent
+            // (`FlowScript::prove_sent`); a gap nothing proves is where the app stops.
+            let Some(data) = script.next_at(self.written, self.received()) else {
+                return true;
             };
             let wrote = io.write(data);
             drop(scripts);
@@ -71,9 +66,6 @@ impl RecordedApp {
         }
     }
 }
-
-/// What stands in for bytes the capture did not hold.
-static ZEROS: [u8; 4096] = [0; 4096];
 
 impl App for RecordedApp {
     fn service(&mut self, io: &mut dyn AppIo) {
