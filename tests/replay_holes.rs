@@ -25,13 +25,18 @@ fn recording(name: &str) -> PathBuf {
 }
 
 fn replay(file: &Path) -> (String, Value) {
+    replay_at(file, "--max-speed")
+}
+
+/// A replay at `speed` (`--max-speed`, or `--speed=N`).
+fn replay_at(file: &Path, speed: &str) -> (String, Value) {
     let dir = tempfile::tempdir().unwrap();
     let export = dir.path().join("t.json");
     let all = [
         "replay",
         file.to_str().unwrap(),
         "--headless",
-        "--max-speed",
+        speed,
         "--export",
         export.to_str().unwrap(),
     ];
@@ -106,6 +111,8 @@ fn merged(ranges: &[(u64, u64)]) -> Vec<(u64, u64)> {
 
 /// What one replay of a holed capture must show.
 struct Expect {
+    /// `--max-speed` or `--speed=N`.
+    speed: &'static str,
     /// The client's gaps as tshark reports them, and the server's.
     client_gaps: Vec<(u64, u64)>,
     server_gaps: Vec<(u64, u64)>,
@@ -117,7 +124,7 @@ struct Expect {
 /// and each stream equals the unholed recording's bytes at the same offsets with the gaps zeroed.
 fn plays_with_filler(name: &str, original: &str, expect: Expect) -> Value {
     let file = data(name);
-    let (summary, doc) = replay(&file);
+    let (summary, doc) = replay_at(&file, expect.speed);
     assert!(summary.contains(expect.summary), "{name}: {summary}");
     let conns = doc["connections"].as_array().unwrap();
     assert_eq!(conns.len(), 1, "{name}: {summary}");
@@ -165,6 +172,7 @@ fn a_hole_in_each_direction_is_filled_by_the_peer_and_by_the_app() {
         "hole-each-way.pcapng",
         "http-post.pcapng",
         Expect {
+            speed: "--max-speed",
             client_gaps: vec![(1448, 2896)],
             server_gaps: vec![(0, 139)],
             summary: "not captured: 2 holes, 1587 bytes supplied as filler (1448 by the peer, 139 by \
@@ -197,6 +205,7 @@ fn a_hole_whose_ack_was_lost_too_is_proven_by_a_later_ack() {
         "hole-ack-lost.pcapng",
         "http-post.pcapng",
         Expect {
+            speed: "--max-speed",
             client_gaps: vec![(1448, 2896)],
             server_gaps: vec![],
             summary: "not captured: 1 hole, 1448 bytes supplied as filler (1448 by the peer, 0 by the \
@@ -215,6 +224,7 @@ fn consecutive_lost_segments_are_one_hole_filled_segment_by_segment() {
         "hole-three-segments.pcap",
         "upload.pcap",
         Expect {
+            speed: "--max-speed",
             client_gaps: vec![(1584, 5928)],
             server_gaps: vec![],
             summary: "not captured: 1 hole, 4344 bytes supplied as filler (4344 by the peer, 0 by the \
@@ -237,6 +247,7 @@ fn a_lost_server_segment_is_written_as_zeros_by_the_app() {
         "hole-server.pcap",
         "bulk.pcap",
         Expect {
+            speed: "--max-speed",
             client_gaps: vec![],
             server_gaps: vec![(1639, 3087)],
             summary: "not captured: 1 hole, 1448 bytes supplied as filler (0 by the peer, 1448 by the \
@@ -281,4 +292,47 @@ fn a_hole_no_ack_proves_is_not_filled_and_is_reported() {
 fn a_capture_without_holes_says_nothing_of_them() {
     let (summary, _) = replay(&recording("http-post.pcapng"));
     assert!(!summary.contains("not captured"), "{summary}");
+}
+
+/// The proving ack comes two client segments after the hole: at recorded speed the wire has read only just
+/// past the clock, so the segment past the hole goes in first and waits out of order in the stack; the
+/// filler goes in as soon as the proof is read, and the stream is whole.
+#[test]
+fn a_hole_proven_late_is_filled_when_the_proof_is_read() {
+    if !tshark_available() {
+        return;
+    }
+    for speed in ["--speed=1", "--max-speed"] {
+        let doc = plays_with_filler(
+            "hole-late-proof.pcap",
+            "upload.pcap",
+            Expect {
+                speed,
+                client_gaps: vec![(1584, 3032)],
+                server_gaps: vec![],
+                summary: "not captured: 1 hole, 1448 bytes supplied as filler (1448 by the peer, 0 by \
+                          the app); 0 bytes unproven",
+            },
+        );
+        let rx: Vec<u64> = doc["packets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["dir"] == "rx" && p["stream"].is_array())
+            .map(|p| p["stream"][0].as_u64().unwrap())
+            .collect();
+        let at = rx.iter().position(|&s| s == 1584).unwrap();
+        if speed == "--max-speed" {
+            assert_eq!(
+                rx[at - 1],
+                136,
+                "read ahead: the filler goes first ({rx:?})"
+            );
+        } else {
+            assert!(
+                rx[..at].contains(&3032),
+                "the segment past it went first ({rx:?})"
+            );
+        }
+    }
 }

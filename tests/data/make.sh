@@ -23,6 +23,9 @@ editcap "$caps/http-post.pcapng" "$here/hole-ack-lost.pcapng" 8 9
 # upload, its first 60 records: three consecutive client data segments (10, 12, 14), their acks kept.
 editcap -r "$caps/upload.pcap" "$tmp/upload-60.pcap" 1-60
 editcap "$tmp/upload-60.pcap" "$here/hole-three-segments.pcap" 10 12 14
+# upload: a client data segment (10) and the server's next two acks (11, 13): the ack that proves the hole
+# (15) comes two segments after it, so at recorded speed the segment past the hole goes in before the proof.
+editcap "$tmp/upload-60.pcap" "$here/hole-late-proof.pcap" 10 11 13
 # bulk, its first 40 records: one server data segment (11), which the client's ack (16) proves was sent.
 editcap -r "$caps/bulk.pcap" "$tmp/bulk-40.pcap" 1-40
 editcap "$tmp/bulk-40.pcap" "$here/hole-server.pcap" 11
