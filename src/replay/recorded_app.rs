@@ -1,6 +1,8 @@
 //! The `recorded` app: serves one replayed connection by writing back the recorded server's byte stream, each
 //! part only once the client bytes the server had received before sending it have been read, so the replay
-//! keeps the recorded turns (request, then response). It closes when the recorded server closed.
+//! keeps the recorded turns (request, then response). It closes when the recorded server closed. Bytes the
+//! capture lost are written as zeros where the peer's recorded ACKs prove them sent; at a gap nothing proves it
+//! stops.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -111,7 +111,7 @@ pub struct ReplayWire {
     synthetic: VecDeque<Arrival>,
     seq: BTreeMap<FlowId, SeqState>,
     /// Per flow: the peer's stream as captured, and the filler it owes the stack.
-    holes: BTreeMap<FlowId, holes::PeerHoles>,
+    holes: BTreeMap<FlowId, holes::peer::PeerHoles>,
     /// Flows with data the stack has not acknowledged, and the earliest time one may need sending again.
     retx_flows: BTreeSet<FlowId>,
     retx_due: Nanos,
