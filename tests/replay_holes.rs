@@ -30,16 +30,20 @@ fn replay(file: &Path) -> (String, Value) {
 
 /// A replay at `speed` (`--max-speed`, or `--speed=N`).
 fn replay_at(file: &Path, speed: &str) -> (String, Value) {
+    replay_with(file, &[speed])
+}
+
+fn replay_with(file: &Path, args: &[&str]) -> (String, Value) {
     let dir = tempfile::tempdir().unwrap();
     let export = dir.path().join("t.json");
-    let all = [
+    let mut all = vec![
         "replay",
         file.to_str().unwrap(),
         "--headless",
-        speed,
         "--export",
         export.to_str().unwrap(),
     ];
+    all.extend_from_slice(args);
     let out = pktpath(&all);
     assert_eq!(out.status.code(), Some(0), "{all:?}: {}", stderr(&out));
     (stdout(&out), read_json(&export))
@@ -334,5 +338,35 @@ fn a_hole_proven_late_is_filled_when_the_proof_is_read() {
                 "the segment past it went first ({rx:?})"
             );
         }
+    }
+}
+
+/// Played as the client (`--as`): the roles swap, the server's lost segment is now the peer's to fill and the
+/// client's the app's, and the bytes are the same.
+#[test]
+fn as_the_client_the_same_holes_are_filled_the_other_way() {
+    if !tshark_available() {
+        return;
+    }
+    for (name, summary) in [
+        (
+            "hole-each-way.pcapng",
+            "not captured: 2 holes, 1587 bytes supplied as filler (139 by the peer, 1448 by the app)",
+        ),
+        (
+            "hole-server.pcap",
+            "not captured: 1 hole, 1448 bytes supplied as filler (1448 by the peer, 0 by the app)",
+        ),
+    ] {
+        let file = data(name);
+        let (out, doc) = replay_with(&file, &["--max-speed", "--as", "10.77.0.1"]);
+        assert!(out.contains(summary), "{name}: {out}");
+        let followed = tcp_stream(&file, 0).expect("stream 0");
+        let (from_client, _) = markers_as_zeros(&followed.from0);
+        let (from_server, server_gaps) = markers_as_zeros(&followed.from1);
+        let c = &doc["connections"][0];
+        assert_eq!(c["app_written"], digest(&from_client), "{name}: {out}");
+        assert_eq!(c["app_read"], digest(&from_server), "{name}: {out}");
+        assert_eq!(merged(&peer_filler(&doc)), server_gaps, "{name}");
     }
 }
