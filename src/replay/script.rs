@@ -147,7 +147,10 @@ impl FlowScript {
             }
             at = at.max(start + chunk.data.len() as u64);
         }
-        if at < upto {
+        // One unheld position past everything held is the server's FIN the capture missed (the peer's ack
+        // covers it), not a byte of data.
+        let fin = at.checked_add(1) == Some(upto) && at >= held_end;
+        if at < upto && !fin {
             gaps.push((at, upto));
         }
         let continues = gaps.first().is_some_and(|g| Some(g.0) == self.filler_end);
@@ -272,7 +275,11 @@ mod tests {
         s.fin = Some((5, 0));
         // The ack of the FIN covers one more than the stream: the filler ends at the FIN.
         assert_eq!(s.prove_sent(6), (vec![(2, 5)], false));
-        // Played bytes are never filled again.
+        // Played bytes are never filled again; with no FIN captured, one past the end is the missed FIN.
+        let mut t = FlowScript::default();
+        t.add(0, b"ab", 2, 0);
+        assert_eq!(t.prove_sent(3), (vec![], false));
+        assert_eq!(t.prove_sent(4), (vec![(2, 4)], false));
         s.played_until(5);
         assert_eq!(s.prove_sent(5), (vec![], false));
         assert!(s.chunks.is_empty());

@@ -80,7 +80,10 @@ impl PeerHoles {
             at = at.max(e);
             self.beyond.pop_first();
         }
-        if at < upto {
+        // One unheld position past everything read is the peer's FIN the capture missed (its ack covers it),
+        // not a byte of data.
+        let fin = at.checked_add(1) == Some(upto) && self.beyond.is_empty();
+        if at < upto && !fin {
             gaps.push((at, upto));
         }
         self.contiguous = at.max(upto);
@@ -222,6 +225,22 @@ mod tests {
         assert_eq!(h.unproven(), (0, 0));
         // The next ack continues the hole that ended at 550.
         assert_eq!(h.acked(600), (vec![(550, 600)], true));
+    }
+
+    #[test]
+    fn an_ack_one_past_everything_is_a_missed_fin_not_a_byte() {
+        let mut h = PeerHoles::default();
+        h.captured(0, 100, 100);
+        assert_eq!(h.acked(101), (vec![], false));
+        assert_eq!(h.unproven(), (0, 0));
+        // Two past, or one past with more read beyond, is data.
+        let mut h = PeerHoles::default();
+        h.captured(0, 100, 100);
+        assert_eq!(h.acked(102), (vec![(100, 102)], false));
+        let mut h = PeerHoles::default();
+        h.captured(0, 100, 100);
+        h.captured(101, 10, 10);
+        assert_eq!(h.acked(111), (vec![(100, 101)], false));
     }
 
     #[test]
