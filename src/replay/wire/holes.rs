@@ -43,6 +43,9 @@ impl ReplayWire {
             return;
         };
         let (gaps, continues) = self.holes.entry(flow).or_default().acked(upto);
+        if !gaps.is_empty() {
+            self.filler_flows.insert(flow);
+        }
         let mut report = self.report.borrow_mut();
         report.holes += gaps.len().saturating_sub(usize::from(continues)) as u64;
         report.filler_peer += gaps.iter().map(|(s, e)| u64::from(e - s)).sum::<u64>();
@@ -91,6 +94,17 @@ impl ReplayWire {
         seq: Option<u32>,
         now: Nanos,
     ) -> Option<Arrival> {
+        if !self.filler_flows.contains(&flow) {
+            return None;
+        }
+        let arrival = self.filler_piece(flow, seq, now);
+        if !self.holes.get(&flow).is_some_and(PeerHoles::owes) {
+            self.filler_flows.remove(&flow);
+        }
+        arrival
+    }
+
+    fn filler_piece(&mut self, flow: FlowId, seq: Option<u32>, now: Nanos) -> Option<Arrival> {
         let last = seq.is_none() && self.exhausted && self.flow_pending(flow) == 0;
         let holes = self.holes.get_mut(&flow)?;
         if !holes.owes() {
@@ -130,12 +144,10 @@ impl ReplayWire {
     /// A filler segment owed where nothing is waiting behind it: the stack has been given bytes past it, or
     /// the flow has nothing more to come.
     pub(super) fn filler_owed_now(&mut self, now: Nanos) -> Option<Arrival> {
-        let flows: Vec<FlowId> = self
-            .holes
-            .iter()
-            .filter(|(_, h)| h.owes())
-            .map(|(f, _)| *f)
-            .collect();
+        if self.filler_flows.is_empty() {
+            return None;
+        }
+        let flows: Vec<FlowId> = self.filler_flows.iter().copied().collect();
         flows
             .into_iter()
             .find_map(|flow| self.filler_before(flow, None, now))
@@ -143,13 +155,15 @@ impl ReplayWire {
 
     /// Is a filler segment still owed in some flow?
     pub(super) fn fillers_owed(&self) -> bool {
-        self.holes.values().any(PeerHoles::owes)
+        !self.filler_flows.is_empty()
     }
 
     /// Is a filler segment due now that no frame of its flow waits behind?
     pub(super) fn filler_ready(&self) -> bool {
-        self.holes
-            .iter()
-            .any(|(f, h)| h.ready(self.exhausted && self.flow_pending(*f) == 0))
+        self.filler_flows.iter().any(|f| {
+            self.holes
+                .get(f)
+                .is_some_and(|h| h.ready(self.exhausted && self.flow_pending(*f) == 0))
+        })
     }
 }

@@ -112,6 +112,8 @@ pub struct ReplayWire {
     seq: BTreeMap<FlowId, SeqState>,
     /// Per flow: the peer's stream as captured, and the filler it owes the stack.
     holes: BTreeMap<FlowId, holes::peer::PeerHoles>,
+    /// Flows whose peer owes filler (so the hot path looks at these only).
+    filler_flows: BTreeSet<FlowId>,
     /// Flows with data the stack has not acknowledged, and the earliest time one may need sending again.
     retx_flows: BTreeSet<FlowId>,
     retx_due: Nanos,
@@ -149,6 +151,7 @@ impl ReplayWire {
             synthetic: VecDeque::new(),
             seq: BTreeMap::new(),
             holes: BTreeMap::new(),
+            filler_flows: BTreeSet::new(),
             retx_flows: BTreeSet::new(),
             ack_flows: BTreeSet::new(),
             throttle: false,
