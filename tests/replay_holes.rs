@@ -197,6 +197,11 @@ fn a_hole_in_each_direction_is_filled_by_the_peer_and_by_the_app() {
         })
         .collect();
     assert!(rx.windows(2).all(|w| w[0].1 == w[1].0), "{rx:?}");
+    // The diff holds smoltcp's stream against the recorded one with its filler: they agree.
+    let diff = &doc["replay"]["diff"][0];
+    assert_eq!(diff["sent_bytes"], diff["recorded_bytes"], "{diff}");
+    let first = diff["first_divergence"].as_str().unwrap_or("");
+    assert!(first.starts_with("window on the SYN"), "{first}");
 }
 
 /// The client's segment and the server's ack of it are both lost: the next ack proves the hole.

@@ -155,11 +155,17 @@ impl FlowScript {
         }
         let continues = gaps.first().is_some_and(|g| Some(g.0) == self.filler_end);
         for &(start, end) in &gaps {
-            let after = self
-                .chunks
-                .range(..start)
-                .next_back()
-                .map_or(self.played_after, |(_, c)| c.after_client_bytes);
+            // Filler goes in the turn of the bytes before it; at the stream's start, in that of the bytes
+            // after it (the server's first bytes may answer a request: they never go before it).
+            let after = match self.chunks.range(..start).next_back() {
+                Some((_, c)) => c.after_client_bytes,
+                None if self.played > 0 => self.played_after,
+                None => self
+                    .chunks
+                    .range(start..)
+                    .next()
+                    .map_or(0, |(_, c)| c.after_client_bytes),
+            };
             let len = (end - start) as usize;
             self.held += len as u64;
             self.chunks.insert(
@@ -262,6 +268,15 @@ mod tests {
         assert_eq!(s.prove_sent(30), (vec![(17, 20), (22, 30)], true));
         assert_eq!(s.covered_until(0), 30);
         assert_eq!(s.unproven(), (0, 0));
+    }
+
+    #[test]
+    fn filler_at_the_start_waits_for_the_turn_of_the_bytes_after_it() {
+        let mut s = FlowScript::default();
+        s.add(139, b"body", 4, 6133);
+        assert_eq!(s.prove_sent(140), (vec![(0, 139)], false));
+        assert_eq!(s.next_at(0, 0), None, "not before the request");
+        assert_eq!(s.next_at(0, 6133).map(<[u8]>::len), Some(139));
     }
 
     #[test]

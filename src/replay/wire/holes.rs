@@ -11,7 +11,7 @@ pub(super) mod peer;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::wire::{Arrival, Fate};
 
-use crate::replay::diff::FlowId;
+use crate::replay::diff::{FlowId, Side};
 use crate::replay::retransmit;
 use crate::replay::segment::Tcp;
 
@@ -65,9 +65,23 @@ impl ReplayWire {
             return;
         };
         let (gaps, continues) = script.prove_sent(upto);
+        drop(scripts);
         let mut report = self.report.borrow_mut();
         report.holes += gaps.len().saturating_sub(usize::from(continues)) as u64;
         report.filler_app += gaps.iter().map(|(s, e)| e - s).sum::<u64>();
+        // The diff's recorded stream has the filler too: the app writes it, and smoltcp sends it as recorded.
+        let compare = report.flows.entry(flow).or_default();
+        for (start, end) in gaps {
+            let filler = Tcp {
+                seq: isn.wrapping_add(1).wrapping_add(start as u32),
+                syn: false,
+                fin: false,
+                rst: false,
+                payload_len: (end - start) as usize,
+                ..*t
+            };
+            compare.segment(Side::Recorded, &filler, &vec![0; (end - start) as usize]);
+        }
     }
 
     /// The capture is read: count the gaps no ACK proved, both ways.
