@@ -1,6 +1,8 @@
 //! The `recorded` app: serves one replayed connection by writing back the recorded server's byte stream, each
 //! part only once the client bytes the server had received before sending it have been read, so the replay
-//! keeps the recorded turns (request, then response). It closes when the recorded server closed.
+//! keeps the recorded turns (request, then response). It closes when the recorded server closed. Bytes the
+//! capture lost are written as zeros where the peer's recorded ACKs prove them sent; at a gap nothing proves it
+//! stops.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -47,15 +49,10 @@ impl RecordedApp {
             let Some(script) = scripts.get(&self.key) else {
                 return true;
             };
-            let data = match script.next_at(self.written, self.received()) {
-                Some(data) => data,
-                None => match script.gap_end(self.written) {
-                    // The capture lost these bytes: keep the stream's length with zeros rather than stall.
-                    Some(end) if end > self.written => {
-                        &ZEROS[..(end - self.written).min(ZEROS.len() as u64) as usize]
-                    }
-                    _ => return true,
-                },
+            // Bytes the capture lost are in the script as zeros once the peer's ACKs prove them sent
+            // (`FlowScript::prove_sent`); a gap nothing proves is where the app stops.
+            let Some(data) = script.next_at(self.written, self.received()) else {
+                return true;
             };
             let wrote = io.write(data);
             drop(scripts);
@@ -71,9 +68,6 @@ impl RecordedApp {
         }
     }
 }
-
-/// What stands in for bytes the capture did not hold.
-static ZEROS: [u8; 4096] = [0; 4096];
 
 impl App for RecordedApp {
     fn service(&mut self, io: &mut dyn AppIo) {

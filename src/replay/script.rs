@@ -3,6 +3,8 @@
 //! The wire fills these from the recorded responses; the `recorded` app plays them back in the same turns.
 //! A UDP flow's script is its recorded datagrams instead, each played once as many client datagrams arrived
 //! as had before it. (A TCP and a UDP flow between the same two address:port pairs would share a script.)
+//! Bytes the capture lacks but the peer's recorded ACKs prove the server sent are held as zero filler
+//! (`prove_sent`); a gap no ACK proves stays a gap, where the app stops.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -40,7 +42,16 @@ pub struct FlowScript {
     pub played: u64,
     /// Bytes held in `chunks`, not yet played.
     pub held: u64,
+    /// The client bytes the server had received when it sent the last chunk played (the turn of filler that
+    /// follows it).
+    pub played_after: u64,
+    /// Where the last filler range ended: filler starting there continues the same hole.
+    pub filler_end: Option<u64>,
 }
+
+/// The most one ACK may prove missing beyond what is held (a receive window is smaller than this): an ACK
+/// further ahead is damage, not proof, and fills nothing.
+pub const MAX_HOLE: u64 = 16 << 20;
 
 /// One datagram the recorded server sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,12 +115,90 @@ impl FlowScript {
         Some(&chunk.data[(offset - start) as usize..])
     }
 
-    /// Where the next held chunk after a gap at `offset` starts, once the capture is read to its end.
-    pub fn gap_end(&self, offset: u64) -> Option<u64> {
-        if !self.complete {
-            return None;
+    /// The peer's recorded ACK says it received the server's stream up to `upto`: every byte before it that no
+    /// chunk holds was sent but not captured, and is held now as zeros. Returns the filler ranges added and
+    /// whether the first continues the previous filler (one hole of several segments). An `upto` more than
+    /// `MAX_HOLE` past what is held fills nothing.
+    pub fn prove_sent(&mut self, upto: u64) -> (Vec<(u64, u64)>, bool) {
+        let mut at = self.played;
+        let held_end = self
+            .chunks
+            .last_key_value()
+            .map_or(at, |(&s, c)| s + c.data.len() as u64)
+            .max(at);
+        let upto = match self.fin {
+            Some((fin, _)) => upto.min(fin),
+            None => upto,
+        };
+        if upto <= at || upto - held_end.min(upto) > MAX_HOLE {
+            return (Vec::new(), false);
         }
-        self.chunks.range(offset..).next().map(|(&s, _)| s)
+        // A chunk partly played covers the start.
+        if let Some((&start, chunk)) = self.chunks.range(..at).next_back() {
+            at = at.max(start + chunk.data.len() as u64);
+        }
+        let mut gaps = Vec::new();
+        for (&start, chunk) in self.chunks.range(at..) {
+            if start >= upto {
+                break;
+            }
+            if start > at {
+                gaps.push((at, start));
+            }
+            at = at.max(start + chunk.data.len() as u64);
+        }
+        // One unheld position past everything held is the server's FIN the capture missed (the peer's ack
+        // covers it), not a byte of data.
+        let fin = at.checked_add(1) == Some(upto) && at >= held_end;
+        if at < upto && !fin {
+            gaps.push((at, upto));
+        }
+        let continues = gaps.first().is_some_and(|g| Some(g.0) == self.filler_end);
+        for &(start, end) in &gaps {
+            // Filler goes in the turn of the bytes before it; at the stream's start, in that of the bytes
+            // after it (the server's first bytes may answer a request: they never go before it).
+            let after = match self.chunks.range(..start).next_back() {
+                Some((_, c)) => c.after_client_bytes,
+                None if self.played > 0 => self.played_after,
+                None => self
+                    .chunks
+                    .range(start..)
+                    .next()
+                    .map_or(0, |(_, c)| c.after_client_bytes),
+            };
+            let len = (end - start) as usize;
+            self.held += len as u64;
+            self.chunks.insert(
+                start,
+                Chunk {
+                    data: vec![0; len],
+                    after_client_bytes: after,
+                    missing: len,
+                },
+            );
+            self.filler_end = Some(end);
+        }
+        (gaps, continues)
+    }
+
+    /// The gaps no ACK proved, once the capture is read: each a range of the stream before held bytes (or the
+    /// server's FIN) that the app cannot write. (count, bytes)
+    pub fn unproven(&self) -> (u64, u64) {
+        let mut at = self.played;
+        let (mut holes, mut bytes) = (0, 0);
+        let ends = self
+            .chunks
+            .iter()
+            .map(|(&s, c)| (s, s + c.data.len() as u64));
+        let fin = self.fin.map(|(f, _)| (f, f));
+        for (start, end) in ends.chain(fin) {
+            if start > at {
+                holes += 1;
+                bytes += (start - at).min(MAX_HOLE);
+            }
+            at = at.max(end);
+        }
+        (holes, bytes)
     }
 
     /// The app has written the stream up to `upto`: forget the chunks wholly before it, so a long flow's
@@ -120,7 +209,9 @@ impl FlowScript {
             if *entry.key() + entry.get().data.len() as u64 > self.played {
                 break;
             }
-            self.held -= entry.remove().data.len() as u64;
+            let chunk = entry.remove();
+            self.held -= chunk.data.len() as u64;
+            self.played_after = chunk.after_client_bytes;
         }
     }
 
@@ -153,9 +244,60 @@ mod tests {
         s.add(20, b"ab", 5, 40); // truncated: 3 bytes missing
         assert_eq!(s.missing_bytes(), 3);
         assert_eq!(s.next_at(20, 40), Some(&b"ab\0\0\0"[..]));
-        assert_eq!(s.gap_end(14), None, "the capture may still fill the gap");
-        s.complete = true;
-        assert_eq!(s.gap_end(14), Some(20));
+        assert_eq!(s.unproven(), (1, 6), "14..20 is held by no chunk");
+    }
+
+    #[test]
+    fn an_ack_proves_exactly_the_missing_bytes_below_it() {
+        let mut s = FlowScript::default();
+        s.add(0, b"abcd", 4, 7);
+        s.add(10, b"klmn", 4, 9);
+        s.add(20, b"uv", 2, 9);
+        // The peer acked up to 12: the gap 4..10 was sent; 14..20 is not proven yet.
+        assert_eq!(s.prove_sent(12), (vec![(4, 10)], false));
+        assert_eq!(
+            s.next_at(4, 7),
+            Some(&[0u8; 6][..]),
+            "zeros, in the turn of the bytes before"
+        );
+        assert_eq!(s.next_at(4, 6), None);
+        assert_eq!(s.unproven(), (1, 6));
+        // Proving again adds nothing; a later ack proves 14..17 only, then the rest continues that hole.
+        assert_eq!(s.prove_sent(12), (vec![], false));
+        assert_eq!(s.prove_sent(17), (vec![(14, 17)], false));
+        assert_eq!(s.prove_sent(30), (vec![(17, 20), (22, 30)], true));
+        assert_eq!(s.covered_until(0), 30);
+        assert_eq!(s.unproven(), (0, 0));
+    }
+
+    #[test]
+    fn filler_at_the_start_waits_for_the_turn_of_the_bytes_after_it() {
+        let mut s = FlowScript::default();
+        s.add(139, b"body", 4, 6133);
+        assert_eq!(s.prove_sent(140), (vec![(0, 139)], false));
+        assert_eq!(s.next_at(0, 0), None, "not before the request");
+        assert_eq!(s.next_at(0, 6133).map(<[u8]>::len), Some(139));
+    }
+
+    #[test]
+    fn filler_stops_at_the_fin_and_never_goes_far_ahead() {
+        let mut s = FlowScript::default();
+        s.add(0, b"ab", 2, 0);
+        // An ack (bit-flipped) 2^31 ahead proves nothing.
+        assert_eq!(s.prove_sent(1 << 31), (vec![], false));
+        assert_eq!(s.prove_sent(2 + MAX_HOLE + 1), (vec![], false));
+        assert_eq!(s.held, 2);
+        s.fin = Some((5, 0));
+        // The ack of the FIN covers one more than the stream: the filler ends at the FIN.
+        assert_eq!(s.prove_sent(6), (vec![(2, 5)], false));
+        // Played bytes are never filled again; with no FIN captured, one past the end is the missed FIN.
+        let mut t = FlowScript::default();
+        t.add(0, b"ab", 2, 0);
+        assert_eq!(t.prove_sent(3), (vec![], false));
+        assert_eq!(t.prove_sent(4), (vec![(2, 4)], false));
+        s.played_until(5);
+        assert_eq!(s.prove_sent(5), (vec![], false));
+        assert!(s.chunks.is_empty());
     }
 
     #[test]

@@ -328,6 +328,17 @@ pub fn replay(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, For
             r.wire.merged, r.wire.merged_pieces
         );
     }
+    if r.wire.holes > 0 {
+        let _ = writeln!(
+            s,
+            "not captured: {}, {} supplied as filler ({} by the peer, {} by the app); {} unproven (no recorded ack covers them: not filled)",
+            count(r.wire.holes, "hole", "holes"),
+            count(r.wire.filler_peer + r.wire.filler_app, "byte", "bytes"),
+            r.wire.filler_peer,
+            r.wire.filler_app,
+            count(r.wire.unproven, "byte", "bytes"),
+        );
+    }
     if r.diffs.is_empty() {
         let _ = writeln!(s, "diff: no TCP flow of the stack");
     } else {

@@ -32,3 +32,20 @@ editcap -F pcap "$here/frag-udp4.pcap" "$here/frag-udp4-lost.pcap" 2
 python3 "$fr" "$here/frag-udp4-lost.pcap" "$here/frag-udp4-timeout.pcap" later:3:61
 # The HTTP GET (frame 6 of http-get.pcap: a 32-byte TCP header and 81 bytes) sent as four IPv4 fragments.
 python3 "$fr" "$caps/http-get.pcap" "$here/frag-tcp4.pcap" frag4:6:32
+
+# --- Holes: segments the capturing tool missed (editcap deletes them; frame numbers count from 1) ---
+# http-post: one hole each way: the client's 2nd data segment (frame 8) and the server's response head (16).
+editcap "$caps/http-post.pcapng" "$here/hole-each-way.pcapng" 8 16
+# http-post: the client's 2nd data segment and the server's ack of it (9): a later ack proves the hole.
+editcap "$caps/http-post.pcapng" "$here/hole-ack-lost.pcapng" 8 9
+# upload, its first 60 records: three consecutive client data segments (10, 12, 14), their acks kept.
+editcap -r "$caps/upload.pcap" "$tmp/upload-60.pcap" 1-60
+editcap "$tmp/upload-60.pcap" "$here/hole-three-segments.pcap" 10 12 14
+# upload: a client data segment (10) and the server's next two acks (11, 13): the ack that proves the hole
+# (15) comes two segments after it, so at recorded speed the segment past the hole goes in before the proof.
+editcap "$tmp/upload-60.pcap" "$here/hole-late-proof.pcap" 10 11 13
+# bulk, its first 40 records: one server data segment (11), which the client's ack (16) proves was sent.
+editcap -r "$caps/bulk.pcap" "$tmp/bulk-40.pcap" 1-40
+editcap "$tmp/bulk-40.pcap" "$here/hole-server.pcap" 11
+# bulk, its first 24 records: a server data segment (22) whose acks were not captured: no ack proves it.
+editcap -r "$caps/bulk.pcap" "$here/hole-unproven.pcap" 1-21 23-24

@@ -27,6 +27,9 @@ impl ReplayWire {
             self.report.borrow_mut().synthetic += 1;
             return Some(a);
         }
+        if let Some(a) = self.filler_owed_now(now) {
+            return Some(a);
+        }
         let mut blocked: BTreeSet<FlowId> = BTreeSet::new();
         // Frames from here on that are not behind a held flow: once none is left, nothing more can go.
         let mut free = self.pending.len();
@@ -85,6 +88,14 @@ impl ReplayWire {
                     self.report.borrow_mut().synthetic += 1;
                     return Some(a);
                 }
+            }
+            // Filler the recorded stack acknowledged goes before the peer's segment past the hole.
+            let p = &self.pending[i];
+            if let (Kind::ToStack, Some(flow), Some(t)) =
+                (&p.kind, p.flow, p.layers.as_ref().and_then(|l| l.tcp))
+                && let Some(a) = self.filler_before(flow, Some(t.seq), now)
+            {
+                return Some(a);
             }
             let p = self.pending.remove(i).expect("index in range");
             if let Some(f) = p.flow
@@ -199,6 +210,13 @@ impl ReplayWire {
                     .sent(offset, len, frame.clone(), l.clone(), now);
                 self.retx_flows.insert(flow);
                 self.retx_due = self.retx_due.min(now + retransmit::TIMEOUT_NS);
+            }
+            if to_stack
+                && !t.syn
+                && let Some(offset) = state.peer_offset(t.seq)
+            {
+                let end = offset.wrapping_add(t.payload_len as u32);
+                self.holes.entry(flow).or_default().injected(end, &frame, l);
             }
             state.rewrite_for_stack(&mut frame, l);
             state.last_injected =

@@ -7,11 +7,13 @@
 //! Its parts: `read` takes records from the capture and learns from them; `arrival` decides what goes to the
 //! stack next and how long a frame waits; `acks` watches what the stack sends and answers as the capture's
 //! peer (owed acks, retransmissions); `neighbours` answers and primes ARP and neighbour discovery; `seq` is
-//! one flow's sequence arithmetic, recorded and live.
+//! one flow's sequence arithmetic, recorded and live; `holes` fills what the capture missed and the recorded
+//! ACKs prove was sent.
 
 mod acks;
 mod arrival;
 mod checksum;
+mod holes;
 mod merged;
 mod neighbours;
 mod read;
@@ -93,6 +95,14 @@ pub struct WireReport {
     /// injection, and those injected as recorded (`--keep-checksums`).
     pub checksums_fixed: u64,
     pub checksums_kept: u64,
+    /// Holes in the capture (segments it missed, a run of consecutive ones counted once), both ways.
+    pub holes: u64,
+    /// Bytes of the holes the recorded ACKs prove were sent, supplied as zeros: by the emulated peer, and
+    /// by the recorded app.
+    pub filler_peer: u64,
+    pub filler_app: u64,
+    /// Bytes of holes no recorded ACK covers: not filled (the stream stops there).
+    pub unproven: u64,
 }
 
 pub struct ReplayWire {
@@ -111,6 +121,12 @@ pub struct ReplayWire {
     pending_per_flow: HashMap<FlowId, usize>,
     synthetic: VecDeque<Arrival>,
     seq: BTreeMap<FlowId, SeqState>,
+    /// Per flow: the peer's stream as captured, and the filler it owes the stack.
+    holes: BTreeMap<FlowId, holes::peer::PeerHoles>,
+    /// Peers' TCP segments sent in IPv4 fragments, until each one's extent is known.
+    fragmented: holes::fragments::FragmentedSegments,
+    /// Flows whose peer owes filler (so the hot path looks at these only).
+    filler_flows: BTreeSet<FlowId>,
     /// Flows with data the stack has not acknowledged, and the earliest time one may need sending again.
     retx_flows: BTreeSet<FlowId>,
     retx_due: Nanos,
@@ -149,6 +165,9 @@ impl ReplayWire {
             pending_per_flow: HashMap::new(),
             synthetic: VecDeque::new(),
             seq: BTreeMap::new(),
+            holes: BTreeMap::new(),
+            fragmented: Default::default(),
+            filler_flows: BTreeSet::new(),
             retx_flows: BTreeSet::new(),
             ack_flows: BTreeSet::new(),
             throttle: false,
@@ -182,7 +201,7 @@ impl Wire for ReplayWire {
     }
 
     fn next_event(&self) -> Option<Nanos> {
-        if !self.synthetic.is_empty() {
+        if !self.synthetic.is_empty() || self.filler_ready() {
             return Some(0);
         }
         let retx = (!self.retx_flows.is_empty()).then_some(self.retx_due);
@@ -236,6 +255,7 @@ impl Wire for ReplayWire {
         self.exhausted
             && self.pending.is_empty()
             && self.synthetic.is_empty()
+            && !self.fillers_owed()
             && self.ack_flows.is_empty()
             && self.retx_flows.iter().all(|f| {
                 self.seq

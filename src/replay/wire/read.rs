@@ -42,6 +42,7 @@ impl ReplayWire {
                     for script in self.scripts.borrow_mut().values_mut() {
                         script.complete = true;
                     }
+                    self.holes_unproven();
                 }
             }
         }
@@ -111,6 +112,9 @@ impl ReplayWire {
             k => k,
         };
         let mut kind = kind;
+        if let (Kind::ToStack, Some(l)) = (&kind, &layers) {
+            self.hole_peer_fragment(&frame.frame, flow, l);
+        }
         if let (Some(l), Some(flow)) = (&layers, flow)
             && let Some(t) = l.tcp
         {
@@ -132,6 +136,13 @@ impl ReplayWire {
                     self.scripts.borrow_mut().entry(flow).or_default();
                 }
                 _ => {}
+            }
+            // Holes: a peer segment (truncated ones too: captured, only cut) and the ACKs of either side.
+            if self.identity.owns(l.dst) {
+                self.hole_peer_segment(flow, &t);
+                self.hole_peer_ack(flow, &t);
+            } else if matches!(kind, Kind::FromStack | Kind::Connect) {
+                self.hole_stack_ack(flow, &t);
             }
         } else if let (Some(l), Some(flow), Some(_)) =
             (&layers, flow, layers.as_ref().and_then(|l| l.udp))
