@@ -7,10 +7,12 @@
 //! Its parts: `read` takes records from the capture and learns from them; `arrival` decides what goes to the
 //! stack next and how long a frame waits; `acks` watches what the stack sends and answers as the capture's
 //! peer (owed acks, retransmissions); `neighbours` answers and primes ARP and neighbour discovery; `seq` is
-//! one flow's sequence arithmetic, recorded and live.
+//! one flow's sequence arithmetic, recorded and live; `join` opens, with a synthetic handshake, a flow the
+//! capture holds from mid-connection.
 
 mod acks;
 mod arrival;
+mod join;
 mod neighbours;
 mod read;
 mod seq;
@@ -82,6 +84,8 @@ pub struct WireReport {
     pub clamped: u64,
     /// Data segments the emulated peer sent again because the stack had not taken them.
     pub retransmitted: u64,
+    /// Flows whose handshake the capture did not hold, opened by the peer with a synthetic SYN and ACK.
+    pub joined: u64,
 }
 
 pub struct ReplayWire {
@@ -111,6 +115,9 @@ pub struct ReplayWire {
     /// When the stack last put new sequence space of any flow on the wire.
     last_progress: Nanos,
     primed: BTreeSet<IpAddr>,
+    /// Flows joined mid-connection, and those whose synthetic handshake is not over, in due order.
+    joins: BTreeMap<FlowId, join::Join>,
+    join_queue: VecDeque<FlowId>,
     scripts: Scripts,
     report: Rc<RefCell<WireReport>>,
 }
@@ -143,6 +150,8 @@ impl ReplayWire {
             last_progress: 0,
             retx_due: Nanos::MAX,
             primed: BTreeSet::new(),
+            joins: BTreeMap::new(),
+            join_queue: VecDeque::new(),
             scripts,
             report,
         }
@@ -160,6 +169,12 @@ impl Wire for ReplayWire {
 
     fn arrive(&mut self, now: Nanos) -> Option<Arrival> {
         self.fill(now);
+        if !self.join_queue.is_empty()
+            && let Some(a) = self.next_join(now)
+        {
+            self.report.borrow_mut().synthetic += 1;
+            return Some(a);
+        }
         self.next_arrival(now)
     }
 
@@ -207,7 +222,9 @@ impl Wire for ReplayWire {
         let unthrottle = self
             .throttle
             .then_some(self.last_progress + ACK_WAIT_LIMIT_NS);
+        let joins = self.next_join_event();
         best.into_iter()
+            .chain(joins)
             .chain(retx)
             .chain(acks)
             .chain(unthrottle)
@@ -222,6 +239,7 @@ impl Wire for ReplayWire {
         self.exhausted
             && self.pending.is_empty()
             && self.synthetic.is_empty()
+            && !self.joins_waiting()
             && self.ack_flows.is_empty()
             && self.retx_flows.iter().all(|f| {
                 self.seq

@@ -33,6 +33,9 @@ pub(super) struct SeqState {
     pub(super) unacked: Unacked,
     /// When the owed acknowledgement goes out, if one is scheduled.
     pub(super) ack_due: Option<Nanos>,
+    /// Joined mid-flow (the ISNs are taken from the first captured segment): a sequence number before the
+    /// stream's start is a retransmission of what preceded the join, not a byte 4 GiB ahead.
+    pub(super) joined: bool,
 }
 
 /// Stretches beyond a gap the peer keeps at most (the stack's send window bounds them in practice).
@@ -71,6 +74,7 @@ impl SeqState {
     pub(super) fn peer_offset(&self, seq: u32) -> Option<u32> {
         self.peer_isn
             .map(|isn| seq.wrapping_sub(isn).wrapping_sub(1))
+            .filter(|&offset| !(self.joined && before_start(offset)))
     }
 
     /// Point a peer frame's acknowledgements (ack, SACK edges, timestamp echo) at the live stack, and note
@@ -138,6 +142,12 @@ impl SeqState {
         let needed = ack.wrapping_sub(rec);
         self.live_isn.is_none() || (needed.wrapping_sub(self.live_sent) as i32) > 0
     }
+}
+
+/// Does a stream offset (sequence number − ISN − 1, wrapped) lie before the stream's first byte? For a
+/// joined flow, whose ISN is only inferred, half the sequence space behind its start is taken as "before".
+pub(super) fn before_start(offset: u32) -> bool {
+    (offset as i32) < 0
 }
 
 /// The later of two positions in sequence space.
