@@ -14,3 +14,17 @@ python3 "$rw" "$caps/http-get.pcap" "$here/broadcast-clash.pcap" 10.77.0.2=10.0.
 # The client in another /64 (and another /48): /64 would put it off-link.
 editcap -F pcap "$caps/ipv6-tcp.pcapng" "$tmp/v6.pcap"
 python3 "$rw" "$tmp/v6.pcap" "$here/other-64.pcap" fd77::2=2001:db8:1::2 fd77::1=2001:db8:2::1
+
+# Mid-flow joins: cuts whose TCP flows start after their handshake (editcap -r keeps a frame range), so the
+# replay's peer opens each flow with a synthetic handshake (tests/replay_midflow.rs).
+# The client's data first, mid-upload (its 1 MiB POST near its end; the server answers and closes first).
+editcap -r "$caps/upload.pcap" "$here/midflow-upload.pcap" 960-986
+# The server's data first, mid-download (the last 34 KB of the 1 MiB GET; acks from before the cut among them).
+editcap -r "$caps/bulk.pcap" "$here/midflow-bulk.pcap" 1040-1072
+# IPv6, the server's data first; the client closes first.
+editcap -F pcap -r "$caps/ipv6-tcp.pcapng" "$here/midflow-v6.pcap" 10-18
+# Five parallel echo flows, each cut after its handshake and first write.
+editcap -r "$caps/parallel.pcap" "$here/midflow-parallel.pcap" 28-62
+# Cuts that start at a FIN: the server's (HTTP POST) and the client's (IPv6 GET).
+editcap -F pcap -r "$caps/http-post.pcapng" "$here/midflow-server-fin.pcap" 20-22
+editcap -F pcap -r "$caps/ipv6-tcp.pcapng" "$here/midflow-client-fin.pcap" 16-18
