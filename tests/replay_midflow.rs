@@ -39,6 +39,12 @@ fn replay(file: &Path, extra: &[&str]) -> (String, Value) {
 /// flow, each connection closed, the diff found each flow as recorded, and the summary and the synthetic
 /// frames' notes say the flows were joined. Returns the export.
 fn joins_as_recorded(name: &str, flows: u32, extra: &[&str]) -> Value {
+    joins_with_stale(name, flows, extra, 0)
+}
+
+/// As `joins_as_recorded`, where exactly `stale` captured segments of the peer lie wholly before the join
+/// point: the stack drops each as outside its receive window (and answers with an ACK), as a real one would.
+fn joins_with_stale(name: &str, flows: u32, extra: &[&str], stale: usize) -> Value {
     let file = data(name);
     let (summary, doc) = replay(&file, extra);
     let conns = doc["connections"].as_array().unwrap();
@@ -88,7 +94,16 @@ fn joins_as_recorded(name: &str, flows: u32, extra: &[&str]) -> Value {
             !(p["dir"] == "tx" && flags.contains('R')),
             "{name}: the stack reset a flow: {p}"
         );
-        assert_ne!(p["outcome"]["kind"], "dropped", "{name}: {p}");
+    }
+    let dropped: Vec<&Value> = packets
+        .iter()
+        .filter(|p| p["outcome"]["kind"] == "dropped")
+        .collect();
+    assert_eq!(dropped.len(), stale, "{name}: {dropped:?}");
+    for p in dropped {
+        assert_eq!(p["outcome"]["code"], "tcp_rejected", "{name}: {p}");
+        let reason = p["outcome"]["reason"].as_str().unwrap();
+        assert!(reason.contains("not in receive window"), "{name}: {p}");
     }
     let notes = |what: &str| {
         packets
@@ -199,4 +214,24 @@ fn as_the_server_a_cut_is_joined() {
         1,
         &["--max-speed", "--as", "10.77.0.2"],
     );
+}
+
+/// The server's segments sent again from before the join point, among the cut's frames: the script starts at
+/// the join point all the same (they are not played, and nothing waits for them).
+#[test]
+fn the_servers_data_from_before_the_join_point_is_left_out() {
+    if !tshark_available() {
+        return;
+    }
+    joins_as_recorded("midflow-stale-server.pcap", 1, &["--max-speed"]);
+}
+
+/// The client's segment sent again from before the join point: injected as captured, refused by the stack as
+/// old, and the flow goes on.
+#[test]
+fn the_clients_data_from_before_the_join_point_is_refused_as_old() {
+    if !tshark_available() {
+        return;
+    }
+    joins_with_stale("midflow-stale-client.pcap", 1, &["--max-speed"], 1);
 }
