@@ -4,7 +4,7 @@
 //! comes. The recorded stack's ISN is taken as one before its first captured byte, so its app's script starts
 //! there (offset 0) and the acks are rebased as after a captured handshake.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
@@ -20,6 +20,7 @@ use crate::replay::capture::CapturedFrame;
 use crate::replay::diff::{FlowId, Side};
 use crate::replay::segment::{Layers, Tcp};
 
+use super::seq::Handshake;
 use super::{ACK_WAIT_LIMIT_NS, ReplayWire};
 
 /// The window scale the synthetic SYN offers. The recorded one was in the SYN the capture lacks, and the
@@ -29,26 +30,6 @@ use super::{ACK_WAIT_LIMIT_NS, ReplayWire};
 /// stack has in flight — so the largest shift RFC 7323 allows makes every recorded window at least as large
 /// as it was.
 pub(super) const JOIN_WINDOW_SCALE: u8 = 14;
-
-/// A joined flow's synthetic handshake, from its first captured segment until the ACK has gone.
-#[derive(Debug, Clone)]
-pub(super) struct Join {
-    /// When the SYN goes: the first captured segment's time.
-    due: Nanos,
-    /// The SYN, until it has gone.
-    syn: Option<Vec<u8>>,
-    peer: SocketAddr,
-    stack: SocketAddr,
-    peer_mac: [u8; 6],
-    peer_isn: u32,
-    /// The window field of the ACK (the first captured peer segment's, else the largest).
-    window: u16,
-    /// The peer's timestamp, when its segments carry the option.
-    tsval: Option<u32>,
-    mss: u16,
-    /// The first captured segment's frame number (from 1).
-    first_frame: u64,
-}
 
 /// The peer's ISN and the recorded stack's ISN implied by a flow's first captured segment: one before the
 /// sender's sequence number, and one before what it acknowledges (the other side's next byte). A segment
@@ -128,7 +109,7 @@ impl ReplayWire {
         } else {
             timestamps.map(|(_, ecr)| ecr)
         };
-        let mut join = Join {
+        let mut join = Handshake {
             due,
             syn: None,
             peer,
@@ -155,7 +136,9 @@ impl ReplayWire {
             payload: &[],
         };
         join.syn = build(&join, &syn, self.identity.mac);
-        self.joins.insert(flow, join);
+        if let Some(state) = self.seq.get_mut(&flow) {
+            state.handshake = Some(Box::new(join));
+        }
         self.join_queue.push_back(flow);
         true
     }
@@ -166,7 +149,7 @@ impl ReplayWire {
         let mut i = 0;
         while i < self.join_queue.len() {
             let flow = self.join_queue[i];
-            let Some(join) = self.joins.get_mut(&flow) else {
+            let Some(join) = self.seq.get(&flow).and_then(|s| s.handshake.as_deref()) else {
                 self.join_queue.remove(i);
                 continue;
             };
@@ -181,7 +164,7 @@ impl ReplayWire {
                 {
                     return Some(prime);
                 }
-                let join = self.joins.get_mut(&flow)?;
+                let join = self.seq.get_mut(&flow)?.handshake.as_deref_mut()?;
                 let syn = join.syn.take()?;
                 self.report.borrow_mut().joined += 1;
                 return Some(Arrival {
@@ -226,10 +209,11 @@ impl ReplayWire {
             let frame = build(join, &ack, self.identity.mac);
             let first_frame = join.first_frame;
             self.join_queue.remove(i);
-            let Some(frame) = frame else { continue };
             if let Some(s) = self.seq.get_mut(&flow) {
+                s.handshake = None;
                 s.acked = s.acked.max(1);
             }
+            let Some(frame) = frame else { continue };
             return Some(Arrival {
                 frame,
                 fate: Fate::Inject,
@@ -249,9 +233,9 @@ impl ReplayWire {
         self.join_queue
             .iter()
             .filter_map(|f| {
-                let join = self.joins.get(f)?;
-                let acked = self.seq.get(f).is_some_and(|s| s.live_isn.is_some());
-                (join.syn.is_some() || acked).then_some(join.due)
+                let state = self.seq.get(f)?;
+                let join = state.handshake.as_deref()?;
+                (join.syn.is_some() || state.live_isn.is_some()).then_some(join.due)
             })
             .min()
     }
@@ -263,7 +247,7 @@ impl ReplayWire {
 }
 
 /// An Ethernet frame from the join's peer to the stack carrying `tcp`.
-fn build(join: &Join, tcp: &TcpRepr, stack_mac: [u8; 6]) -> Option<Vec<u8>> {
+fn build(join: &Handshake, tcp: &TcpRepr, stack_mac: [u8; 6]) -> Option<Vec<u8>> {
     let tcp_len = tcp.buffer_len();
     let ip_header = match join.peer.ip() {
         IpAddr::V4(_) => 20,

@@ -115,8 +115,7 @@ pub struct ReplayWire {
     /// When the stack last put new sequence space of any flow on the wire.
     last_progress: Nanos,
     primed: BTreeSet<IpAddr>,
-    /// Flows joined mid-connection, and those whose synthetic handshake is not over, in due order.
-    joins: BTreeMap<FlowId, join::Join>,
+    /// Flows joined mid-connection whose synthetic handshake is not over, in due order.
     join_queue: VecDeque<FlowId>,
     scripts: Scripts,
     report: Rc<RefCell<WireReport>>,
@@ -150,7 +149,6 @@ impl ReplayWire {
             last_progress: 0,
             retx_due: Nanos::MAX,
             primed: BTreeSet::new(),
-            joins: BTreeMap::new(),
             join_queue: VecDeque::new(),
             scripts,
             report,
