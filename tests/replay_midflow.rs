@@ -235,3 +235,15 @@ fn the_clients_data_from_before_the_join_point_is_refused_as_old() {
     }
     joins_with_stale("midflow-stale-client.pcap", 1, &["--max-speed"], 1);
 }
+
+/// The client's ack first, and the server's bytes before its first captured segment in flight at the cut
+/// (never captured): the server's stream starts at its first captured byte, not at what the client had
+/// acknowledged, so nothing waits for bytes no frame holds.
+#[test]
+fn bytes_in_flight_at_the_cut_are_not_waited_for() {
+    if !tshark_available() {
+        return;
+    }
+    let doc = joins_as_recorded("midflow-in-flight.pcap", 1, &["--max-speed"]);
+    assert_eq!(doc["connections"][0]["app_written"]["bytes"], 376);
+}

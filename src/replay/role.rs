@@ -71,6 +71,7 @@ impl Survey {
                 seen.something_to_play |= t.payload_len > 0 || t.fin;
                 let from_first = usize::from(src != key.0);
                 seen.largest[from_first] = seen.largest[from_first].max(t.payload_len);
+                seen.first_seq[from_first].get_or_insert(t.seq);
             }
         }
         if let Some(t) = l.tcp {
@@ -113,8 +114,8 @@ impl Survey {
     }
 
     /// The TCP flows whose handshake the capture does not hold (no SYN either way) and that carry something
-    /// to play (data or a FIN): (server, client) → the MSS the client's synthetic SYN offers.
-    fn joinable(&self) -> BTreeMap<(SocketAddr, SocketAddr), u16> {
+    /// to play (data or a FIN): (server, client) → what the wire needs to join them.
+    fn joinable(&self) -> BTreeMap<(SocketAddr, SocketAddr), JoinHint> {
         let mut endpoints: BTreeMap<SocketAddr, u32> = BTreeMap::new();
         for (a, b) in self.tcp_flows.keys() {
             *endpoints.entry(*a).or_default() += 1;
@@ -132,7 +133,12 @@ impl Survey {
             // and at least what an Ethernet MTU allows (the capture may hold only small segments so far).
             let ethernet = if server.is_ipv4() { 1460 } else { 1440 };
             let mss = seen.largest[served].clamp(ethernet, usize::from(u16::MAX)) as u16;
-            out.insert((server, client), mss);
+            let hint = JoinHint {
+                mss,
+                server_first_seq: seen.first_seq[served],
+                client_first_seq: seen.first_seq[1 - served],
+            };
+            out.insert((server, client), hint);
         }
         out
     }
@@ -190,7 +196,7 @@ impl Survey {
             }));
             udp_ports.extend(self.udp_ports.get(&a).into_iter().flatten());
         }
-        let joins: BTreeMap<(SocketAddr, SocketAddr), u16> = self
+        let joins: BTreeMap<(SocketAddr, SocketAddr), JoinHint> = self
             .joinable()
             .into_iter()
             .filter(|((server, _), _)| {
@@ -229,6 +235,19 @@ struct FlowSeen {
     something_to_play: bool,
     /// The largest payload from the lower endpoint, and from the higher.
     largest: [usize; 2],
+    /// The sequence number of the first segment from the lower endpoint, and from the higher.
+    first_seq: [Option<u32>; 2],
+}
+
+/// What the wire needs to join a flow whose handshake was not captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinHint {
+    /// The MSS the client's synthetic SYN offers.
+    pub mss: u16,
+    /// The sequence numbers of the first segments the server and the client were captured sending: their
+    /// ISNs are taken as one before (the bytes before were sent before the capture began).
+    pub server_first_seq: Option<u32>,
+    pub client_first_seq: Option<u32>,
 }
 
 fn as_v4(a: IpAddr) -> Option<Ipv4Addr> {
@@ -315,9 +334,9 @@ pub struct Identity {
     pub prefix_v6: u8,
     pub tcp_ports: BTreeSet<u16>,
     pub udp_ports: BTreeSet<u16>,
-    /// The stack's TCP flows whose handshake the capture does not hold, (the stack's end, the peer's) → the
-    /// MSS the peer's synthetic SYN offers: the wire joins them mid-flow.
-    pub joins: BTreeMap<(SocketAddr, SocketAddr), u16>,
+    /// The stack's TCP flows whose handshake the capture does not hold, (the stack's end, the peer's) → what
+    /// the wire needs to join them mid-flow.
+    pub joins: BTreeMap<(SocketAddr, SocketAddr), JoinHint>,
 }
 
 impl Identity {

@@ -38,3 +38,6 @@ editcap -r "$caps/upload.pcap" "$tmp/a.pcap" 960-965
 editcap -r "$caps/upload.pcap" "$tmp/b.pcap" 950
 editcap -r "$caps/upload.pcap" "$tmp/c.pcap" 966-986
 mergecap -a -F pcap -w "$here/midflow-stale-client.pcap" "$tmp/a.pcap" "$tmp/b.pcap" "$tmp/c.pcap"
+# The client's ack first, the server's bytes up to its first captured segment in flight when the cut begins
+# (sent before it, never captured): the server's stream starts at that segment.
+editcap -r "$caps/bulk.pcap" "$here/midflow-in-flight.pcap" 1063-1072

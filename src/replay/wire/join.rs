@@ -31,14 +31,11 @@ use super::{ACK_WAIT_LIMIT_NS, ReplayWire};
 /// as it was.
 pub(super) const JOIN_WINDOW_SCALE: u8 = 14;
 
-/// The peer's ISN and the recorded stack's ISN implied by a flow's first captured segment: one before the
-/// sender's sequence number, and one before what it acknowledges (the other side's next byte). A segment
-/// without ACK says nothing of the other side's numbers.
-pub(super) fn isns(to_stack: bool, seq: u32, ack: Option<u32>) -> (Option<u32>, Option<u32>) {
-    let before = |n: u32| n.wrapping_sub(1);
-    let own = Some(before(seq));
-    let other = ack.map(before);
-    if to_stack { (own, other) } else { (other, own) }
+/// The ISN a joined flow takes for one side: one before the first sequence number that side was captured
+/// sending (what came before was sent before the capture began), else one before what the other side's segment
+/// acknowledges (that side's next byte, as the other side saw it).
+pub(super) fn isn(first_seq: Option<u32>, others_ack: Option<u32>) -> Option<u32> {
+    first_seq.or(others_ack).map(|n| n.wrapping_sub(1))
 }
 
 impl ReplayWire {
@@ -54,12 +51,15 @@ impl ReplayWire {
         to_stack: bool,
         due: Nanos,
     ) -> bool {
-        let Some(&mss) = self.identity.joins.get(&flow) else {
+        let Some(&hint) = self.identity.joins.get(&flow) else {
             return false;
         };
+        let mss = hint.mss;
         let state = self.seq.entry(flow).or_default();
         state.joined = true;
-        let (peer_isn, recorded_isn) = isns(to_stack, t.seq, t.ack_flag.then_some(t.ack));
+        let ack = t.ack_flag.then_some(t.ack);
+        let peer_isn = isn(hint.client_first_seq, ack.filter(|_| !to_stack));
+        let recorded_isn = isn(hint.server_first_seq, ack.filter(|_| to_stack));
         if state.recorded_isn.is_none()
             && let Some(rec) = recorded_isn
         {
@@ -326,29 +326,27 @@ fn timestamps(frame: &[u8], l: &Layers) -> Option<(u32, u32)> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::seq::before_start;
     use super::*;
 
     #[test]
     fn isns_are_one_before_the_first_captured_numbers_across_the_wrap() {
-        // The peer's segment first: its seq gives its ISN, its ack the stack's.
-        assert_eq!(isns(true, 1000, Some(5000)), (Some(999), Some(4999)));
-        assert_eq!(isns(true, 0, Some(0)), (Some(u32::MAX), Some(u32::MAX)));
-        assert_eq!(isns(true, u32::MAX, Some(1)), (Some(u32::MAX - 1), Some(0)));
-        // The stack's segment first: the other way round.
-        assert_eq!(
-            isns(false, 0, Some(u32::MAX)),
-            (Some(u32::MAX - 1), Some(u32::MAX))
-        );
-        assert_eq!(isns(false, 7, None), (None, Some(6)));
-        assert_eq!(isns(true, 7, None), (Some(6), None));
+        // A side captured sending: one before its first sequence number, whatever the other side acknowledged.
+        assert_eq!(isn(Some(1000), Some(900)), Some(999));
+        assert_eq!(isn(Some(0), None), Some(u32::MAX));
+        assert_eq!(isn(Some(u32::MAX), None), Some(u32::MAX - 1));
+        // A side never captured sending: one before what the other side acknowledged.
+        assert_eq!(isn(None, Some(0)), Some(u32::MAX));
+        assert_eq!(isn(None, Some(1)), Some(0));
+        assert_eq!(isn(None, None), None);
     }
 
     #[test]
     fn the_first_byte_after_a_wrapped_isn_is_offset_zero() {
         // ISN u32::MAX: the first byte is seq 0, offset 0; seq u32::MAX itself lies before the stream.
-        let (peer, _) = isns(true, 0, None);
-        let isn = peer.unwrap();
+        let isn = isn(Some(0), None).unwrap();
         assert_eq!(0u32.wrapping_sub(isn).wrapping_sub(1), 0);
-        assert!((u32::MAX.wrapping_sub(isn).wrapping_sub(1) as i32) < 0);
+        assert!(before_start(u32::MAX.wrapping_sub(isn).wrapping_sub(1)));
+        assert!(!before_start(u32::MAX.wrapping_sub(isn)));
     }
 }
