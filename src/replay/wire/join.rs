@@ -70,7 +70,7 @@ impl ReplayWire {
             // opens with (its receive buffer, at most 65535): nothing recorded says otherwise.
             let stand_in = Tcp {
                 seq: rec,
-                ack: t.seq,
+                ack: peer_isn.map_or(0, |p| p.wrapping_add(1)),
                 syn: true,
                 ack_flag: true,
                 fin: false,
