@@ -1,9 +1,11 @@
 //! Who the stack is in a capture: `--as IP`, else the host that receives the most SYNs, else the most frequent
 //! destination; its MAC and its other addresses (the same MAC) from the capture; the MACs of the hosts it talks
-//! to; and the ports it serves, so the replay listens where the recorded server did.
+//! to; and the ports it serves, so the replay listens where the recorded server did. A TCP flow whose handshake
+//! the capture does not hold (it starts mid-connection) counts for the host its ports show is the server, and
+//! is listed for the wire to join with a synthetic handshake.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::pipeline::dissect::Headers;
 
@@ -27,6 +29,9 @@ pub struct Survey {
     /// When each host was first seen as a destination (frame number), to break ties toward the host the
     /// capture's first exchange went to.
     first_as_dst: BTreeMap<IpAddr, u64>,
+    /// TCP flows by their two endpoints (the lower first), the first `MAX_FLOWS` of them: enough to tell
+    /// which ones started before the capture did and who served them.
+    tcp_flows: BTreeMap<(SocketAddr, SocketAddr), FlowSeen>,
     pub frames: u64,
     pub first_t_ns: Option<u64>,
     pub last_t_ns: u64,
@@ -58,6 +63,17 @@ impl Survey {
         self.macs.entry(l.src).or_insert(h.src_mac);
         *self.frames_to.entry(l.dst).or_default() += 1;
         self.first_as_dst.entry(l.dst).or_insert(self.frames);
+        if let (Some(t), Some(src), Some(dst)) = (l.tcp, l.src_addr(), l.dst_addr()) {
+            let key = (src.min(dst), src.max(dst));
+            if self.tcp_flows.len() < MAX_FLOWS || self.tcp_flows.contains_key(&key) {
+                let seen = self.tcp_flows.entry(key).or_default();
+                seen.handshake |= t.syn;
+                seen.something_to_play |= t.payload_len > 0 || t.fin;
+                let from_first = usize::from(src != key.0);
+                seen.largest[from_first] = seen.largest[from_first].max(t.payload_len);
+                seen.first_seq[from_first].get_or_insert(t.seq);
+            }
+        }
         if let Some(t) = l.tcp {
             if t.syn && !t.ack_flag {
                 *self.syns_to.entry(l.dst).or_default() += 1;
@@ -89,7 +105,68 @@ impl Survey {
                 .max_by(|a, b| a.1.cmp(b.1).then(first(b.0).cmp(&first(a.0))))
                 .map(|(ip, _)| *ip)
         };
-        best(&self.syns_to).or_else(|| best(&self.frames_to))
+        // A flow joined mid-connection counts as the SYN its server received before the capture began.
+        let mut syns = self.syns_to.clone();
+        for (server, _) in self.joinable().keys() {
+            *syns.entry(server.ip()).or_default() += 1;
+        }
+        best(&syns).or_else(|| best(&self.frames_to))
+    }
+
+    /// The TCP flows whose handshake the capture does not hold (no SYN either way) and that carry something
+    /// to play (data or a FIN): (server, client) → what the wire needs to join them.
+    fn joinable(&self) -> BTreeMap<(SocketAddr, SocketAddr), JoinHint> {
+        let mut endpoints: BTreeMap<SocketAddr, u32> = BTreeMap::new();
+        for (a, b) in self.tcp_flows.keys() {
+            *endpoints.entry(*a).or_default() += 1;
+            *endpoints.entry(*b).or_default() += 1;
+        }
+        let peers = |e: &SocketAddr| endpoints.get(e).copied().unwrap_or(0);
+        let mut out = BTreeMap::new();
+        for (&(a, b), seen) in &self.tcp_flows {
+            if seen.handshake || !seen.something_to_play {
+                continue;
+            }
+            let a_serves = self.serves(a, b, peers(&a), peers(&b));
+            let (server, client, served) = if a_serves { (a, b, 0) } else { (b, a, 1) };
+            // The client's MSS bounds what the server may send: at least what the recorded server did send,
+            // and at least what an Ethernet MTU allows (the capture may hold only small segments so far).
+            let ethernet = if server.is_ipv4() { 1460 } else { 1440 };
+            let mss = seen.largest[served].clamp(ethernet, usize::from(u16::MAX)) as u16;
+            let hint = JoinHint {
+                mss,
+                server_first_seq: seen.first_seq[served],
+                client_first_seq: seen.first_seq[1 - served],
+            };
+            out.insert((server, client), hint);
+        }
+        out
+    }
+
+    /// Is `a` the server of a flow between `a` and `b` whose handshake was not captured? The end with a
+    /// well-known port (below 1024), else the end known to listen (it received a SYN elsewhere in the
+    /// capture), else the end that talks with more peers (a server sees many client ports), else the lower
+    /// port (ephemeral ports are high), else the lower address.
+    fn serves(&self, a: SocketAddr, b: SocketAddr, peers_a: u32, peers_b: u32) -> bool {
+        let listens = |e: SocketAddr| {
+            self.tcp_ports
+                .get(&e.ip())
+                .is_some_and(|p| p.contains(&e.port()))
+        };
+        let (wa, wb) = (a.port() < 1024, b.port() < 1024);
+        if wa != wb {
+            return wa;
+        }
+        if listens(a) != listens(b) {
+            return listens(a);
+        }
+        if peers_a != peers_b && peers_a.max(peers_b) > 1 {
+            return peers_a > peers_b;
+        }
+        if a.port() != b.port() {
+            return a.port() < b.port();
+        }
+        a < b
     }
 
     /// Everything the replay needs to know about the stack it plays.
@@ -119,6 +196,15 @@ impl Survey {
             }));
             udp_ports.extend(self.udp_ports.get(&a).into_iter().flatten());
         }
+        let joins: BTreeMap<(SocketAddr, SocketAddr), JoinHint> = self
+            .joinable()
+            .into_iter()
+            .filter(|((server, _), _)| {
+                [ipv4.map(IpAddr::V4), ipv6.map(IpAddr::V6)].contains(&Some(server.ip()))
+            })
+            .collect();
+        // The stack listens where it served a joined flow, as where it received a SYN.
+        tcp_ports.extend(joins.keys().map(|(server, _)| server.port()));
         let peers_v4: Vec<Ipv4Addr> = self.macs.keys().filter_map(|a| as_v4(*a)).collect();
         let peers_v6: Vec<Ipv6Addr> = self.macs.keys().filter_map(|a| as_v6(*a)).collect();
         Identity {
@@ -132,8 +218,36 @@ impl Survey {
             prefix_v6: ipv6.map_or(64, |a| common_prefix_v6(a, &peers_v6)),
             tcp_ports,
             udp_ports,
+            joins,
         }
     }
+}
+
+/// TCP flows the survey keeps track of, at most (a capture of a scan could hold millions).
+const MAX_FLOWS: usize = 1 << 16;
+
+/// What the survey saw of one TCP flow.
+#[derive(Debug, Default, Clone)]
+struct FlowSeen {
+    /// A SYN (or SYN-ACK) either way: the handshake is in the capture.
+    handshake: bool,
+    /// A segment with data or a FIN.
+    something_to_play: bool,
+    /// The largest payload from the lower endpoint, and from the higher.
+    largest: [usize; 2],
+    /// The sequence number of the first segment from the lower endpoint, and from the higher.
+    first_seq: [Option<u32>; 2],
+}
+
+/// What the wire needs to join a flow whose handshake was not captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinHint {
+    /// The MSS the client's synthetic SYN offers.
+    pub mss: u16,
+    /// The sequence numbers of the first segments the server and the client were captured sending: their
+    /// ISNs are taken as one before (the bytes before were sent before the capture began).
+    pub server_first_seq: Option<u32>,
+    pub client_first_seq: Option<u32>,
 }
 
 fn as_v4(a: IpAddr) -> Option<Ipv4Addr> {
@@ -220,6 +334,9 @@ pub struct Identity {
     pub prefix_v6: u8,
     pub tcp_ports: BTreeSet<u16>,
     pub udp_ports: BTreeSet<u16>,
+    /// The stack's TCP flows whose handshake the capture does not hold, (the stack's end, the peer's) → what
+    /// the wire needs to join them mid-flow.
+    pub joins: BTreeMap<(SocketAddr, SocketAddr), JoinHint>,
 }
 
 impl Identity {

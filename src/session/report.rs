@@ -339,6 +339,13 @@ pub fn replay(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, For
             count(r.wire.unproven, "byte", "bytes"),
         );
     }
+    if r.wire.joined > 0 {
+        let _ = writeln!(
+            s,
+            "joined: {} whose handshake was not captured (synthetic SYN/ACK)",
+            count(r.wire.joined, "flow", "flows")
+        );
+    }
     if r.diffs.is_empty() {
         let _ = writeln!(s, "diff: no TCP flow of the stack");
     } else {

@@ -49,3 +49,30 @@ editcap -r "$caps/bulk.pcap" "$tmp/bulk-40.pcap" 1-40
 editcap "$tmp/bulk-40.pcap" "$here/hole-server.pcap" 11
 # bulk, its first 24 records: a server data segment (22) whose acks were not captured: no ack proves it.
 editcap -r "$caps/bulk.pcap" "$here/hole-unproven.pcap" 1-21 23-24
+
+# Mid-flow joins (needs editcap and mergecap): cuts whose TCP flows start after their handshake (editcap -r keeps
+# a frame range), so the replay's peer opens each flow with a synthetic handshake (tests/replay_midflow.rs).
+# The client's data first, mid-upload (its 1 MiB POST near its end; the server answers and closes first).
+editcap -r "$caps/upload.pcap" "$here/midflow-upload.pcap" 960-986
+# The server's data first, mid-download (the last 34 KB of the 1 MiB GET; acks from before the cut among them).
+editcap -r "$caps/bulk.pcap" "$here/midflow-bulk.pcap" 1040-1072
+# IPv6, the server's data first; the client closes first.
+editcap -F pcap -r "$caps/ipv6-tcp.pcapng" "$here/midflow-v6.pcap" 10-18
+# Five parallel echo flows, each cut after its handshake and first write.
+editcap -r "$caps/parallel.pcap" "$here/midflow-parallel.pcap" 28-62
+# Cuts that start at a FIN: the server's (HTTP POST) and the client's (IPv6 GET).
+editcap -F pcap -r "$caps/http-post.pcapng" "$here/midflow-server-fin.pcap" 20-22
+editcap -F pcap -r "$caps/ipv6-tcp.pcapng" "$here/midflow-client-fin.pcap" 16-18
+# Segments from before the join point among the cut's frames (mergecap -a keeps file order): the server's data
+# sent again (bulk.pcap 1030-1031 after 1040-1045), and the client's (upload.pcap 950 after 960-965).
+editcap -r "$caps/bulk.pcap" "$tmp/a.pcap" 1040-1045
+editcap -r "$caps/bulk.pcap" "$tmp/b.pcap" 1030-1031
+editcap -r "$caps/bulk.pcap" "$tmp/c.pcap" 1046-1072
+mergecap -a -F pcap -w "$here/midflow-stale-server.pcap" "$tmp/a.pcap" "$tmp/b.pcap" "$tmp/c.pcap"
+editcap -r "$caps/upload.pcap" "$tmp/a.pcap" 960-965
+editcap -r "$caps/upload.pcap" "$tmp/b.pcap" 950
+editcap -r "$caps/upload.pcap" "$tmp/c.pcap" 966-986
+mergecap -a -F pcap -w "$here/midflow-stale-client.pcap" "$tmp/a.pcap" "$tmp/b.pcap" "$tmp/c.pcap"
+# The client's ack first, the server's bytes up to its first captured segment in flight when the cut begins
+# (sent before it, never captured): the server's stream starts at that segment.
+editcap -r "$caps/bulk.pcap" "$here/midflow-in-flight.pcap" 1063-1072

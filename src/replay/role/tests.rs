@@ -99,3 +99,101 @@ fn the_ipv6_prefix_holds_every_global_peer_at_most_slash_64() {
         "link-local left out"
     );
 }
+
+/// A TCP segment from `src`:`sport` to `dst`:`dport` with these flags and payload.
+fn tcp_v4(
+    src: [u8; 4],
+    sport: u16,
+    dst: [u8; 4],
+    dport: u16,
+    flags: u8,
+    data: &[u8],
+) -> CapturedFrame {
+    let seg = testgen::tcp(sport, dport, 1000, 2000, flags, data);
+    let ip = testgen::ipv4(src, dst, 6, &seg);
+    let (dmac, smac) = if src == CLIENT {
+        (MAC_A, MAC_B)
+    } else {
+        (MAC_B, MAC_A)
+    };
+    frame(testgen::ethernet(dmac, smac, 0x0800, &ip))
+}
+
+const ACK: u8 = 0x10;
+const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
+
+fn sock(ip: [u8; 4], port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port)
+}
+
+#[test]
+fn a_flow_with_no_handshake_is_served_by_its_well_known_port() {
+    let mut s = Survey::default();
+    // Only the server's data and the client's ack: the capture began mid-connection.
+    s.add(&tcp_v4(SERVER, 443, CLIENT, 50000, ACK, &[7; 1200]));
+    s.add(&tcp_v4(CLIENT, 50000, SERVER, 443, ACK, b""));
+    let server = IpAddr::V4(Ipv4Addr::from(SERVER));
+    assert_eq!(
+        s.choose(None),
+        Some(server),
+        "the joined flow counts as its SYN"
+    );
+    let id = s.identity(server);
+    assert_eq!(id.tcp_ports, BTreeSet::from([443]));
+    assert_eq!(
+        id.joins,
+        BTreeMap::from([(
+            (sock(SERVER, 443), sock(CLIENT, 50000)),
+            JoinHint {
+                mss: 1460,
+                server_first_seq: Some(1000),
+                client_first_seq: Some(1000)
+            }
+        )])
+    );
+    // As the client, the stack serves nothing and joins nothing.
+    let client = s.identity(IpAddr::V4(Ipv4Addr::from(CLIENT)));
+    assert!(client.joins.is_empty() && client.tcp_ports.is_empty());
+}
+
+#[test]
+fn the_server_of_a_joined_flow_is_the_end_with_many_peers_else_the_lower_port() {
+    let mut s = Survey::default();
+    // Two high ports: 9000 talks with two client ports, so it serves, though 8999 < 9000 would say otherwise.
+    s.add(&tcp_v4(CLIENT, 8999, SERVER, 9000, ACK, b"one"));
+    s.add(&tcp_v4(CLIENT, 40001, SERVER, 9000, ACK, b"two"));
+    let id = s.identity(IpAddr::V4(Ipv4Addr::from(SERVER)));
+    assert_eq!(id.tcp_ports, BTreeSet::from([9000]));
+    assert_eq!(id.joins.len(), 2);
+    // One flow between two high ports: the lower one serves; the largest payload it sent sets the MSS.
+    let mut s = Survey::default();
+    s.add(&tcp_v4(CLIENT, 45000, SERVER, 8080, ACK, b"GET"));
+    s.add(&tcp_v4(SERVER, 8080, CLIENT, 45000, ACK, &[1; 1600]));
+    let id = s.identity(IpAddr::V4(Ipv4Addr::from(SERVER)));
+    let joins: Vec<_> = id.joins.iter().map(|(k, h)| (*k, h.mss)).collect();
+    assert_eq!(joins, [((sock(SERVER, 8080), sock(CLIENT, 45000)), 1600)]);
+    // A port known to listen (a SYN to it elsewhere in the capture) serves, whatever the numbers say.
+    let mut s = Survey::default();
+    s.add(&tcp_v4(CLIENT, 30000, SERVER, 60000, SYN, b""));
+    s.add(&tcp_v4(CLIENT, 20000, SERVER, 60000, ACK, b"mid-flow"));
+    let id = s.identity(IpAddr::V4(Ipv4Addr::from(SERVER)));
+    assert_eq!(
+        id.joins.keys().next(),
+        Some(&(sock(SERVER, 60000), sock(CLIENT, 20000)))
+    );
+}
+
+#[test]
+fn flows_with_a_handshake_or_nothing_to_play_are_not_joined() {
+    let mut s = Survey::default();
+    // A captured SYN: the usual replay, nothing to join.
+    s.add(&tcp_v4(CLIENT, 40000, SERVER, 80, SYN, b""));
+    s.add(&tcp_v4(CLIENT, 40000, SERVER, 80, ACK, b"GET /"));
+    // A stray RST, and a flow of bare ACKs: nothing to play.
+    s.add(&tcp_v4(CLIENT, 40002, SERVER, 22, RST | ACK, b""));
+    s.add(&tcp_v4(CLIENT, 40003, SERVER, 25, ACK, b""));
+    let id = s.identity(IpAddr::V4(Ipv4Addr::from(SERVER)));
+    assert!(id.joins.is_empty());
+    assert_eq!(id.tcp_ports, BTreeSet::from([80]));
+}

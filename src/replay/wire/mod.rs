@@ -8,12 +8,14 @@
 //! stack next and how long a frame waits; `acks` watches what the stack sends and answers as the capture's
 //! peer (owed acks, retransmissions); `neighbours` answers and primes ARP and neighbour discovery; `seq` is
 //! one flow's sequence arithmetic, recorded and live; `holes` fills what the capture missed and the recorded
-//! ACKs prove was sent.
+//! ACKs prove was sent; `join` opens, with a synthetic handshake, a flow the capture holds from
+//! mid-connection; `merged` splits segments the capturing host merged; `checksum` completes offloaded ones.
 
 mod acks;
 mod arrival;
 mod checksum;
 mod holes;
+mod join;
 mod merged;
 mod neighbours;
 mod read;
@@ -103,6 +105,8 @@ pub struct WireReport {
     pub filler_app: u64,
     /// Bytes of holes no recorded ACK covers: not filled (the stream stops there).
     pub unproven: u64,
+    /// Flows whose handshake the capture did not hold, opened by the peer with a synthetic SYN and ACK.
+    pub joined: u64,
 }
 
 pub struct ReplayWire {
@@ -138,6 +142,8 @@ pub struct ReplayWire {
     /// When the stack last put new sequence space of any flow on the wire.
     last_progress: Nanos,
     primed: BTreeSet<IpAddr>,
+    /// Flows joined mid-connection whose synthetic handshake is not over, in due order.
+    join_queue: VecDeque<FlowId>,
     scripts: Scripts,
     report: Rc<RefCell<WireReport>>,
     /// Inject offloaded checksums as recorded (`--keep-checksums`) instead of completing them.
@@ -175,6 +181,7 @@ impl ReplayWire {
             last_progress: 0,
             retx_due: Nanos::MAX,
             primed: BTreeSet::new(),
+            join_queue: VecDeque::new(),
             scripts,
             report,
             keep_checksums: false,
@@ -193,6 +200,12 @@ impl Wire for ReplayWire {
 
     fn arrive(&mut self, now: Nanos) -> Option<Arrival> {
         self.fill(now);
+        if !self.join_queue.is_empty()
+            && let Some(a) = self.next_join(now)
+        {
+            self.report.borrow_mut().synthetic += 1;
+            return Some(a);
+        }
         self.next_arrival(now)
     }
 
@@ -240,7 +253,9 @@ impl Wire for ReplayWire {
         let unthrottle = self
             .throttle
             .then_some(self.last_progress + ACK_WAIT_LIMIT_NS);
+        let joins = self.next_join_event();
         best.into_iter()
+            .chain(joins)
             .chain(retx)
             .chain(acks)
             .chain(unthrottle)
@@ -256,6 +271,7 @@ impl Wire for ReplayWire {
             && self.pending.is_empty()
             && self.synthetic.is_empty()
             && !self.fillers_owed()
+            && !self.joins_waiting()
             && self.ack_flows.is_empty()
             && self.retx_flows.iter().all(|f| {
                 self.seq

@@ -12,6 +12,7 @@ use crate::replay::script::Datagram;
 use crate::replay::segment::{self, Layers};
 
 use super::neighbours::is_arp_from;
+use super::seq::before_start;
 use super::{
     ACK_WAIT_LIMIT_NS, Kind, LOOKAHEAD, Pending, ReplayWire, SCRIPT_LIMIT, THROTTLE_CHECK_EVERY,
 };
@@ -118,6 +119,11 @@ impl ReplayWire {
         if let (Some(l), Some(flow)) = (&layers, flow)
             && let Some(t) = l.tcp
         {
+            // A flow the capture holds from mid-connection is opened here, at its first segment either way.
+            if matches!(kind, Kind::ToStack | Kind::FromStack) && !t.syn {
+                let to_stack = matches!(kind, Kind::ToStack);
+                self.join_read(flow, &frame, l, &t, to_stack, due);
+            }
             let state = self.seq.entry(flow).or_default();
             match kind {
                 Kind::FromStack => {
@@ -192,16 +198,29 @@ impl ReplayWire {
         let (Some(isn), Some(peer_isn)) = (state.recorded_isn, state.peer_isn) else {
             return;
         };
-        let offset = u64::from(t.seq.wrapping_sub(isn).wrapping_sub(1));
-        let after = u64::from(t.ack.wrapping_sub(peer_isn).wrapping_sub(1));
-        let after = if t.ack_flag { after } else { 0 };
+        let offset = t.seq.wrapping_sub(isn).wrapping_sub(1);
+        let after = t.ack.wrapping_sub(peer_isn).wrapping_sub(1);
+        let after = if !t.ack_flag || (state.joined && before_start(after)) {
+            0
+        } else {
+            u64::from(after)
+        };
+        // A joined flow's segment that starts before the join point (a retransmission of bytes sent before
+        // the capture began) keeps only its bytes from the stream's start on.
+        let (offset, data, on_wire) = if state.joined && before_start(offset) {
+            let skip = offset.wrapping_neg() as usize;
+            let kept = data.get(skip..).unwrap_or_default();
+            (0, kept, t.payload_len.saturating_sub(skip))
+        } else {
+            (u64::from(offset), data, t.payload_len)
+        };
         let mut scripts = self.scripts.borrow_mut();
         let script = scripts.entry(flow).or_default();
         if !t.syn {
-            script.add(offset, data, t.payload_len, after);
+            script.add(offset, data, on_wire, after);
         }
         if t.fin {
-            script.fin = Some((offset + t.payload_len as u64, after));
+            script.fin = Some((offset + on_wire as u64, after));
         }
         if t.rst {
             script.reset.get_or_insert((offset, after));

@@ -1,8 +1,10 @@
 //! One TCP flow's sequence numbers as the emulated peer tracks them: the recorded ISNs and the live stack's,
 //! how far the stack has put its stream on the wire, how far the peer has acknowledged it and still owes,
-//! and the arithmetic that turns a recorded ack (or SACK edge) into one the live stack can take.
+//! and the arithmetic that turns a recorded ack (or SACK edge) into one the live stack can take; for a flow joined
+//! mid-connection, the state of its synthetic handshake (`join.rs` makes and sends it).
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use crate::pipeline::clock::Nanos;
 
@@ -33,6 +35,31 @@ pub(super) struct SeqState {
     pub(super) unacked: Unacked,
     /// When the owed acknowledgement goes out, if one is scheduled.
     pub(super) ack_due: Option<Nanos>,
+    /// Joined mid-flow (the ISNs are taken from the first captured segment): a sequence number before the
+    /// stream's start is a retransmission of what preceded the join, not a byte 4 GiB ahead.
+    pub(super) joined: bool,
+    /// A joined flow's synthetic handshake, until its ACK has gone.
+    pub(super) handshake: Option<Box<Handshake>>,
+}
+
+/// A joined flow's synthetic handshake (`join.rs`), from its first captured segment until the ACK has gone.
+#[derive(Debug, Clone)]
+pub(super) struct Handshake {
+    /// When the SYN goes: the first captured segment's time.
+    pub(super) due: Nanos,
+    /// The SYN, until it has gone.
+    pub(super) syn: Option<Vec<u8>>,
+    pub(super) peer: SocketAddr,
+    pub(super) stack: SocketAddr,
+    pub(super) peer_mac: [u8; 6],
+    pub(super) peer_isn: u32,
+    /// The window field of the ACK (the first captured peer segment's, else the largest).
+    pub(super) window: u16,
+    /// The peer's timestamp, when its segments carry the option.
+    pub(super) tsval: Option<u32>,
+    pub(super) mss: u16,
+    /// The first captured segment's frame number (from 1).
+    pub(super) first_frame: u64,
 }
 
 /// Stretches beyond a gap the peer keeps at most (the stack's send window bounds them in practice).
@@ -71,6 +98,7 @@ impl SeqState {
     pub(super) fn peer_offset(&self, seq: u32) -> Option<u32> {
         self.peer_isn
             .map(|isn| seq.wrapping_sub(isn).wrapping_sub(1))
+            .filter(|&offset| !(self.joined && before_start(offset)))
     }
 
     /// Point a peer frame's acknowledgements (ack, SACK edges, timestamp echo) at the live stack, and note
@@ -138,6 +166,12 @@ impl SeqState {
         let needed = ack.wrapping_sub(rec);
         self.live_isn.is_none() || (needed.wrapping_sub(self.live_sent) as i32) > 0
     }
+}
+
+/// Does a stream offset (sequence number − ISN − 1, wrapped) lie before the stream's first byte? For a
+/// joined flow, whose ISN is only inferred, half the sequence space behind its start is taken as "before".
+pub(super) fn before_start(offset: u32) -> bool {
+    (offset as i32) < 0
 }
 
 /// The later of two positions in sequence space.
