@@ -21,6 +21,8 @@ pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 /// 802.1Q, 802.1ad (QinQ) and the pre-standard QinQ type: all carry a 4-byte tag before the inner type.
 const VLAN_TPIDS: [u16; 3] = [0x8100, 0x88a8, 0x9100];
 
+use super::loopback::{Rename, Renamer};
+
 const ETH_HEADER: usize = 14;
 const SLL_HEADER: usize = 16;
 const SLL2_HEADER: usize = 20;
@@ -38,6 +40,8 @@ pub struct Normalised {
     pub synthetic_l2: bool,
     /// VLAN ids of the stripped 802.1Q/QinQ tags, outermost first.
     pub vlan: Vec<u16>,
+    /// A loopback recording's peer renamed in this packet.
+    pub renamed: Option<Rename>,
     pub problem: Option<String>,
 }
 
@@ -49,8 +53,21 @@ struct L3<'a> {
     src_mac: Option<[u8; 6]>,
 }
 
-/// Turns one captured record of `linktype` into an Ethernet II frame.
+/// Turns one captured record of `linktype` into an Ethernet II frame, on its own (no loopback renaming
+/// across records).
+#[cfg(test)]
 pub fn normalise(linktype: u32, data: &[u8], orig_len: u32) -> Normalised {
+    normalise_renaming(linktype, data, orig_len, &mut Renamer::default())
+}
+
+/// Turns one captured record of `linktype` into an Ethernet II frame; `renamer` renames the peer of a flow
+/// whose two ends share an address (a loopback recording), before the MACs are made from the addresses.
+pub fn normalise_renaming(
+    linktype: u32,
+    data: &[u8],
+    orig_len: u32,
+    renamer: &mut Renamer,
+) -> Normalised {
     let converted = match linktype {
         LINKTYPE_ETHERNET => from_ethernet(data),
         LINKTYPE_RAW => raw_ip(data).and_then(wrap),
@@ -63,7 +80,9 @@ pub fn normalise(linktype: u32, data: &[u8], orig_len: u32) -> Normalised {
         other => Err(format!("unsupported link type {other}")),
     };
     match converted {
-        Ok((frame, synthetic_l2, vlan)) => {
+        Ok((mut frame, mut synthetic_l2, vlan)) => {
+            let renamed = rename(&mut frame, renamer);
+            synthetic_l2 |= renamed.is_some() | fill_zero_macs(&mut frame, renamed.is_some());
             let delta = frame.len() as i64 - data.len() as i64;
             let orig_len = (i64::from(orig_len) + delta).clamp(0, i64::from(u32::MAX)) as u32;
             Normalised {
@@ -71,6 +90,7 @@ pub fn normalise(linktype: u32, data: &[u8], orig_len: u32) -> Normalised {
                 orig_len,
                 synthetic_l2,
                 vlan,
+                renamed,
                 problem: None,
             }
         }
@@ -79,9 +99,42 @@ pub fn normalise(linktype: u32, data: &[u8], orig_len: u32) -> Normalised {
             orig_len,
             synthetic_l2: false,
             vlan: Vec::new(),
+            renamed: None,
             problem: Some(problem),
         },
     }
+}
+
+/// The loopback rename of an Ethernet frame's IP packet, if it is one.
+fn rename(frame: &mut [u8], renamer: &mut Renamer) -> Option<Rename> {
+    if frame.len() <= ETH_HEADER {
+        return None;
+    }
+    let ethertype = be16(frame, 12);
+    renamer.apply(ethertype, &mut frame[ETH_HEADER..])
+}
+
+/// Replaces all-zero MACs (no NIC's: Linux's `lo` records both as zero, a cooked capture of it the source)
+/// of an IP frame by the ones made from its addresses, as are both once a rename changed an address (the two
+/// ends of a loopback recording shared one MAC). Returns whether a MAC was made up.
+fn fill_zero_macs(frame: &mut [u8], all: bool) -> bool {
+    if frame.len() <= ETH_HEADER {
+        return false;
+    }
+    let Some((src, dst)) = ip_addresses(be16(frame, 12), &frame[ETH_HEADER..]) else {
+        return false;
+    };
+    let (src, dst) = (unicast_mac(src), destination_mac(dst));
+    let mut made = false;
+    if all || frame[..6] == [0; 6] {
+        made |= frame[..6] != dst;
+        frame[..6].copy_from_slice(&dst);
+    }
+    if all || frame[6..12] == [0; 6] {
+        made |= frame[6..12] != src;
+        frame[6..12].copy_from_slice(&src);
+    }
+    made
 }
 
 type Converted = Result<(Vec<u8>, bool, Vec<u16>), String>;

@@ -14,3 +14,22 @@ python3 "$rw" "$caps/http-get.pcap" "$here/broadcast-clash.pcap" 10.77.0.2=10.0.
 # The client in another /64 (and another /48): /64 would put it off-link.
 editcap -F pcap "$caps/ipv6-tcp.pcapng" "$tmp/v6.pcap"
 python3 "$rw" "$tmp/v6.pcap" "$here/other-64.pcap" fd77::2=2001:db8:1::2 fd77::1=2001:db8:2::1
+
+# Loopback recordings (tests/replay_loopback.rs): both ends at the same address, as `lo` records them —
+# Linux's Ethernet header with zero MACs, and BSD's LINKTYPE_NULL; IPv4 (127.0.0.1) and IPv6 (::1).
+lo=$here/to_loopback.py
+python3 "$rw" "$caps/http-get.pcap" "$tmp/lo4.pcap" 10.77.0.2=127.0.0.1 10.77.0.1=127.0.0.1
+python3 "$lo" "$tmp/lo4.pcap" "$here/loopback-null.pcap" null
+python3 "$lo" "$tmp/lo4.pcap" "$here/loopback-ether.pcap" ethernet
+python3 "$rw" "$tmp/v6.pcap" "$tmp/lo6.pcap" fd77::2=::1 fd77::1=::1
+python3 "$lo" "$tmp/lo6.pcap" "$here/loopback-v6-null.pcap" null
+python3 "$lo" "$tmp/lo6.pcap" "$here/loopback-v6-ether.pcap" ethernet
+python3 "$rw" "$caps/udp-echo.pcap" "$tmp/lo-udp.pcap" 10.77.0.2=127.0.0.1 10.77.0.1=127.0.0.1
+python3 "$lo" "$tmp/lo-udp.pcap" "$here/loopback-udp.pcap" null
+
+# Flows that do not play (tests/replay_flows.rs): a second GET between two other hosts merged in, and a cut
+# that starts after the handshake (no SYN captured).
+python3 "$rw" "$caps/http-get.pcap" "$tmp/others.pcap" 10.77.0.2=10.0.0.5 10.77.0.1=10.0.0.9
+editcap -t 0.5 "$tmp/others.pcap" "$tmp/others-later.pcap"
+mergecap -F pcap -w "$here/other-hosts.pcap" "$caps/http-get.pcap" "$tmp/others-later.pcap"
+editcap -F pcap -r "$caps/http-get.pcap" "$here/no-syn.pcap" 6-19

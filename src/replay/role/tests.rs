@@ -19,6 +19,7 @@ fn frame(eth: Vec<u8>) -> CapturedFrame {
         truncated: false,
         synthetic_l2: false,
         vlan: Vec::new(),
+        renamed: None,
         comment: None,
         problem: None,
     }

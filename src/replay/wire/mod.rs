@@ -26,6 +26,7 @@ use crate::pipeline::wire::{Arrival, Wire};
 
 use super::capture::CapturedFrame;
 use super::diff::{FlowCompare, FlowId};
+use super::flows::Tally;
 use super::role::Identity;
 use super::script::Scripts;
 use super::segment::Layers;
@@ -82,6 +83,10 @@ pub struct WireReport {
     pub clamped: u64,
     /// Data segments the emulated peer sent again because the stack had not taken them.
     pub retransmitted: u64,
+    /// Every flow of the capture as the survey read it (frames, payload bytes each way, handshake, loopback
+    /// rename), and the records no link type could be made Ethernet: what the end of the run holds the
+    /// apps' bytes against, to say which flows did not play and why (`flows::not_played`).
+    pub seen: Tally,
 }
 
 pub struct ReplayWire {
