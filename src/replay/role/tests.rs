@@ -100,3 +100,27 @@ fn the_ipv6_prefix_holds_every_global_peer_at_most_slash_64() {
         "link-local left out"
     );
 }
+
+/// A TCP segment from `src` to `dst` at a unicast MAC.
+fn tcp_v4(src: [u8; 4], dst: [u8; 4], flags: u8) -> CapturedFrame {
+    let ip = testgen::ipv4(src, dst, 6, &testgen::tcp(40000, 80, 1, 0, flags, b""));
+    frame(testgen::ethernet(MAC_B, MAC_A, 0x0800, &ip))
+}
+
+#[test]
+fn a_peer_seen_only_as_a_destination_is_inside_the_plan() {
+    let mut s = Survey::default();
+    s.add(&tcp_v4(CLIENT, SERVER, 0x02));
+    s.add(&tcp_v4(SERVER, CLIENT, 0x12));
+    // The stack's SYN to a host that never answers (its frames are not in the capture).
+    s.add(&tcp_v4(SERVER, [10, 0, 1, 9], 0x02));
+    let id = s.identity(IpAddr::V4(Ipv4Addr::from(SERVER)));
+    assert_eq!(id.prefix_v4, 23, "10.0.0.2 and 10.0.1.9 share 23 bits");
+    // A destination at a group MAC (a directed broadcast) is no peer to hold.
+    let mut b = Survey::default();
+    b.add(&tcp_v4(CLIENT, SERVER, 0x02));
+    let ip = testgen::ipv4(SERVER, [10, 0, 3, 255], 17, &testgen::udp(1, 2, b""));
+    b.add(&frame(testgen::ethernet([0xff; 6], MAC_A, 0x0800, &ip)));
+    let id = b.identity(IpAddr::V4(Ipv4Addr::from(SERVER)));
+    assert_eq!(id.prefix_v4, 30);
+}
