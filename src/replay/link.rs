@@ -9,6 +9,9 @@ pub const LINKTYPE_NULL: u32 = 0;
 pub const LINKTYPE_ETHERNET: u32 = 1;
 pub const LINKTYPE_RAW: u32 = 101;
 pub const LINKTYPE_LOOP: u32 = 108;
+pub const LINKTYPE_IEEE802_11: u32 = 105;
+pub const LINKTYPE_IEEE802_11_RADIOTAP: u32 = 127;
+pub const LINKTYPE_PPI: u32 = 192;
 pub const LINKTYPE_LINUX_SLL: u32 = 113;
 pub const LINKTYPE_IPV4: u32 = 228;
 pub const LINKTYPE_IPV6: u32 = 229;
@@ -22,6 +25,8 @@ pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 const VLAN_TPIDS: [u16; 3] = [0x8100, 0x88a8, 0x9100];
 
 use super::loopback::{Rename, Renamer};
+
+mod wifi;
 
 const ETH_HEADER: usize = 14;
 const SLL_HEADER: usize = 16;
@@ -77,6 +82,9 @@ pub fn normalise_renaming(
         LINKTYPE_LINUX_SLL2 => sll2(data).and_then(wrap),
         LINKTYPE_NULL => null(data, Family::HostOrder).and_then(wrap),
         LINKTYPE_LOOP => null(data, Family::BigEndian).and_then(wrap),
+        LINKTYPE_IEEE802_11 => bridged(wifi::ieee80211(data, false)),
+        LINKTYPE_IEEE802_11_RADIOTAP => bridged(wifi::radiotap(data)),
+        LINKTYPE_PPI => bridged(wifi::ppi(data)),
         other => Err(format!("unsupported link type {other}")),
     };
     match converted {
@@ -153,6 +161,12 @@ fn from_ethernet(data: &[u8]) -> Converted {
     frame.extend_from_slice(&ethertype.to_be_bytes());
     frame.extend_from_slice(payload);
     Ok((frame, false, vlan))
+}
+
+/// An 802.11 data frame bridged to Ethernet: its MACs are the 802.11 header's, the header itself is made up.
+fn bridged(frame: wifi::Bridged) -> Converted {
+    let (frame, _, vlan) = from_ethernet(&frame?)?;
+    Ok((frame, true, vlan))
 }
 
 /// Removes 802.1Q/QinQ tags; a tag cut short by the snap length is left in place (there is no inner type).

@@ -33,3 +33,8 @@ python3 "$rw" "$caps/http-get.pcap" "$tmp/others.pcap" 10.77.0.2=10.0.0.5 10.77.
 editcap -t 0.5 "$tmp/others.pcap" "$tmp/others-later.pcap"
 mergecap -F pcap -w "$here/other-hosts.pcap" "$caps/http-get.pcap" "$tmp/others-later.pcap"
 editcap -F pcap -r "$caps/http-get.pcap" "$here/no-syn.pcap" 6-19
+
+# 802.11 (tests/replay_wifi.rs): the GET as a monitor-mode capture's data frames (LLC/SNAP), a beacon first,
+# under radiotap with an FCS and bare.
+python3 "$here/to_wifi.py" "$caps/http-get.pcap" "$here/wifi-radiotap.pcap" radiotap 02:77:00:00:00:01
+python3 "$here/to_wifi.py" "$caps/http-get.pcap" "$here/wifi-bare.pcap" bare 02:77:00:00:00:01
