@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{pktpath, read_json, stderr, stdout, tshark_available};
-use serde_json::Value;
 
 /// A flow as tshark sees it: protocol and its two ends, sorted.
 type Flow = (String, SocketAddr, SocketAddr);

@@ -324,12 +324,20 @@ fn frames(n: u64) -> String {
     format!("{n} frame{}", if n == 1 { "" } else { "s" })
 }
 
-/// The IANA name of a link type the replay cannot play, for the summary.
+/// A link type as the summary names it: its number, and its tcpdump.org name when it is a known one.
 pub fn linktype_name(linktype: u32) -> String {
     let name = match linktype {
+        0 => "BSD loopback",
+        1 => "Ethernet",
+        101 => "raw IP",
         105 => "IEEE 802.11",
+        108 => "OpenBSD loopback",
+        113 => "Linux cooked",
         127 => "IEEE 802.11 with radiotap",
         192 => "PPI",
+        228 => "raw IPv4",
+        229 => "raw IPv6",
+        276 => "Linux cooked v2",
         u32::MAX => "undeclared interface",
         _ => return format!("link type {linktype}"),
     };
