@@ -117,7 +117,7 @@ fn every_flow_with_payload_plays_or_is_named_with_its_reason() {
             .lines()
             .filter(|l| l.starts_with("not played: "))
             .collect();
-        let counted_rest = summary_lines.iter().any(|l| l.contains(" more ("));
+        let counted_rest = summary_lines.iter().any(|l| l.contains(" more flow"));
         for (flow, bytes) in flows(&file) {
             if bytes == 0 {
                 continue;
@@ -223,4 +223,49 @@ fn the_captures_made_to_not_play_say_why() {
             stdout(&out)
         );
     }
+}
+
+/// Eleven flows between other hosts: nine lines, and the rest counted by reason; the export lists them all.
+#[test]
+fn many_flows_that_did_not_play_are_counted_past_nine_lines() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/many-others.pcap");
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("t.json");
+    let out = pktpath(&[
+        "replay",
+        path.to_str().unwrap(),
+        "--headless",
+        "--max-speed",
+        "--export",
+        export.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary = stdout(&out);
+    let lines: Vec<&str> = summary
+        .lines()
+        .filter(|l| l.starts_with("not played: "))
+        .collect();
+    assert_eq!(lines.len(), 10, "{summary}");
+    assert_eq!(
+        lines[0],
+        "not played: tcp 10.77.0.2:80 ⇄ 10.77.0.1:49406 — not the stack's host (between two other \
+         hosts; --as 10.77.0.2 plays it)"
+    );
+    assert_eq!(
+        lines[9],
+        "not played: 2 more flows (2 not_the_stacks_host), each in the export's \
+         replay.flows_not_played"
+    );
+    let doc = read_json(&export);
+    let all = doc["replay"]["flows_not_played"].as_array().unwrap();
+    assert_eq!(all.len(), 11);
+    assert!(all.iter().all(|n| n["reason"] == "not_the_stacks_host"));
+    // The five flows of the host the stack plays gave their apps bytes.
+    let conns = doc["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 5);
+    assert!(
+        conns
+            .iter()
+            .all(|c| c["app_read"]["bytes"].as_u64().unwrap() > 0)
+    );
 }

@@ -203,11 +203,17 @@ pub fn not_played(tally: &Tally, id: &Identity, conns: &[ConnectionRecord]) -> V
         .filter(|(k, _)| played.get(k).copied().unwrap_or(0) == 0)
         .map(|(k, s)| {
             let (reason, detail) = why(k, s, id, played.contains_key(k));
-            let (stack, peer) = if id.owns(k.b.ip()) {
-                (k.b, k.a)
+            // The stack's end first; between two other hosts, the server's (the SYN's receiver, else the
+            // lower port).
+            let server = s
+                .syn_to
+                .unwrap_or(if k.a.port() <= k.b.port() { k.a } else { k.b });
+            let first = if id.owns(k.a.ip()) || id.owns(k.b.ip()) {
+                if id.owns(k.b.ip()) { k.b } else { k.a }
             } else {
-                (k.a, k.b)
+                server
             };
+            let (stack, peer) = if first == k.a { (k.a, k.b) } else { (k.b, k.a) };
             let mut detail = detail;
             if let Some(r) = s.renamed {
                 detail.push_str(&format!(

@@ -368,8 +368,8 @@ fn why_not_played(s: &mut String, r: &ReplayResult) {
             .collect();
         let _ = writeln!(
             s,
-            "not played: {} more ({}), each in the export's replay.flows_not_played",
-            count((all.len() - shown) as u64, "flow", "flows"),
+            "not played: {} ({}), each in the export's replay.flows_not_played",
+            count((all.len() - shown) as u64, "more flow", "more flows"),
             reasons.join(", ")
         );
     }

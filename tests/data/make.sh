@@ -38,3 +38,10 @@ editcap -F pcap -r "$caps/http-get.pcap" "$here/no-syn.pcap" 6-19
 # under radiotap with an FCS and bare.
 python3 "$here/to_wifi.py" "$caps/http-get.pcap" "$here/wifi-radiotap.pcap" radiotap 02:77:00:00:00:01
 python3 "$here/to_wifi.py" "$caps/http-get.pcap" "$here/wifi-bare.pcap" bare 02:77:00:00:00:01
+# Fifteen flows between other hosts (three copies of parallel.pcap's five) beside the stack's GET: the
+# summary names nine and counts the rest.
+for n in 1 2 3; do
+  python3 "$rw" "$caps/parallel.pcap" "$tmp/par$n.pcap" 10.77.0.2=10.0.$n.5 10.77.0.1=10.0.$n.9
+  editcap -t $n "$tmp/par$n.pcap" "$tmp/par$n-later.pcap"
+done
+mergecap -F pcap -w "$here/many-others.pcap" "$caps/http-get.pcap" "$tmp/par1-later.pcap" "$tmp/par2-later.pcap" "$tmp/par3-later.pcap"

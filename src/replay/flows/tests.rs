@@ -96,7 +96,7 @@ fn every_flow_that_played_nothing_is_named_with_its_reason() {
                 WhyNot::NoSyn
             ),
             (
-                "tcp 10.0.0.7:5000 ⇄ 10.0.0.8:443 — not the stack's host (between two other hosts; --as \
+                "tcp 10.0.0.8:443 ⇄ 10.0.0.7:5000 — not the stack's host (between two other hosts; --as \
                  10.0.0.8 plays it)"
                     .to_string(),
                 WhyNot::NotTheStacksHost
