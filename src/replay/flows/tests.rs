@@ -131,3 +131,68 @@ fn records_of_an_unplayable_link_type_are_counted_by_link_type() {
     assert!(tally.flows.is_empty());
     assert_eq!(linktype_name(105), "link type 105 (IEEE 802.11)");
 }
+
+#[test]
+fn the_plan_the_listeners_and_the_snap_length_give_their_reasons() {
+    let t = testgen::tcp;
+    let far = [192, 168, 7, 7];
+    let mut cut = frame(4, PEER, STACK, t(40003, 80, 2, 1, PSH_ACK, b"GET /"));
+    cut.orig_len += 100;
+    cut.truncated = true;
+    let frames = [
+        // A peer the plan leaves off-link (the identity below is made by hand, /30).
+        frame(0, far, STACK, t(40000, 80, 1, 0, SYN, b"")),
+        frame(1, far, STACK, t(40000, 80, 2, 1, PSH_ACK, b"data")),
+        // Data after a SYN to a port the stack does not listen on.
+        frame(2, PEER, STACK, t(40002, 81, 1, 0, SYN, b"")),
+        frame(3, PEER, STACK, t(40002, 81, 2, 1, PSH_ACK, b"data")),
+        // Data the capture cut short.
+        frame(5, PEER, STACK, t(40003, 80, 1, 0, SYN, b"")),
+        cut,
+        // Nothing in the capture explains why this one would not play.
+        frame(6, PEER, STACK, t(40004, 80, 1, 0, SYN, b"")),
+        frame(7, PEER, STACK, t(40004, 80, 2, 1, PSH_ACK, b"data")),
+    ];
+    let mut tally = Tally::default();
+    for f in &frames {
+        tally.add(f);
+    }
+    let id = Identity {
+        ip: IpAddr::V4(Ipv4Addr::from(STACK)),
+        mac: MAC_A,
+        mac_seen: true,
+        ipv4: Some(Ipv4Addr::from(STACK)),
+        ipv6: None,
+        prefix_v4: 30,
+        prefix_v6: 64,
+        tcp_ports: [80].into(),
+        udp_ports: Default::default(),
+    };
+    let got: Vec<(WhyNot, String)> = not_played(&tally, &id, &[])
+        .into_iter()
+        .map(|n| (n.reason, n.detail))
+        .collect();
+    let reasons: Vec<WhyNot> = got.iter().map(|g| g.0).collect();
+    assert_eq!(
+        reasons,
+        [
+            WhyNot::PeerUnreachable,
+            WhyNot::Refused,
+            WhyNot::Truncated,
+            WhyNot::Unexplained
+        ],
+        "{got:?}"
+    );
+    assert_eq!(
+        got[0].1,
+        "peer unreachable: 192.168.7.7 is outside the stack's address plan (no route)"
+    );
+    assert_eq!(
+        got[1].1,
+        "the stack refused it: port 81 has no listener (the recorded host answered RST there)"
+    );
+    assert_eq!(
+        got[2].1,
+        "the capture cut 1 frame with payload short (snap length): they cannot be injected"
+    );
+}
