@@ -68,3 +68,32 @@ fn ipv6_is_renamed_to_the_documentation_prefix_with_its_checksum() {
     let pseudo = sum(&p[8..40]) + 17 + (p.len() - 40) as u32;
     assert_eq!(fold(pseudo + sum(&p[40..])), 0xffff);
 }
+
+#[test]
+fn an_echo_request_renames_its_sender_and_the_reply_its_receiver() {
+    let echo = |t: u8| testgen::ipv4(LO, LO, 1, &[t, 0, 0xf7, 0xff, 0, 0, 0, 0]);
+    let mut r = Renamer::default();
+    let mut request = echo(8);
+    let got = r.apply(ETHERTYPE_IPV4, &mut request).unwrap();
+    assert_eq!(got.port, None);
+    assert!(
+        got.to_string()
+            .starts_with("peer 127.0.0.1 renamed 192.0.2.2 (")
+    );
+    assert_eq!(&request[12..16], &[192, 0, 2, 2]);
+    assert_eq!(fold(sum(&request[..20])), 0xffff, "header checksum");
+    // ICMP's own checksum covers no addresses: it is left as it was.
+    assert_eq!(&request[20..], &[8, 0, 0xf7, 0xff, 0, 0, 0, 0]);
+    let mut reply = echo(0);
+    r.apply(ETHERTYPE_IPV4, &mut reply).unwrap();
+    assert_eq!(
+        (&reply[12..16], &reply[16..20]),
+        (&LO[..], &[192, 0, 2, 2][..])
+    );
+    let mut other = echo(3);
+    assert_eq!(
+        r.apply(ETHERTYPE_IPV4, &mut other),
+        None,
+        "an unreachable says nothing"
+    );
+}
