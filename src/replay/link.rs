@@ -9,6 +9,9 @@ pub const LINKTYPE_NULL: u32 = 0;
 pub const LINKTYPE_ETHERNET: u32 = 1;
 pub const LINKTYPE_RAW: u32 = 101;
 pub const LINKTYPE_LOOP: u32 = 108;
+pub const LINKTYPE_IEEE802_11: u32 = 105;
+pub const LINKTYPE_IEEE802_11_RADIOTAP: u32 = 127;
+pub const LINKTYPE_PPI: u32 = 192;
 pub const LINKTYPE_LINUX_SLL: u32 = 113;
 pub const LINKTYPE_IPV4: u32 = 228;
 pub const LINKTYPE_IPV6: u32 = 229;
@@ -20,6 +23,10 @@ pub const ETHERTYPE_ARP: u16 = 0x0806;
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 /// 802.1Q, 802.1ad (QinQ) and the pre-standard QinQ type: all carry a 4-byte tag before the inner type.
 const VLAN_TPIDS: [u16; 3] = [0x8100, 0x88a8, 0x9100];
+
+use super::loopback::{Rename, Renamer};
+
+mod wifi;
 
 const ETH_HEADER: usize = 14;
 const SLL_HEADER: usize = 16;
@@ -38,6 +45,8 @@ pub struct Normalised {
     pub synthetic_l2: bool,
     /// VLAN ids of the stripped 802.1Q/QinQ tags, outermost first.
     pub vlan: Vec<u16>,
+    /// A loopback recording's peer renamed in this packet.
+    pub renamed: Option<Rename>,
     pub problem: Option<String>,
 }
 
@@ -49,8 +58,21 @@ struct L3<'a> {
     src_mac: Option<[u8; 6]>,
 }
 
-/// Turns one captured record of `linktype` into an Ethernet II frame.
+/// Turns one captured record of `linktype` into an Ethernet II frame, on its own (no loopback renaming
+/// across records).
+#[cfg(test)]
 pub fn normalise(linktype: u32, data: &[u8], orig_len: u32) -> Normalised {
+    normalise_renaming(linktype, data, orig_len, &mut Renamer::default())
+}
+
+/// Turns one captured record of `linktype` into an Ethernet II frame; `renamer` renames the peer of a flow
+/// whose two ends share an address (a loopback recording), before the MACs are made from the addresses.
+pub fn normalise_renaming(
+    linktype: u32,
+    data: &[u8],
+    orig_len: u32,
+    renamer: &mut Renamer,
+) -> Normalised {
     let converted = match linktype {
         LINKTYPE_ETHERNET => from_ethernet(data),
         LINKTYPE_RAW => raw_ip(data).and_then(wrap),
@@ -60,10 +82,15 @@ pub fn normalise(linktype: u32, data: &[u8], orig_len: u32) -> Normalised {
         LINKTYPE_LINUX_SLL2 => sll2(data).and_then(wrap),
         LINKTYPE_NULL => null(data, Family::HostOrder).and_then(wrap),
         LINKTYPE_LOOP => null(data, Family::BigEndian).and_then(wrap),
+        LINKTYPE_IEEE802_11 => bridged(wifi::ieee80211(data, false)),
+        LINKTYPE_IEEE802_11_RADIOTAP => bridged(wifi::radiotap(data)),
+        LINKTYPE_PPI => bridged(wifi::ppi(data)),
         other => Err(format!("unsupported link type {other}")),
     };
     match converted {
-        Ok((frame, synthetic_l2, vlan)) => {
+        Ok((mut frame, mut synthetic_l2, vlan)) => {
+            let renamed = rename(&mut frame, renamer);
+            synthetic_l2 |= renamed.is_some() | fill_zero_macs(&mut frame, renamed.is_some());
             let delta = frame.len() as i64 - data.len() as i64;
             let orig_len = (i64::from(orig_len) + delta).clamp(0, i64::from(u32::MAX)) as u32;
             Normalised {
@@ -71,6 +98,7 @@ pub fn normalise(linktype: u32, data: &[u8], orig_len: u32) -> Normalised {
                 orig_len,
                 synthetic_l2,
                 vlan,
+                renamed,
                 problem: None,
             }
         }
@@ -79,9 +107,42 @@ pub fn normalise(linktype: u32, data: &[u8], orig_len: u32) -> Normalised {
             orig_len,
             synthetic_l2: false,
             vlan: Vec::new(),
+            renamed: None,
             problem: Some(problem),
         },
     }
+}
+
+/// The loopback rename of an Ethernet frame's IP packet, if it is one.
+fn rename(frame: &mut [u8], renamer: &mut Renamer) -> Option<Rename> {
+    if frame.len() <= ETH_HEADER {
+        return None;
+    }
+    let ethertype = be16(frame, 12);
+    renamer.apply(ethertype, &mut frame[ETH_HEADER..])
+}
+
+/// Replaces all-zero MACs (no NIC's: Linux's `lo` records both as zero, a cooked capture of it the source)
+/// of an IP frame by the ones made from its addresses, as are both once a rename changed an address (the two
+/// ends of a loopback recording shared one MAC). Returns whether a MAC was made up.
+fn fill_zero_macs(frame: &mut [u8], all: bool) -> bool {
+    if frame.len() <= ETH_HEADER {
+        return false;
+    }
+    let Some((src, dst)) = ip_addresses(be16(frame, 12), &frame[ETH_HEADER..]) else {
+        return false;
+    };
+    let (src, dst) = (unicast_mac(src), destination_mac(dst));
+    let mut made = false;
+    if all || frame[..6] == [0; 6] {
+        made |= frame[..6] != dst;
+        frame[..6].copy_from_slice(&dst);
+    }
+    if all || frame[6..12] == [0; 6] {
+        made |= frame[6..12] != src;
+        frame[6..12].copy_from_slice(&src);
+    }
+    made
 }
 
 type Converted = Result<(Vec<u8>, bool, Vec<u16>), String>;
@@ -100,6 +161,12 @@ fn from_ethernet(data: &[u8]) -> Converted {
     frame.extend_from_slice(&ethertype.to_be_bytes());
     frame.extend_from_slice(payload);
     Ok((frame, false, vlan))
+}
+
+/// An 802.11 data frame bridged to Ethernet: its MACs are the 802.11 header's, the header itself is made up.
+fn bridged(frame: wifi::Bridged) -> Converted {
+    let (frame, _, vlan) = from_ethernet(&frame?)?;
+    Ok((frame, true, vlan))
 }
 
 /// Removes 802.1Q/QinQ tags; a tag cut short by the snap length is left in place (there is no inner type).

@@ -3,8 +3,10 @@
 
 pub mod capture;
 pub(crate) mod diff;
+pub mod flows;
 pub mod input;
 pub(crate) mod link;
+pub mod loopback;
 pub(crate) mod prepare;
 pub(crate) mod recorded_app;
 pub(crate) mod retransmit;

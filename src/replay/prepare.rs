@@ -16,6 +16,7 @@ use crate::pipeline::stack::StackConfig;
 use crate::pipeline::{AppKind, AppSpec, Pipeline, PipelineConfig};
 
 use super::capture::{CaptureReader, CapturedFrame};
+use super::flows::Tally;
 use super::input::{STDIN, Spool, SpoolError, reads_once};
 use super::recorded_app::RecordedSource;
 use super::role::{Identity, Survey};
@@ -298,10 +299,12 @@ impl Prepared {
 /// Built afresh, identically, as often as asked: the debugger's step back re-runs from here.
 pub fn prepare(spec: &ReplaySpec) -> anyhow::Result<(Pipeline, Prepared)> {
     let mut survey = Survey::default();
+    let mut seen = Tally::default();
     let reader = spec.source.open()?;
     let format = reader.format();
     for f in reader {
         survey.add(&f);
+        seen.add(&f);
     }
     // A capture with no IP host at all (only ARP, only unsupported link types, or no packets) still replays:
     // the stack takes a documentation address no frame can be for, and every frame still gets its outcome.
@@ -318,7 +321,10 @@ pub fn prepare(spec: &ReplaySpec) -> anyhow::Result<(Pipeline, Prepared)> {
     }
 
     let scripts: Scripts = Rc::default();
-    let report = Rc::new(RefCell::new(WireReport::default()));
+    let report = Rc::new(RefCell::new(WireReport {
+        seen,
+        ..WireReport::default()
+    }));
     let stopped = StopRecord::default();
     let frames = Tracked {
         reader: spec.source.open()?,

@@ -32,6 +32,9 @@ pub struct Survey {
     /// TCP flows by their two endpoints (the lower first), the first `MAX_FLOWS` of them: enough to tell
     /// which ones started before the capture did and who served them.
     tcp_flows: BTreeMap<(SocketAddr, SocketAddr), FlowSeen>,
+    /// Addresses frames were sent to at a unicast MAC: a host that never sends (it only receives) is a peer
+    /// all the same, and the address plan must hold it.
+    unicast_dsts: BTreeSet<IpAddr>,
     pub frames: u64,
     pub first_t_ns: Option<u64>,
     pub last_t_ns: u64,
@@ -61,6 +64,9 @@ impl Survey {
             l.udp = None;
         }
         self.macs.entry(l.src).or_insert(h.src_mac);
+        if h.dst_mac[0] & 1 == 0 {
+            self.unicast_dsts.insert(l.dst);
+        }
         *self.frames_to.entry(l.dst).or_default() += 1;
         self.first_as_dst.entry(l.dst).or_insert(self.frames);
         if let (Some(t), Some(src), Some(dst)) = (l.tcp, l.src_addr(), l.dst_addr()) {
@@ -205,8 +211,10 @@ impl Survey {
             .collect();
         // The stack listens where it served a joined flow, as where it received a SYN.
         tcp_ports.extend(joins.keys().map(|(server, _)| server.port()));
-        let peers_v4: Vec<Ipv4Addr> = self.macs.keys().filter_map(|a| as_v4(*a)).collect();
-        let peers_v6: Vec<Ipv6Addr> = self.macs.keys().filter_map(|a| as_v6(*a)).collect();
+        // The plan's input: every host seen sending, and every host seen receiving at a unicast MAC.
+        let peers = || self.macs.keys().chain(&self.unicast_dsts).copied();
+        let peers_v4: Vec<Ipv4Addr> = peers().filter_map(as_v4).collect();
+        let peers_v6: Vec<Ipv6Addr> = peers().filter_map(as_v6).collect();
         Identity {
             ip,
             // A stack seen only as a destination keeps a made-up, locally administered MAC.

@@ -18,6 +18,7 @@ use crate::pipeline::clock::Nanos;
 use crate::pipeline::trace::{ConnectionRecord, Stats};
 use crate::pipeline::{AppKind, Pipeline};
 use crate::replay::diff::{FlowDiff, diff};
+use crate::replay::flows::{NotPlayed, Tally, linktype_name, not_played};
 use crate::replay::role::Identity;
 use crate::replay::wire::WireReport;
 use crate::replay::{Prepared, ReplaySpec};
@@ -82,6 +83,8 @@ struct ReplayEnd {
     stopped: Option<String>,
     wire: WireReport,
     diffs: Vec<FlowDiff>,
+    /// The capture's flows the apps read and wrote nothing for, and why.
+    not_played: Vec<NotPlayed>,
 }
 
 impl Built {
@@ -208,11 +211,13 @@ impl Built {
                 let (frames_read, stopped) = prepared.reading();
                 let wire = prepared.report.borrow().clone();
                 let diffs = diff(&wire.flows);
+                let not_played = not_played(&wire.seen, &prepared.identity, &connections);
                 Some(ReplayEnd {
                     frames_read,
                     stopped,
                     wire,
                     diffs,
+                    not_played,
                 })
             }
             SourceState::Sim { .. } => None,
@@ -227,6 +232,8 @@ impl Built {
                 "synthetic_frames": r.wire.synthetic,
                 "peer_retransmissions": r.wire.retransmitted,
                 "diff": r.diffs,
+                "flows_not_played": r.not_played,
+                "records_not_played": unreadable_json(&r.wire.seen),
             })
         });
         let written = exports.finish(&connections, &stats, extra.as_ref())?;
@@ -244,6 +251,24 @@ impl Built {
             packets,
         ))
     }
+}
+
+/// The export's account of the records no link type could be made Ethernet: per link type, how many and
+/// the first one's problem.
+fn unreadable_json(seen: &Tally) -> serde_json::Value {
+    let all: Vec<serde_json::Value> = seen
+        .unreadable
+        .iter()
+        .map(|(linktype, u)| {
+            json!({
+                "linktype": linktype,
+                "name": linktype_name(*linktype),
+                "records": u.records,
+                "first_problem": u.first_problem,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(all)
 }
 
 /// A headless simulated run.
@@ -275,6 +300,8 @@ pub struct ReplayResult {
     pub connections: Vec<ConnectionRecord>,
     pub diffs: Vec<FlowDiff>,
     pub wire: WireReport,
+    /// The capture's flows the apps read and wrote nothing for, and why.
+    pub not_played: Vec<NotPlayed>,
     pub end_ns: Nanos,
     pub packets: u64,
     pub played_flows: usize,
@@ -377,6 +404,7 @@ pub fn run_replay_watched(
         connections: f.connections,
         diffs: end.diffs,
         wire: end.wire,
+        not_played: end.not_played,
         end_ns: f.end_ns,
         packets,
         played_flows,

@@ -2,6 +2,7 @@
 //! reason, per-hop latency), what the source saw itself (the simulated peer's view, the replay's diff, the
 //! TAP's counters), and the files written.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use crate::live::run::LiveResult;
 use crate::pipeline::dissect::format_mac;
 use crate::pipeline::trace::Stats;
 use crate::pipeline::{AppKind, OutcomeKind, Stage};
+use crate::replay::flows::{MAX_FLOWS, WhyNot, linktype_name};
 use crate::replay::{NO_HOST, ReplaySpec};
 use crate::sim::SimSpec;
 
@@ -359,9 +361,71 @@ pub fn replay(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, For
             let _ = writeln!(s, "  {d}");
         }
     }
+    why_not_played(&mut s, r);
     wall_time(&mut s, r.wall, r.stats.frames_in);
     files_written(&mut s, export, (r.packets, r.filtered), r.pcap.as_ref());
     s
+}
+
+/// Lines about flows that did not play, at most this many (the rest are counted by reason).
+const NOT_PLAYED_LINES: usize = 10;
+
+/// The loopback renames, the records no link type could be made Ethernet, and every flow of the capture
+/// the apps read and wrote nothing for, with why: one line each, the rest counted by reason.
+fn why_not_played(s: &mut String, r: &ReplayResult) {
+    let seen = &r.wire.seen;
+    for (addr, (n, rename)) in seen.loopback() {
+        let stack = rename
+            .stack_to
+            .map_or(String::new(), |a| format!(", the stack's end {a}"));
+        let _ = writeln!(
+            s,
+            "loopback recording: {} between {addr} and itself: the peer renamed {}{stack}",
+            count(n, "flow", "flows"),
+            rename.to
+        );
+    }
+    for (linktype, u) in &seen.unreadable {
+        let _ = writeln!(
+            s,
+            "not played: {} of {} — not injectable: {}",
+            count(u.records, "record", "records"),
+            linktype_name(*linktype),
+            u.first_problem
+        );
+    }
+    let all = &r.not_played;
+    let shown = if all.len() > NOT_PLAYED_LINES {
+        NOT_PLAYED_LINES - 1
+    } else {
+        all.len()
+    };
+    for n in &all[..shown] {
+        let _ = writeln!(s, "not played: {n}");
+    }
+    if shown < all.len() {
+        let mut by_reason: BTreeMap<WhyNot, u64> = BTreeMap::new();
+        for n in &all[shown..] {
+            *by_reason.entry(n.reason).or_default() += 1;
+        }
+        let reasons: Vec<String> = by_reason
+            .iter()
+            .map(|(why, k)| format!("{k} {}", why.code()))
+            .collect();
+        let _ = writeln!(
+            s,
+            "not played: {} ({}), each in the export's replay.flows_not_played",
+            count((all.len() - shown) as u64, "more flow", "more flows"),
+            reasons.join(", ")
+        );
+    }
+    if seen.untallied_frames > 0 {
+        let _ = writeln!(
+            s,
+            "not tallied: {} of flows beyond the first {MAX_FLOWS}",
+            count(seen.untallied_frames, "frame", "frames")
+        );
+    }
 }
 
 /// The headless summary of a live run.

@@ -184,6 +184,7 @@ pub fn capture_of_sim(
                 truncated: false,
                 synthetic_l2: false,
                 vlan: Vec::new(),
+                renamed: None,
                 comment: None,
                 problem: None,
             },

@@ -22,6 +22,9 @@ pub struct FrameInfo {
     pub transport: Transport,
     /// First layer that failed to parse, e.g. "truncated IPv4 header".
     pub malformed: Option<String>,
+    /// What the record is when it is no Ethernet frame at all (a replayed record the capture's link type
+    /// could not be made Ethernet from, e.g. an 802.11 beacon): nothing else is read from it.
+    pub foreign: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +123,7 @@ pub fn dissect(frame: &[u8]) -> FrameInfo {
         net: Net::None,
         transport: Transport::None,
         malformed: None,
+        foreign: None,
     };
     let Some(h) = Headers::read(frame) else {
         info.set_malformed("truncated Ethernet header");
@@ -305,6 +309,20 @@ fn dissect_transport(info: &mut FrameInfo, ip: &IpHeader, b: &[u8]) {
 }
 
 impl FrameInfo {
+    /// A record of `len` bytes that is no Ethernet frame, described as `what`.
+    pub fn foreign(len: usize, what: String) -> FrameInfo {
+        FrameInfo {
+            len,
+            dst_mac: [0; 6],
+            src_mac: [0; 6],
+            ethertype: 0,
+            net: Net::None,
+            transport: Transport::None,
+            malformed: None,
+            foreign: Some(what),
+        }
+    }
+
     fn set_malformed(&mut self, what: &str) {
         self.malformed.get_or_insert_with(|| what.to_string());
     }

@@ -133,6 +133,10 @@ impl FrameInfo {
             lines: Vec::new(),
             on: details,
         };
+        if let Some(what) = &self.foreign {
+            v.push(|| format!("Not Ethernet: {what} ({} bytes)", self.len));
+            return (format!("{what}, len={}", self.len), v.lines);
+        }
         if self.len >= 14 {
             let names = [(0x0800, "IPv4"), (0x86dd, "IPv6"), (0x0806, "ARP")];
             let name = names.iter().find(|n| n.0 == et).map(|n| n.1.to_string());

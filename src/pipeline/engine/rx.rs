@@ -8,7 +8,7 @@ use super::{Action, Pipeline};
 use crate::pipeline::capture::LogLine;
 use crate::pipeline::clock::Nanos;
 use crate::pipeline::connection::RxSpan;
-use crate::pipeline::dissect::{self, FlowKey, Proto, Transport};
+use crate::pipeline::dissect::{self, FlowKey, FrameInfo, Proto, Transport};
 use crate::pipeline::ids::PacketId;
 use crate::pipeline::reason::Reason;
 use crate::pipeline::stack::{Fragment, FragmentState, REASSEMBLY_TIMEOUT_NS, Window};
@@ -42,6 +42,10 @@ impl Pipeline {
             p.recorded = matches!(arrival.fate, Fate::Recorded { .. } | Fate::Connect { .. });
             if let Some(note) = arrival.note {
                 p.stack_log.push(LogLine::note(note));
+            }
+            // A record that could not be made Ethernet is not dissected as Ethernet: it says what it is.
+            if let Fate::Refused(Reason::NotInjectable { detail }) = &arrival.fate {
+                p.info = FrameInfo::foreign(p.info.len, detail.clone());
             }
         }
         match arrival.fate {

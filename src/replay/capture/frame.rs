@@ -1,6 +1,8 @@
 //! What the capture reader hands on — a `CapturedFrame` per packet record — and why it may refuse a file
 //! (`CaptureError`), with the size limits that tell a damaged record from a real one.
 
+use crate::replay::loopback::Rename;
+
 /// One packet record of a capture, normalised to an Ethernet frame smoltcp can take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapturedFrame {
@@ -26,6 +28,8 @@ pub struct CapturedFrame {
     pub synthetic_l2: bool,
     /// VIDs of the stripped 802.1Q/QinQ tags, outermost first.
     pub vlan: Vec<u16>,
+    /// A loopback recording's peer renamed in this packet (its note says so).
+    pub renamed: Option<Rename>,
     /// The packet's pcapng comment(s).
     pub comment: Option<String>,
     /// Why the frame could not be normalised (it is then passed on raw).

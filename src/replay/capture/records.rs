@@ -14,6 +14,7 @@ use pcap_parser::{LegacyPcapBlock, OptionCode, PcapBlockOwned, PcapNGOption};
 use super::frame::{CapturedFrame, MAX_BLOCK, MAX_CAPLEN};
 use super::header::Header;
 use crate::replay::link;
+use crate::replay::loopback::Renamer;
 
 /// Default pcapng resolution: 10^-6 s.
 const DEFAULT_TSRESOL: u8 = 6;
@@ -39,6 +40,8 @@ pub struct State {
     interfaces: Vec<Interface>,
     /// Time of the latest packet, for blocks that carry none (SPB).
     last_t_ns: u64,
+    /// Which end of each loopback flow is renamed (decided at the flow's first packet).
+    renamer: Renamer,
 }
 
 /// A packet record before normalisation.
@@ -62,6 +65,7 @@ impl State {
             big_endian: false,
             interfaces: Vec::new(),
             last_t_ns: 0,
+            renamer: Renamer::default(),
         }
     }
 
@@ -82,7 +86,13 @@ impl State {
         let timestamped = raw.t_ns.is_some();
         let t_ns = *raw.t_ns.get_or_insert(self.last_t_ns);
         self.last_t_ns = t_ns;
-        Ok(Some(finish(raw, index, t_ns, timestamped)))
+        Ok(Some(finish(
+            raw,
+            index,
+            t_ns,
+            timestamped,
+            &mut self.renamer,
+        )))
     }
 
     fn legacy<'a>(&self, b: &LegacyPcapBlock<'a>) -> Result<Raw<'a>, String> {
@@ -347,14 +357,21 @@ pub fn ng_ns(ts: u64, tsresol: u8, tsoffset: i64) -> u64 {
 }
 
 /// Normalises the record's link layer and builds the frame.
-fn finish(raw: Raw<'_>, index: u64, t_ns: u64, timestamped: bool) -> CapturedFrame {
+fn finish(
+    raw: Raw<'_>,
+    index: u64,
+    t_ns: u64,
+    timestamped: bool,
+    renamer: &mut Renamer,
+) -> CapturedFrame {
     let n = match raw.linktype {
-        Some(linktype) => link::normalise(linktype, raw.data, raw.orig_len),
+        Some(linktype) => link::normalise_renaming(linktype, raw.data, raw.orig_len, renamer),
         None => link::Normalised {
             frame: raw.data.to_vec(),
             orig_len: raw.orig_len,
             synthetic_l2: false,
             vlan: Vec::new(),
+            renamed: None,
             problem: Some(format!(
                 "packet on interface {}, which no interface block declared",
                 raw.interface
@@ -372,6 +389,7 @@ fn finish(raw: Raw<'_>, index: u64, t_ns: u64, timestamped: bool) -> CapturedFra
         orig_len: n.orig_len,
         synthetic_l2: n.synthetic_l2,
         vlan: n.vlan,
+        renamed: n.renamed,
         comment: raw.comment,
         problem: n.problem,
     }

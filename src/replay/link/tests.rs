@@ -288,3 +288,108 @@ fn synthesized_macs_are_stable_and_distinct() {
         "locally administered unicast"
     );
 }
+
+/// An 802.11 data frame: frame control, duration, the address fields, sequence control, (QoS), LLC/SNAP.
+fn dot11(fc1: u8, qos: bool, addrs: &[[u8; 6]], payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![if qos { 0x88 } else { 0x08 }, fc1, 0, 0];
+    for a in &addrs[..3] {
+        f.extend_from_slice(a);
+    }
+    f.extend_from_slice(&[0x10, 0]);
+    if let Some(a4) = addrs.get(3) {
+        f.extend_from_slice(a4);
+    }
+    if qos {
+        f.extend_from_slice(&[0, 0]);
+    }
+    f.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+    f.extend_from_slice(payload);
+    f
+}
+
+const AP: [u8; 6] = [0x02, 0, 0, 0xaa, 0xaa, 0xaa];
+
+#[test]
+fn an_80211_data_frame_becomes_the_ethernet_frame_it_bridges_to() {
+    let ip = testgen::sample_ipv4();
+    let want = eth(H2, H1, ETHERTYPE_IPV4, &ip);
+    // ToDS (H1 → AP → H2), FromDS (AP → H1 from H2 … here H2's frame to H1 read back), and both (a WDS).
+    let cases = [
+        (0x01, vec![AP, H1, H2]),
+        (0x02, vec![H2, AP, H1]),
+        (0x00, vec![H2, H1, AP]),
+        (0x03, vec![AP, AP, H2, H1]),
+    ];
+    for (fc1, addrs) in cases {
+        for qos in [false, true] {
+            let f = dot11(fc1, qos, &addrs, &ip);
+            let n = normalise(LINKTYPE_IEEE802_11, &f, f.len() as u32);
+            ok(&n);
+            assert_eq!(n.frame, want, "fc1 {fc1:#x} qos {qos}");
+            assert!(n.synthetic_l2);
+            assert_eq!(n.orig_len as usize, want.len());
+        }
+    }
+}
+
+#[test]
+fn radiotap_and_ppi_headers_are_stripped_with_the_fcs_they_announce() {
+    let ip = testgen::sample_ipv4();
+    let f = dot11(0x01, false, &[AP, H1, H2], &ip);
+    let want = eth(H2, H1, ETHERTYPE_IPV4, &ip);
+    // Radiotap: TSFT (8 bytes at offset 8) and Flags with FCS-at-end, then the frame and 4 FCS bytes.
+    let mut rt = vec![0, 0, 17, 0, 0x03, 0, 0, 0];
+    rt.extend_from_slice(&[0; 8]);
+    rt.push(0x10);
+    rt.extend_from_slice(&f);
+    rt.extend_from_slice(&[1, 2, 3, 4]);
+    let n = normalise(LINKTYPE_IEEE802_11_RADIOTAP, &rt, rt.len() as u32);
+    ok(&n);
+    assert_eq!(n.frame, want);
+    // PPI: an 802.11-common field (type 2, 20 bytes) whose flags say an FCS follows.
+    let mut ppi = vec![0, 0, 32, 0, 105, 0, 0, 0, 2, 0, 20, 0];
+    let mut common = [0u8; 20];
+    common[8] = 1;
+    ppi.extend_from_slice(&common);
+    ppi.extend_from_slice(&f);
+    ppi.extend_from_slice(&[1, 2, 3, 4]);
+    let n = normalise(LINKTYPE_PPI, &ppi, ppi.len() as u32);
+    ok(&n);
+    assert_eq!(n.frame, want);
+}
+
+#[test]
+fn other_80211_frames_are_refused_saying_what_they_are() {
+    let problem = |f: &[u8]| normalise(LINKTYPE_IEEE802_11, f, f.len() as u32).problem;
+    let beacon = [&[0x80, 0, 0, 0][..], &[0xff; 6], &AP, &AP, &[0, 0]].concat();
+    assert_eq!(
+        problem(&beacon).as_deref(),
+        Some("IEEE 802.11 beacon (management frame): no IP packet")
+    );
+    let ack = [&[0xd4, 0, 0, 0][..], &H1].concat();
+    assert_eq!(
+        problem(&ack).as_deref(),
+        Some("IEEE 802.11 ACK (control frame): no IP packet")
+    );
+    let protected = dot11(0x41, false, &[AP, H1, H2], b"ciphertext");
+    assert!(
+        problem(&protected)
+            .unwrap()
+            .contains("protected (encrypted)")
+    );
+    let short = dot11(0x01, false, &[AP, H1, H2], b"")[..20].to_vec();
+    assert!(
+        problem(&short)
+            .unwrap()
+            .contains("shorter than its 24-byte header")
+    );
+    assert_eq!(
+        problem(&[0x08]).as_deref(),
+        Some("1 bytes is shorter than an 802.11 header")
+    );
+    for cut in 0..12 {
+        let rt = [0u8, 0, 9, 0, 2, 0, 0, 0, 0x10, 0x08, 1];
+        let n = normalise(LINKTYPE_IEEE802_11_RADIOTAP, &rt[..cut], cut as u32);
+        assert!(n.problem.is_some(), "cut {cut}");
+    }
+}

@@ -19,6 +19,7 @@ fn frame(eth: Vec<u8>) -> CapturedFrame {
         truncated: false,
         synthetic_l2: false,
         vlan: Vec::new(),
+        renamed: None,
         comment: None,
         problem: None,
     }
@@ -196,4 +197,28 @@ fn flows_with_a_handshake_or_nothing_to_play_are_not_joined() {
     let id = s.identity(IpAddr::V4(Ipv4Addr::from(SERVER)));
     assert!(id.joins.is_empty());
     assert_eq!(id.tcp_ports, BTreeSet::from([80]));
+}
+
+/// A TCP segment from `src` to `dst` at a unicast MAC.
+fn tcp_to(src: [u8; 4], dst: [u8; 4], flags: u8) -> CapturedFrame {
+    let ip = testgen::ipv4(src, dst, 6, &testgen::tcp(40000, 80, 1, 0, flags, b""));
+    frame(testgen::ethernet(MAC_B, MAC_A, 0x0800, &ip))
+}
+
+#[test]
+fn a_peer_seen_only_as_a_destination_is_inside_the_plan() {
+    let mut s = Survey::default();
+    s.add(&tcp_to(CLIENT, SERVER, 0x02));
+    s.add(&tcp_to(SERVER, CLIENT, 0x12));
+    // The stack's SYN to a host that never answers (its frames are not in the capture).
+    s.add(&tcp_to(SERVER, [10, 0, 1, 9], 0x02));
+    let id = s.identity(IpAddr::V4(Ipv4Addr::from(SERVER)));
+    assert_eq!(id.prefix_v4, 23, "10.0.0.2 and 10.0.1.9 share 23 bits");
+    // A destination at a group MAC (a directed broadcast) is no peer to hold.
+    let mut b = Survey::default();
+    b.add(&tcp_to(CLIENT, SERVER, 0x02));
+    let ip = testgen::ipv4(SERVER, [10, 0, 3, 255], 17, &testgen::udp(1, 2, b""));
+    b.add(&frame(testgen::ethernet([0xff; 6], MAC_A, 0x0800, &ip)));
+    let id = b.identity(IpAddr::V4(Ipv4Addr::from(SERVER)));
+    assert_eq!(id.prefix_v4, 30);
 }

@@ -166,6 +166,9 @@ impl ReplayWire {
                     .into(),
             );
         }
+        if let Some(r) = &p.frame.renamed {
+            notes.push(r.to_string());
+        }
         if !p.frame.vlan.is_empty() {
             notes.push(format!("802.1Q tags {:?} removed", p.frame.vlan));
         }

@@ -32,6 +32,7 @@ use crate::pipeline::wire::{Arrival, Wire};
 
 use super::capture::CapturedFrame;
 use super::diff::{FlowCompare, FlowId};
+use super::flows::Tally;
 use super::role::Identity;
 use super::script::Scripts;
 use super::segment::Layers;
@@ -107,6 +108,10 @@ pub struct WireReport {
     pub unproven: u64,
     /// Flows whose handshake the capture did not hold, opened by the peer with a synthetic SYN and ACK.
     pub joined: u64,
+    /// Every flow of the capture as the survey read it (frames, payload bytes each way, handshake, loopback
+    /// rename), and the records no link type could be made Ethernet: what the end of the run holds the
+    /// apps' bytes against, to say which flows did not play and why (`flows::not_played`).
+    pub seen: Tally,
 }
 
 pub struct ReplayWire {
