@@ -78,18 +78,6 @@ fn same_flow(flow: &Flow, x: SocketAddr, y: SocketAddr) -> bool {
     a.ip() == b.ip() || (x.min(y), x.max(y)) == (*a, *b)
 }
 
-fn captures() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut all: Vec<PathBuf> = ["captures", "tests/data"]
-        .iter()
-        .flat_map(|d| std::fs::read_dir(root.join(d)).unwrap())
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
-        .collect();
-    all.sort();
-    all
-}
-
 #[test]
 fn every_flow_with_payload_plays_or_is_named_with_its_reason() {
     if !tshark_available() {
@@ -98,7 +86,7 @@ fn every_flow_with_payload_plays_or_is_named_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
     let mut named = 0;
     let mut played = 0;
-    for file in captures() {
+    for file in common::repository_captures() {
         let export = dir.path().join("t.json");
         let args = [
             "replay",

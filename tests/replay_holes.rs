@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::follow::{digest, tcp_stream};
+use common::follow::{digest, markers_as_zeros, tcp_stream};
 use common::{pktpath, read_json, stderr, stdout, tshark_available};
 use serde_json::Value;
 
@@ -47,36 +47,6 @@ fn replay_with(file: &Path, args: &[&str]) -> (String, Value) {
     let out = pktpath(&all);
     assert_eq!(out.status.code(), Some(0), "{all:?}: {}", stderr(&out));
     (stdout(&out), read_json(&export))
-}
-
-/// tshark's followed bytes with each gap marker it prints ("[1448 bytes missing in capture file]" and a
-/// NUL) read as that many zeros; and the gaps, as stream ranges.
-fn markers_as_zeros(followed: &[u8]) -> (Vec<u8>, Vec<(u64, u64)>) {
-    const TAIL: &[u8] = b" bytes missing in capture file]\0";
-    let (mut out, mut gaps) = (Vec::new(), Vec::new());
-    let mut i = 0;
-    while i < followed.len() {
-        if followed[i] == b'[' {
-            let digits = followed[i + 1..]
-                .iter()
-                .take_while(|b| b.is_ascii_digit())
-                .count();
-            let rest = &followed[i + 1 + digits..];
-            if digits > 0 && rest.starts_with(TAIL) {
-                let n: usize = std::str::from_utf8(&followed[i + 1..i + 1 + digits])
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                gaps.push((out.len() as u64, (out.len() + n) as u64));
-                out.resize(out.len() + n, 0);
-                i += 1 + digits + TAIL.len();
-                continue;
-            }
-        }
-        out.push(followed[i]);
-        i += 1;
-    }
-    (out, gaps)
 }
 
 /// The stream ranges of the filler segments the emulated peer injected (their notes say "not captured").

@@ -55,3 +55,33 @@ pub fn tcp_stream(capture: &Path, n: u32) -> Option<Followed> {
 pub fn digest(bytes: &[u8]) -> serde_json::Value {
     serde_json::json!({"bytes": bytes.len(), "crc32": format!("{:08x}", crc32fast::hash(bytes))})
 }
+
+/// tshark's followed bytes with each gap marker it prints ("[1448 bytes missing in capture file]" and a
+/// NUL) read as that many zeros; and the gaps, as stream ranges.
+pub fn markers_as_zeros(followed: &[u8]) -> (Vec<u8>, Vec<(u64, u64)>) {
+    const TAIL: &[u8] = b" bytes missing in capture file]\0";
+    let (mut out, mut gaps) = (Vec::new(), Vec::new());
+    let mut i = 0;
+    while i < followed.len() {
+        if followed[i] == b'[' {
+            let digits = followed[i + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            let rest = &followed[i + 1 + digits..];
+            if digits > 0 && rest.starts_with(TAIL) {
+                let n: usize = std::str::from_utf8(&followed[i + 1..i + 1 + digits])
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                gaps.push((out.len() as u64, (out.len() + n) as u64));
+                out.resize(out.len() + n, 0);
+                i += 1 + digits + TAIL.len();
+                continue;
+            }
+        }
+        out.push(followed[i]);
+        i += 1;
+    }
+    (out, gaps)
+}

@@ -210,3 +210,16 @@ pub fn tshark_available() -> bool {
     }
     have
 }
+
+/// Every capture the repository holds (captures/ and tests/data/), in name order.
+pub fn repository_captures() -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut all: Vec<std::path::PathBuf> = ["captures", "tests/data"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(root.join(d)).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    all.sort();
+    all
+}
