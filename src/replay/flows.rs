@@ -13,7 +13,7 @@ use crate::pipeline::trace::{ConnProto, ConnectionRecord};
 
 use super::capture::CapturedFrame;
 use super::loopback::Rename;
-use super::role::Identity;
+use super::role::{Identity, is_host};
 use super::segment::Layers;
 
 /// Flows tallied at most: a capture with more (a scan) has the rest counted, not described.
@@ -242,6 +242,9 @@ fn why(k: &FlowEnds, s: &FlowSeen, id: &Identity, opened: bool) -> (WhyNot, Stri
         let server = s
             .syn_to
             .unwrap_or(if k.a.port() < k.b.port() { k.a } else { k.b });
+        // A group address (multicast, broadcast) is no host the stack could play: its sender is.
+        let other = if server == k.a { k.b } else { k.a };
+        let server = if is_host(&server.ip()) { server } else { other };
         return (
             WhyNot::NotTheStacksHost,
             format!(

@@ -273,7 +273,7 @@ fn as_v6(a: IpAddr) -> Option<Ipv6Addr> {
 }
 
 /// An address a stack can own (not broadcast, multicast or unspecified).
-fn is_host(a: &IpAddr) -> bool {
+pub(crate) fn is_host(a: &IpAddr) -> bool {
     match a {
         IpAddr::V4(v) => !(v.is_broadcast() || v.is_multicast() || v.is_unspecified()),
         IpAddr::V6(v) => !(v.is_multicast() || v.is_unspecified()),

@@ -197,3 +197,26 @@ fn the_plan_the_listeners_and_the_snap_length_give_their_reasons() {
         "the capture cut 1 frame with payload short (snap length): they cannot be injected"
     );
 }
+
+#[test]
+fn the_hint_for_a_flow_to_a_group_address_names_its_sender() {
+    let udp = testgen::udp(8001, 8001, b"hello");
+    let ip = testgen::ipv4([10, 0, 9, 5], [224, 0, 0, 7], 17, &udp);
+    let eth = testgen::ethernet([0x01, 0, 0x5e, 0, 0, 7], MAC_B, 0x0800, &ip);
+    let mut f = frame(0, PEER, STACK, Vec::new());
+    f.orig_len = eth.len() as u32;
+    f.frame = eth;
+    let mut tally = Tally::default();
+    tally.add(&f);
+    let mut survey = Survey::default();
+    survey.add(&f);
+    let id = survey.identity(IpAddr::V4(Ipv4Addr::from(STACK)));
+    let got: Vec<String> = not_played(&tally, &id, &[])
+        .into_iter()
+        .map(|n| n.detail)
+        .collect();
+    assert_eq!(
+        got,
+        ["not the stack's host (between two other hosts; --as 10.0.9.5 plays it)"]
+    );
+}
