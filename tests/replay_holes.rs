@@ -9,13 +9,11 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::follow::{digest, markers_as_zeros, tcp_stream};
-use common::{pktpath, read_json, stderr, stdout, tshark_available};
+use common::tshark_available;
 use serde_json::Value;
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
+    common::test_data(name)
 }
 
 fn recording(name: &str) -> PathBuf {
@@ -34,19 +32,7 @@ fn replay_at(file: &Path, speed: &str) -> (String, Value) {
 }
 
 fn replay_with(file: &Path, args: &[&str]) -> (String, Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let export = dir.path().join("t.json");
-    let mut all = vec![
-        "replay",
-        file.to_str().unwrap(),
-        "--headless",
-        "--export",
-        export.to_str().unwrap(),
-    ];
-    all.extend_from_slice(args);
-    let out = pktpath(&all);
-    assert_eq!(out.status.code(), Some(0), "{all:?}: {}", stderr(&out));
-    (stdout(&out), read_json(&export))
+    common::replay_json(file, args)
 }
 
 /// The stream ranges of the filler segments the emulated peer injected (their notes say "not captured").

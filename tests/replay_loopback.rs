@@ -7,29 +7,15 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::follow::{digest, tcp_stream};
-use common::{pktpath, read_json, stderr, stdout, tshark_available};
+use common::tshark_available;
 use serde_json::Value;
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
+    common::test_data(name)
 }
 
 fn replay(file: &Path) -> (String, Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let export = dir.path().join("t.json");
-    let all = [
-        "replay",
-        file.to_str().unwrap(),
-        "--headless",
-        "--max-speed",
-        "--export",
-        export.to_str().unwrap(),
-    ];
-    let out = pktpath(&all);
-    assert_eq!(out.status.code(), Some(0), "{all:?}: {}", stderr(&out));
-    (stdout(&out), read_json(&export))
+    common::replay_json(file, &["--max-speed"])
 }
 
 /// The capture's one TCP connection plays with the peer renamed: the stack at `stack`, the peer at `peer`

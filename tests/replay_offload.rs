@@ -8,30 +8,17 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::follow::{digest, tcp_stream};
-use common::{pktpath, read_json, stderr, stdout, tshark_available};
+use common::tshark_available;
 use serde_json::Value;
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
+    common::test_data(name)
 }
 
 fn replay(file: &Path, extra: &[&str]) -> (String, Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let export = dir.path().join("t.json");
-    let mut all = vec![
-        "replay",
-        file.to_str().unwrap(),
-        "--headless",
-        "--max-speed",
-        "--export",
-        export.to_str().unwrap(),
-    ];
+    let mut all = vec!["--max-speed"];
     all.extend_from_slice(extra);
-    let out = pktpath(&all);
-    assert_eq!(out.status.code(), Some(0), "{all:?}: {}", stderr(&out));
-    (stdout(&out), read_json(&export))
+    common::replay_json(file, &all)
 }
 
 /// The rx packets of the capture's client (10.77.0.1), in capture order.

@@ -223,3 +223,27 @@ pub fn repository_captures() -> Vec<std::path::PathBuf> {
     all.sort();
     all
 }
+
+/// A capture made for the tests (tests/data/, see its make.sh).
+pub fn test_data(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// `pktpath replay FILE --headless --export T.json EXTRA…`, which must succeed: its summary and export.
+pub fn replay_json(file: &Path, extra: &[&str]) -> (String, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("t.json");
+    let mut all = vec![
+        "replay",
+        file.to_str().unwrap(),
+        "--headless",
+        "--export",
+        export.to_str().unwrap(),
+    ];
+    all.extend_from_slice(extra);
+    let out = pktpath(&all);
+    assert_eq!(out.status.code(), Some(0), "{all:?}: {}", stderr(&out));
+    (stdout(&out), read_json(&export))
+}
