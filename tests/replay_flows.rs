@@ -174,19 +174,8 @@ fn the_captures_made_to_not_play_say_why() {
         ),
     ];
     for (file, code, flow) in cases {
-        let dir = tempfile::tempdir().unwrap();
-        let export = dir.path().join("t.json");
         let path = data.join(file);
-        let out = pktpath(&[
-            "replay",
-            path.to_str().unwrap(),
-            "--headless",
-            "--max-speed",
-            "--export",
-            export.to_str().unwrap(),
-        ]);
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        let doc = read_json(&export);
+        let (summary, doc) = common::replay_json(&path, &["--max-speed"]);
         let all = doc["replay"]["flows_not_played"].as_array().unwrap();
         let joined = doc["connections"].as_array().unwrap().iter().any(|c| {
             c["app_read"]["bytes"].as_u64().unwrap() + c["app_written"]["bytes"].as_u64().unwrap()
@@ -206,9 +195,9 @@ fn the_captures_made_to_not_play_say_why() {
             flow
         );
         assert!(
-            stdout(&out).contains(&format!("not played: {flow} — ")),
+            summary.contains(&format!("not played: {flow} — ")),
             "{}",
-            stdout(&out)
+            summary
         );
     }
 }
@@ -217,18 +206,7 @@ fn the_captures_made_to_not_play_say_why() {
 #[test]
 fn many_flows_that_did_not_play_are_counted_past_nine_lines() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/many-others.pcap");
-    let dir = tempfile::tempdir().unwrap();
-    let export = dir.path().join("t.json");
-    let out = pktpath(&[
-        "replay",
-        path.to_str().unwrap(),
-        "--headless",
-        "--max-speed",
-        "--export",
-        export.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let summary = stdout(&out);
+    let (summary, doc) = common::replay_json(&path, &["--max-speed"]);
     let lines: Vec<&str> = summary
         .lines()
         .filter(|l| l.starts_with("not played: "))
@@ -244,7 +222,6 @@ fn many_flows_that_did_not_play_are_counted_past_nine_lines() {
         "not played: 2 more flows (2 not_the_stacks_host), each in the export's \
          replay.flows_not_played"
     );
-    let doc = read_json(&export);
     let all = doc["replay"]["flows_not_played"].as_array().unwrap();
     assert_eq!(all.len(), 11);
     assert!(all.iter().all(|n| n["reason"] == "not_the_stacks_host"));

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::follow::{digest, tcp_stream};
-use common::{pktpath, read_json, stderr, stdout, tshark_available};
+use common::tshark_available;
 
 #[test]
 fn a_merged_segment_is_sent_in_wire_sized_pieces_and_the_stream_stays_exact() {
@@ -15,19 +15,7 @@ fn a_merged_segment_is_sent_in_wire_sized_pieces_and_the_stream_stays_exact() {
         return;
     }
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/merged-upload.pcap");
-    let dir = tempfile::tempdir().unwrap();
-    let export = dir.path().join("t.json");
-    let args = [
-        "replay",
-        file.to_str().unwrap(),
-        "--headless",
-        "--max-speed",
-        "--export",
-        export.to_str().unwrap(),
-    ];
-    let out = pktpath(&args);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let summary = stdout(&out);
+    let (summary, doc) = common::replay_json(&file, &["--max-speed"]);
     assert!(
         summary.contains(
             "merged segments: 3 larger than the MTU (merged by the capturing host's GRO/LRO), sent as 93 \
@@ -35,7 +23,6 @@ fn a_merged_segment_is_sent_in_wire_sized_pieces_and_the_stream_stays_exact() {
         ),
         "{summary}"
     );
-    let doc = read_json(&export);
     let followed = tcp_stream(&file, 0).expect("stream 0");
     let c = &doc["connections"][0];
     assert_eq!(c["app_read"], digest(&followed.from0), "the upload");

@@ -5,26 +5,10 @@
 mod common;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 
 use common::follow::{digest, markers_as_zeros, tcp_stream};
-use common::{pktpath, read_json, repository_captures, stderr, stdout, tshark_available};
+use common::{replay_json, repository_captures, tshark_available};
 use serde_json::Value;
-
-fn replay(file: &Path, dir: &Path) -> (String, Value) {
-    let export = dir.join("t.json");
-    let args = [
-        "replay",
-        file.to_str().unwrap(),
-        "--headless",
-        "--max-speed",
-        "--export",
-        export.to_str().unwrap(),
-    ];
-    let out = pktpath(&args);
-    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
-    (stdout(&out), read_json(&export))
-}
 
 fn addr(v: &Value) -> SocketAddr {
     v.as_str().unwrap().parse().unwrap()
@@ -44,11 +28,10 @@ fn the_played_hosts_tcp_streams_replay_byte_exact() {
     if !tshark_available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
     let (mut streams, mut exact) = (0, 0);
     let mut misses = Vec::new();
     for file in repository_captures() {
-        let (summary, doc) = replay(&file, dir.path());
+        let (summary, doc) = replay_json(&file, &["--max-speed"]);
         let mine = stack_ips(&doc);
         let conns = doc["connections"].as_array().unwrap();
         let mut n = 0;

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::follow::{digest, tcp_stream};
-use common::{pktpath, read_json, stderr, stdout, tshark_available};
+use common::tshark_available;
 
 #[test]
 fn an_80211_capture_plays_its_data_frames_and_names_its_beacon() {
@@ -25,18 +25,7 @@ fn an_80211_capture_plays_its_data_frames_and_names_its_beacon() {
         ("wifi-bare.pcap", "link type 105 (IEEE 802.11)", 42),
     ] {
         let path = data.join(file);
-        let dir = tempfile::tempdir().unwrap();
-        let export = dir.path().join("t.json");
-        let out = pktpath(&[
-            "replay",
-            path.to_str().unwrap(),
-            "--headless",
-            "--max-speed",
-            "--export",
-            export.to_str().unwrap(),
-        ]);
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        let (summary, doc) = (stdout(&out), read_json(&export));
+        let (summary, doc) = common::replay_json(&path, &["--max-speed"]);
         let followed = tcp_stream(&path, 0).expect("stream 0");
         let conns = doc["connections"].as_array().unwrap();
         assert_eq!(conns.len(), 1, "{file}: {summary}");
