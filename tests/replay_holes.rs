@@ -158,6 +158,19 @@ fn a_hole_in_each_direction_is_filled_by_the_peer_and_by_the_app() {
     assert_eq!(diff["sent_bytes"], diff["recorded_bytes"], "{diff}");
     let first = diff["first_divergence"].as_str().unwrap_or("");
     assert!(first.starts_with("window on the SYN"), "{first}");
+    // The export counts the repair as the summary does.
+    let repairs = &doc["replay"]["repairs"];
+    assert_eq!(
+        (
+            &repairs["holes"],
+            &repairs["filler_bytes_peer"],
+            &repairs["filler_bytes_app"],
+            &repairs["unproven_bytes"],
+            &repairs["joined_flows"]
+        ),
+        (&2.into(), &1448.into(), &139.into(), &0.into(), &0.into()),
+        "{repairs}"
+    );
 }
 
 /// The client's segment and the server's ack of it are both lost: the next ack proves the hole.

@@ -23,6 +23,12 @@ fn a_merged_segment_is_sent_in_wire_sized_pieces_and_the_stream_stays_exact() {
         ),
         "{summary}"
     );
+    let repairs = &doc["replay"]["repairs"];
+    assert_eq!(
+        (&repairs["merged_segments"], &repairs["merged_pieces"]),
+        (&3.into(), &93.into()),
+        "{repairs}"
+    );
     let followed = tcp_stream(&file, 0).expect("stream 0");
     let c = &doc["connections"][0];
     assert_eq!(c["app_read"], digest(&followed.from0), "the upload");
