@@ -246,6 +246,23 @@ pub struct ReplayArgs {
     /// was to fill) as recorded, so the stack drops them `bad_checksum`. Default: complete them, noted.
     #[arg(long)]
     pub keep_checksums: bool,
+    /// Idle gaps in the capture longer than this are shortened to it (said in the summary), so a damaged or
+    /// far-future timestamp cannot make the replay's work run away; seconds, 0.001 to 86400.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS", value_parser = parse_max_gap)]
+    pub max_gap: f64,
+}
+
+/// `--max-gap SECS`: a number of seconds from 1 ms to a day.
+fn parse_max_gap(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds; give one such as 10 or 0.5"))?;
+    if !(0.001..=86_400.0).contains(&v) {
+        return Err(format!(
+            "{s} s is out of range; give 0.001 to 86400 seconds"
+        ));
+    }
+    Ok(v)
 }
 
 impl ReplayArgs {
@@ -277,6 +294,7 @@ impl ReplayArgs {
             hop_cost_ns: self.run.hop_cost_ns,
             tail_ns: self.tail * 1_000_000_000,
             keep_checksums: self.keep_checksums,
+            max_gap_ns: (self.max_gap * 1e9) as u64,
         }
     }
 }

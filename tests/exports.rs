@@ -500,6 +500,7 @@ fn replay_writes_both_exports_with_the_capture_clock() {
         hop_cost_ns: 1000,
         tail_ns: 2_000_000_000,
         keep_checksums: false,
+        max_gap_ns: pktpath::replay::gaps::DEFAULT_MAX_GAP_NS,
     };
     let dir = tempfile::tempdir().unwrap();
     let run_to = |format: Format, name: &str| {

@@ -159,11 +159,12 @@ fn a_datagram_missing_a_fragment_ends_incomplete() {
     }
 }
 
-/// The same, with the next frame 61 s later (played at the recorded pace, on the virtual clock): the
-/// datagram's 60 s ran out first, so its fragments are dropped as timed out.
+/// The same, with the next frame 61 s later (played at the recorded pace, on the virtual clock, the gap kept
+/// whole: `--max-gap` would otherwise shorten it to 10 s): the datagram's 60 s ran out first, so its
+/// fragments are dropped as timed out.
 #[test]
 fn a_datagram_missing_a_fragment_times_out_after_60_s() {
-    let (summary, doc) = replay(&data("frag-udp4-timeout.pcap"), &[]);
+    let (summary, doc) = replay(&data("frag-udp4-timeout.pcap"), &["--max-gap", "120"]);
     assert!(
         summary.contains("  stack          reassembly_timeout     2\n"),
         "{summary}"

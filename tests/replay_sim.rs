@@ -35,6 +35,7 @@ fn spec_for(frames: Vec<CapturedFrame>, seed: u64) -> ReplaySpec {
         hop_cost_ns: 1000,
         tail_ns: 10_000_000_000,
         keep_checksums: false,
+        max_gap_ns: pktpath::replay::gaps::DEFAULT_MAX_GAP_NS,
     }
 }
 

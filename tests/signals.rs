@@ -292,6 +292,7 @@ fn a_replay_stopped_by_its_watcher_is_finished_and_says_where() {
         hop_cost_ns: 1000,
         tail_ns: 2_000_000_000,
         keep_checksums: false,
+        max_gap_ns: pktpath::replay::gaps::DEFAULT_MAX_GAP_NS,
     };
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("t.jsonl");

@@ -4,6 +4,7 @@
 pub mod capture;
 pub(crate) mod diff;
 pub mod flows;
+pub mod gaps;
 pub mod input;
 pub(crate) mod link;
 pub mod loopback;

@@ -177,11 +177,13 @@ pub struct ReplaySpec {
     pub tail_ns: Nanos,
     /// Inject checksums that look offloaded as recorded, instead of completing them (`--keep-checksums`).
     pub keep_checksums: bool,
+    /// Idle gaps longer than this are shortened to it (`--max-gap`).
+    pub max_gap_ns: Nanos,
 }
 
 impl ReplaySpec {
     /// A replay of `source` with the command line's defaults: speed 1, frame buffer 256, seed 0, 1 µs per
-    /// hop, a 10 s tail, the role surveyed, the recorded apps.
+    /// hop, a 10 s tail, gaps over 10 s shortened, the role surveyed, the recorded apps.
     pub fn of(source: Source) -> ReplaySpec {
         ReplaySpec {
             source,
@@ -193,6 +195,7 @@ impl ReplaySpec {
             hop_cost_ns: 1000,
             tail_ns: 10_000_000_000,
             keep_checksums: false,
+            max_gap_ns: crate::replay::gaps::DEFAULT_MAX_GAP_NS,
         }
     }
 }
@@ -275,11 +278,9 @@ impl Prepared {
         self.survey.first_t_ns.unwrap_or(0)
     }
 
-    /// The capture's span from its first to its last frame, as recorded.
+    /// The capture's span from its first to its last frame, as played (idle gaps over `--max-gap` shortened).
     pub fn span_ns(&self) -> Nanos {
-        self.survey
-            .first_t_ns
-            .map_or(0, |first| self.survey.last_t_ns.saturating_sub(first))
+        self.survey.played_span_ns
     }
 
     /// Records the wire has read so far (it reads ahead of the stack) and, once reading has ended, why it
@@ -298,7 +299,7 @@ impl Prepared {
 /// Survey the capture and build the pipeline that replays it (with the emulated wire and the recorded apps).
 /// Built afresh, identically, as often as asked: the debugger's step back re-runs from here.
 pub fn prepare(spec: &ReplaySpec) -> anyhow::Result<(Pipeline, Prepared)> {
-    let mut survey = Survey::default();
+    let mut survey = Survey::with_max_gap(spec.max_gap_ns);
     let mut seen = Tally::default();
     let reader = spec.source.open()?;
     let format = reader.format();
@@ -323,6 +324,7 @@ pub fn prepare(spec: &ReplaySpec) -> anyhow::Result<(Pipeline, Prepared)> {
     let scripts: Scripts = Rc::default();
     let report = Rc::new(RefCell::new(WireReport {
         seen,
+        max_gap_ns: spec.max_gap_ns,
         ..WireReport::default()
     }));
     let stopped = StopRecord::default();
@@ -337,6 +339,7 @@ pub fn prepare(spec: &ReplaySpec) -> anyhow::Result<(Pipeline, Prepared)> {
         spec.speed,
         scripts.clone(),
         report.clone(),
+        spec.max_gap_ns,
     )
     .with_keep_checksums(spec.keep_checksums);
     let config = PipelineConfig::serving(

@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use crate::pipeline::dissect::Headers;
 
 use super::capture::CapturedFrame;
+use super::gaps::GapClock;
 use super::segment::Layers;
 
 /// What one pass over the capture learned.
@@ -38,15 +39,27 @@ pub struct Survey {
     pub frames: u64,
     pub first_t_ns: Option<u64>,
     pub last_t_ns: u64,
+    /// The capture's recorded time with idle gaps shortened (`--max-gap`), and its played span.
+    pub gaps: GapClock,
+    pub played_span_ns: u64,
 }
 
 impl Survey {
+    /// A survey whose played time shortens idle gaps longer than `max_gap` ns to it.
+    pub fn with_max_gap(max_gap: u64) -> Survey {
+        Survey {
+            gaps: GapClock::new(max_gap),
+            ..Survey::default()
+        }
+    }
+
     pub fn add(&mut self, f: &CapturedFrame) {
         self.frames += 1;
         // A record without a time (an SPB) says nothing about when the capture starts or ends.
         if f.timestamped {
             self.first_t_ns.get_or_insert(f.t_ns);
             self.last_t_ns = self.last_t_ns.max(f.t_ns);
+            self.played_span_ns = self.gaps.played(f.t_ns);
         }
         if f.problem.is_some() {
             return;

@@ -241,6 +241,8 @@ impl Built {
                     "checksums_kept": r.wire.checksums_kept,
                     "merged_segments": r.wire.merged,
                     "merged_pieces": r.wire.merged_pieces,
+                    "gaps_shortened": r.wire.gaps_shortened,
+                    "gap_time_removed_ns": r.wire.gap_time_removed_ns,
                 }),
                 "diff": r.diffs,
                 "flows_not_played": r.not_played,

@@ -323,6 +323,16 @@ pub fn replay(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, For
             ),
         );
     }
+    if r.wire.gaps_shortened > 0 {
+        let _ = writeln!(
+            s,
+            "gaps: {} longer than --max-gap {} shortened to it (longest {}), {} of recorded time skipped",
+            count(r.wire.gaps_shortened, "idle gap", "idle gaps"),
+            fmt_ns(r.wire.max_gap_ns),
+            fmt_ns(r.wire.longest_gap_ns),
+            fmt_ns(r.wire.gap_time_removed_ns),
+        );
+    }
     if r.wire.merged > 0 {
         let _ = writeln!(
             s,

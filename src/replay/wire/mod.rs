@@ -33,6 +33,7 @@ use crate::pipeline::wire::{Arrival, Wire};
 use super::capture::CapturedFrame;
 use super::diff::{FlowCompare, FlowId};
 use super::flows::Tally;
+use super::gaps::GapClock;
 use super::role::Identity;
 use super::script::Scripts;
 use super::segment::Layers;
@@ -108,6 +109,13 @@ pub struct WireReport {
     pub unproven: u64,
     /// Flows whose handshake the capture did not hold, opened by the peer with a synthetic SYN and ACK.
     pub joined: u64,
+    /// Idle gaps longer than `--max-gap` shortened to it: how many, the longest as recorded, and the recorded
+    /// time skipped.
+    pub gaps_shortened: u64,
+    pub longest_gap_ns: u64,
+    pub gap_time_removed_ns: u64,
+    /// The `--max-gap` the gaps were shortened to.
+    pub max_gap_ns: u64,
     /// Every flow of the capture as the survey read it (frames, payload bytes each way, handshake, loopback
     /// rename), and the records no link type could be made Ethernet: what the end of the run holds the
     /// apps' bytes against, to say which flows did not play and why (`flows::not_played`).
@@ -119,7 +127,8 @@ pub struct ReplayWire {
     exhausted: bool,
     identity: Identity,
     macs: BTreeMap<IpAddr, [u8; 6]>,
-    t0: Option<u64>,
+    /// Recorded time to played time, idle gaps shortened (`--max-gap`).
+    gaps: GapClock,
     /// None: as fast as possible; else recorded time divided by this.
     speed: Option<f64>,
     last_due: Nanos,
@@ -163,13 +172,14 @@ impl ReplayWire {
         speed: Option<f64>,
         scripts: Scripts,
         report: Rc<RefCell<WireReport>>,
+        max_gap: Nanos,
     ) -> Self {
         ReplayWire {
             source,
             exhausted: false,
             identity,
             macs,
-            t0: None,
+            gaps: GapClock::new(max_gap),
             speed,
             last_due: 0,
             pending: VecDeque::new(),

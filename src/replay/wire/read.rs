@@ -19,10 +19,17 @@ use super::{
 
 impl ReplayWire {
     fn due_of(&mut self, t_ns: u64) -> Nanos {
-        let t0 = *self.t0.get_or_insert(t_ns);
+        let before = self.gaps.shortened;
+        let played = self.gaps.played(t_ns);
+        if self.gaps.shortened != before {
+            let mut report = self.report.borrow_mut();
+            report.gaps_shortened = self.gaps.shortened;
+            report.longest_gap_ns = self.gaps.longest;
+            report.gap_time_removed_ns = self.gaps.removed();
+        }
         let due = match self.speed {
             None => 0,
-            Some(speed) => (t_ns.saturating_sub(t0) as f64 / speed) as Nanos,
+            Some(speed) => (played as f64 / speed) as Nanos,
         };
         // A capture out of time order is played in file order.
         self.last_due = self.last_due.max(due);

@@ -1,0 +1,103 @@
+//! A replay's work is bounded by its input: one damaged field (a timestamp decades ahead, a sequence number
+//! 2^30 ahead) or a real capture whose last frame came a year later must not make it run away. Each copy of
+//! captures/http-get.pcap below differs from it in one field; each must finish promptly with at most 20
+//! packets per record (plus a constant).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+const RECORD_HEADER: usize = 16;
+
+/// captures/http-get.pcap's bytes and where each record starts.
+fn http_get() -> (Vec<u8>, Vec<usize>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/http-get.pcap");
+    let bytes = std::fs::read(path).unwrap();
+    let mut starts = Vec::new();
+    let mut at = 24;
+    while at + RECORD_HEADER <= bytes.len() {
+        starts.push(at);
+        let incl = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += RECORD_HEADER + incl;
+    }
+    (bytes, starts)
+}
+
+/// Replay `capture` at the recorded pace under a 120 s guard: its summary and export.
+fn bounded_replay(capture: &[u8], records: usize) -> (String, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("damaged.pcap");
+    std::fs::write(&file, capture).unwrap();
+    let export = dir.path().join("t.json");
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg(env!("CARGO_BIN_EXE_pktpath"))
+        .args(["replay", file.to_str().unwrap(), "--headless", "--export"])
+        .arg(&export)
+        .output()
+        .expect("run pktpath under timeout");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the replay ran away or failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = common::read_json(&export);
+    let packets = doc["packets"].as_array().unwrap().len();
+    assert!(
+        packets <= 20 * records + 50,
+        "{packets} packets for {records} records"
+    );
+    (String::from_utf8_lossy(&out.stdout).into_owned(), doc)
+}
+
+#[test]
+fn a_timestamp_decades_ahead_is_a_gap_shortened_to_max_gap() {
+    let (mut bytes, starts) = http_get();
+    // Bit 31 of record 9's seconds: 68 years ahead of the rest.
+    bytes[starts[8] + 3] ^= 0x80;
+    let (summary, _) = bounded_replay(&bytes, starts.len());
+    assert!(
+        summary.contains(
+            "gaps: 1 idle gap longer than --max-gap 10.000 s shortened to it (longest 2147483648.000 s), \
+             2147483638.000 s of recorded time skipped"
+        ),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_last_frame_a_year_later_costs_the_gap_and_no_more() {
+    let (mut bytes, starts) = http_get();
+    let last = *starts.last().unwrap();
+    let secs = u32::from_le_bytes(bytes[last..last + 4].try_into().unwrap()) + 365 * 86_400;
+    bytes[last..last + 4].copy_from_slice(&secs.to_le_bytes());
+    let (summary, doc) = bounded_replay(&bytes, starts.len());
+    assert!(
+        summary.contains("gaps: 1 idle gap longer than --max-gap"),
+        "{summary}"
+    );
+    // The flow still plays whole: the gap was before its last ACK only.
+    assert_eq!(doc["connections"][0]["app_written"]["bytes"], 3000 + 188);
+    assert_eq!(doc["replay"]["repairs"]["gaps_shortened"], 1);
+}
+
+#[test]
+fn a_sequence_number_two_to_the_thirty_ahead_fills_nothing_far_ahead() {
+    for (record, what) in [
+        (9, "the server's first data segment"),
+        (5, "the client's request"),
+    ] {
+        let (mut bytes, starts) = http_get();
+        // The TCP sequence number's top byte: Ethernet 14 + IPv4 20 + 4.
+        bytes[starts[record] + RECORD_HEADER + 38] ^= 0x40;
+        let (summary, doc) = bounded_replay(&bytes, starts.len());
+        let c = &doc["connections"][0];
+        let total =
+            c["app_read"]["bytes"].as_u64().unwrap() + c["app_written"]["bytes"].as_u64().unwrap();
+        assert!(total <= 81 + 3188, "{what}: {total} app bytes\n{summary}");
+    }
+}
