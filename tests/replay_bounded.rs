@@ -101,3 +101,48 @@ fn a_sequence_number_two_to_the_thirty_ahead_fills_nothing_far_ahead() {
         assert!(total <= 81 + 3188, "{what}: {total} app bytes\n{summary}");
     }
 }
+
+/// `n` SYNs to port 80 from `n` different sources, 1 ms apart, never answered: a flood.
+fn syn_flood(n: u32) -> Vec<u8> {
+    use pktpath::replay::testgen::{self, Endian, MAC_A, MAC_B, PcapRecord};
+    let records: Vec<PcapRecord> = (0..n)
+        .map(|i| {
+            let src = [10, 9, (i >> 8) as u8, i as u8];
+            let syn = testgen::tcp(40000, 80, 1000 + i, 0, 0x02, b"");
+            let ip = testgen::ipv4(src, [10, 9, 255, 254], 6, &syn);
+            PcapRecord::new(
+                i / 1000,
+                (i % 1000) * 1000,
+                testgen::ethernet(MAC_A, MAC_B, 0x0800, &ip),
+            )
+        })
+        .collect();
+    testgen::pcap(Endian::Little, false, 1, 65535, &records)
+}
+
+/// A SYN flood holds at most the backlog of half-open connections: past 128 the oldest is aborted (its
+/// connection record says why), so the stack's connections stay bounded whatever the number of SYNs.
+#[test]
+fn a_syn_flood_holds_no_more_than_the_backlog_of_half_open_connections() {
+    let n = 1000;
+    let (summary, doc) = bounded_replay(&syn_flood(n), n as usize);
+    let evicted = n as usize - 128;
+    assert!(
+        summary.contains(&format!(
+            "half-open: {evicted} connections aborted in SYN-RECEIVED past the backlog of 128 (the oldest first)"
+        )),
+        "{summary}"
+    );
+    let conns = doc["connections"].as_array().unwrap();
+    let aborted = conns
+        .iter()
+        .filter(|c| {
+            c["events"].as_array().unwrap().iter().any(|e| {
+                e["detail"].as_str().unwrap_or("").starts_with(
+                    "aborted in SYN-RECEIVED: more than 128 half-open connections, and this the oldest",
+                )
+            })
+        })
+        .count();
+    assert_eq!(aborted, evicted);
+}

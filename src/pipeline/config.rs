@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 use super::apps::AppKind;
 use super::stack::StackConfig;
 
+/// Half-open TCP connections (SYN-RECEIVED) a pipeline keeps at once, like a kernel's SYN backlog: past it
+/// the oldest is aborted.
+pub const SYN_BACKLOG: usize = 128;
+
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
     pub stack: StackConfig,

@@ -309,6 +309,8 @@ pub struct Stats {
     /// Per direction, per hop transition (from, to): latency.
     pub hop_latency: BTreeMap<(Dir, Stage, Stage), LatencyHistogram>,
     pub events_lost: u64,
+    /// Half-open connections aborted past the SYN backlog (the oldest first).
+    pub half_open_evicted: u64,
 }
 
 impl Stats {

@@ -245,6 +245,14 @@ fn stats_summary_timed(s: &mut String, time: &str, st: &Stats, end_ns: u64, pack
             let _ = writeln!(s, "  {:<14} {:<22} {n}", stage.name(), code);
         }
     }
+    if st.half_open_evicted > 0 {
+        let _ = writeln!(
+            s,
+            "half-open: {} aborted in SYN-RECEIVED past the backlog of {} (the oldest first)",
+            count(st.half_open_evicted, "connection", "connections"),
+            crate::pipeline::SYN_BACKLOG
+        );
+    }
     let _ = writeln!(s, "hop latency (p50 / p99):");
     for ((d, from, to), h) in &st.hop_latency {
         let _ = writeln!(

@@ -8,6 +8,7 @@ use smoltcp::socket::tcp;
 use super::{Action, Pipeline};
 use crate::pipeline::apps::{App, AppKind};
 use crate::pipeline::clock::Nanos;
+use crate::pipeline::config::SYN_BACKLOG;
 use crate::pipeline::connection::{Progress, TcpConn};
 use crate::pipeline::ids::{ConnId, PacketId};
 use crate::pipeline::reason::Reason;
@@ -84,6 +85,43 @@ impl Pipeline {
             if let Some(p) = self.packets.get_mut(&by_packet) {
                 p.flow = Some(cid);
             }
+        }
+        self.cap_half_open(now);
+    }
+
+    /// Past `SYN_BACKLOG` half-open connections (SYN-RECEIVED, the handshake not completed), the oldest is
+    /// aborted: a connection holds its socket buffers, its app and its AF_UNIX pair from the SYN on, and a flood
+    /// of SYNs from spoofed sources would otherwise hold one per SYN for good. Evicting the oldest (rather than
+    /// refusing the newest) keeps the port open to a real client whose handshake completes at once.
+    fn cap_half_open(&mut self, now: Nanos) {
+        let half_open: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                self.stack.sockets.get::<tcp::Socket>(c.handle).state() == tcp::State::SynReceived
+            })
+            .map(|(&cid, _)| cid)
+            .collect();
+        let over = half_open.len().saturating_sub(SYN_BACKLOG);
+        for cid in half_open.into_iter().take(over) {
+            let Some(conn) = self.conns.get_mut(&cid) else {
+                continue;
+            };
+            self.stack
+                .sockets
+                .get_mut::<tcp::Socket>(conn.handle)
+                .abort();
+            conn.event(
+                now,
+                ConnEventKind::Reset,
+                format!(
+                    "aborted in SYN-RECEIVED: more than {SYN_BACKLOG} half-open connections, and this the \
+                     oldest (a SYN flood cannot hold a connection per SYN)"
+                ),
+            );
+            self.stats.half_open_evicted += 1;
+            self.mark_egress(cid);
+            self.ready.insert(cid);
         }
     }
 
