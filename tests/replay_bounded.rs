@@ -28,6 +28,11 @@ fn http_get() -> (Vec<u8>, Vec<usize>) {
 
 /// Replay `capture` at the recorded pace under a 120 s guard: its summary and export.
 fn bounded_replay(capture: &[u8], records: usize) -> (String, Value) {
+    bounded_replay_with(capture, records, &[])
+}
+
+/// `bounded_replay` with more arguments.
+fn bounded_replay_with(capture: &[u8], records: usize, extra: &[&str]) -> (String, Value) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("damaged.pcap");
     std::fs::write(&file, capture).unwrap();
@@ -37,6 +42,7 @@ fn bounded_replay(capture: &[u8], records: usize) -> (String, Value) {
         .arg(env!("CARGO_BIN_EXE_pktpath"))
         .args(["replay", file.to_str().unwrap(), "--headless", "--export"])
         .arg(&export)
+        .args(extra)
         .output()
         .expect("run pktpath under timeout");
     assert_eq!(
@@ -102,19 +108,20 @@ fn a_sequence_number_two_to_the_thirty_ahead_fills_nothing_far_ahead() {
     }
 }
 
-/// `n` SYNs to port 80 from `n` different sources, 1 ms apart, never answered: a flood.
-fn syn_flood(n: u32) -> Vec<u8> {
+/// `n` SYNs to port 80 from `n` different sources, 1 ms apart, never answered: a flood; then, when `late`
+/// is given, one more SYN that many seconds after the first.
+fn syn_flood(n: u32, late: Option<u32>) -> Vec<u8> {
     use pktpath::replay::testgen::{self, Endian, MAC_A, MAC_B, PcapRecord};
-    let records: Vec<PcapRecord> = (0..n)
+    let records: Vec<PcapRecord> = (0..n + u32::from(late.is_some()))
         .map(|i| {
+            let (secs, micros) = match late {
+                Some(late) if i == n => (late, 0),
+                _ => (i / 1000, (i % 1000) * 1000),
+            };
             let src = [10, 9, (i >> 8) as u8, i as u8];
             let syn = testgen::tcp(40000, 80, 1000 + i, 0, 0x02, b"");
             let ip = testgen::ipv4(src, [10, 9, 255, 254], 6, &syn);
-            PcapRecord::new(
-                i / 1000,
-                (i % 1000) * 1000,
-                testgen::ethernet(MAC_A, MAC_B, 0x0800, &ip),
-            )
+            PcapRecord::new(secs, micros, testgen::ethernet(MAC_A, MAC_B, 0x0800, &ip))
         })
         .collect();
     testgen::pcap(Endian::Little, false, 1, 65535, &records)
@@ -125,7 +132,7 @@ fn syn_flood(n: u32) -> Vec<u8> {
 #[test]
 fn a_syn_flood_holds_no_more_than_the_backlog_of_half_open_connections() {
     let n = 1000;
-    let (summary, doc) = bounded_replay(&syn_flood(n), n as usize);
+    let (summary, doc) = bounded_replay(&syn_flood(n, None), n as usize);
     let evicted = n as usize - 128;
     assert!(
         summary.contains(&format!(
@@ -145,4 +152,39 @@ fn a_syn_flood_holds_no_more_than_the_backlog_of_half_open_connections() {
         })
         .count();
     assert_eq!(aborted, evicted);
+}
+
+/// A half-open connection whose handshake never completes is aborted 60 s after its SYN (the late SYN, 70 s
+/// on, keeps the run going past that; `--max-gap 100` keeps the gap whole).
+#[test]
+fn a_half_open_connection_is_aborted_60_s_after_its_syn() {
+    let (summary, doc) = bounded_replay_with(&syn_flood(10, Some(70)), 11, &["--max-gap", "100"]);
+    assert!(
+        summary.contains(
+            "half-open: 10 connections aborted in SYN-RECEIVED, the handshake not completed within 60 s"
+        ),
+        "{summary}"
+    );
+    let expired: Vec<u64> = doc["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| {
+            let events = c["events"].as_array().unwrap();
+            let accept = events.iter().find(|e| e["kind"] == "accept")?["t_ns"].as_u64()?;
+            let abort = events.iter().find(|e| {
+                e["detail"].as_str().unwrap_or("")
+                    == "aborted in SYN-RECEIVED: the handshake did not complete within 60 s of the SYN"
+            })?;
+            Some(abort["t_ns"].as_u64()? - accept)
+        })
+        .collect();
+    assert_eq!(expired.len(), 10, "{expired:?}");
+    // Aborted at the first timer at or after 60 s, not long after.
+    assert!(
+        expired
+            .iter()
+            .all(|&d| (60_000_000_000..75_000_000_000).contains(&d)),
+        "{expired:?}"
+    );
 }

@@ -9,6 +9,9 @@ use super::stack::StackConfig;
 /// Half-open TCP connections (SYN-RECEIVED) a pipeline keeps at once, like a kernel's SYN backlog: past it
 /// the oldest is aborted.
 pub const SYN_BACKLOG: usize = 128;
+/// How long a half-open connection may wait for the handshake's last ACK before it is aborted (about what a
+/// kernel's five SYN-ACK retries take).
+pub const SYN_RECEIVED_TIMEOUT_NS: u64 = 60_000_000_000;
 
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {

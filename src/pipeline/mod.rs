@@ -21,7 +21,7 @@ pub(crate) mod wire;
 
 pub use apps::{AppKind, AppSpec};
 pub use clock::{Clock, Nanos, VirtualClock};
-pub use config::{PipelineConfig, SYN_BACKLOG};
+pub use config::{PipelineConfig, SYN_BACKLOG, SYN_RECEIVED_TIMEOUT_NS};
 pub use engine::{Action, Pipeline, Step, StepReport};
 pub use reason::Reason;
 pub use stage::{Dir, OutcomeKind, Stage};

@@ -311,6 +311,8 @@ pub struct Stats {
     pub events_lost: u64,
     /// Half-open connections aborted past the SYN backlog (the oldest first).
     pub half_open_evicted: u64,
+    /// Half-open connections aborted because their handshake did not complete in time.
+    pub half_open_expired: u64,
 }
 
 impl Stats {

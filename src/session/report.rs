@@ -253,6 +253,14 @@ fn stats_summary_timed(s: &mut String, time: &str, st: &Stats, end_ns: u64, pack
             crate::pipeline::SYN_BACKLOG
         );
     }
+    if st.half_open_expired > 0 {
+        let _ = writeln!(
+            s,
+            "half-open: {} aborted in SYN-RECEIVED, the handshake not completed within {} s",
+            count(st.half_open_expired, "connection", "connections"),
+            crate::pipeline::SYN_RECEIVED_TIMEOUT_NS / 1_000_000_000
+        );
+    }
     let _ = writeln!(s, "hop latency (p50 / p99):");
     for ((d, from, to), h) in &st.hop_latency {
         let _ = writeln!(

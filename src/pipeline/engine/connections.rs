@@ -8,7 +8,7 @@ use smoltcp::socket::tcp;
 use super::{Action, Pipeline};
 use crate::pipeline::apps::{App, AppKind};
 use crate::pipeline::clock::Nanos;
-use crate::pipeline::config::SYN_BACKLOG;
+use crate::pipeline::config::{SYN_BACKLOG, SYN_RECEIVED_TIMEOUT_NS};
 use crate::pipeline::connection::{Progress, TcpConn};
 use crate::pipeline::ids::{ConnId, PacketId};
 use crate::pipeline::reason::Reason;
@@ -241,7 +241,47 @@ impl Pipeline {
     }
 
     /// End connections whose socket has closed, and release sockets that finished TIME-WAIT.
+    /// Half-open connections whose handshake has not completed `SYN_RECEIVED_TIMEOUT_NS` after their SYN are
+    /// aborted: a SYN from a source that never answers would otherwise keep its connection (smoltcp resends
+    /// the SYN-ACK for as long as the socket lives).
+    fn expire_half_open(&mut self, now: Nanos) {
+        let expired: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                self.stack.sockets.get::<tcp::Socket>(c.handle).state() == tcp::State::SynReceived
+                    && c.record
+                        .events
+                        .iter()
+                        .find(|e| e.kind == ConnEventKind::Accept)
+                        .is_some_and(|e| now.saturating_sub(e.t_ns) >= SYN_RECEIVED_TIMEOUT_NS)
+            })
+            .map(|(&cid, _)| cid)
+            .collect();
+        for cid in expired {
+            let Some(conn) = self.conns.get_mut(&cid) else {
+                continue;
+            };
+            self.stack
+                .sockets
+                .get_mut::<tcp::Socket>(conn.handle)
+                .abort();
+            conn.event(
+                now,
+                ConnEventKind::Reset,
+                format!(
+                    "aborted in SYN-RECEIVED: the handshake did not complete within {} s of the SYN",
+                    SYN_RECEIVED_TIMEOUT_NS / 1_000_000_000
+                ),
+            );
+            self.stats.half_open_expired += 1;
+            self.mark_egress(cid);
+            self.ready.insert(cid);
+        }
+    }
+
     pub(super) fn sweep(&mut self, now: Nanos) {
+        self.expire_half_open(now);
         let ended: Vec<ConnId> = self
             .conns
             .iter()
