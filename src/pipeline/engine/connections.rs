@@ -104,25 +104,29 @@ impl Pipeline {
             .collect();
         let over = half_open.len().saturating_sub(SYN_BACKLOG);
         for cid in half_open.into_iter().take(over) {
-            let Some(conn) = self.conns.get_mut(&cid) else {
-                continue;
-            };
-            self.stack
-                .sockets
-                .get_mut::<tcp::Socket>(conn.handle)
-                .abort();
-            conn.event(
-                now,
-                ConnEventKind::Reset,
-                format!(
-                    "aborted in SYN-RECEIVED: more than {SYN_BACKLOG} half-open connections, and this the \
-                     oldest (a SYN flood cannot hold a connection per SYN)"
-                ),
+            let why = format!(
+                "aborted in SYN-RECEIVED: more than {SYN_BACKLOG} half-open connections, and this the oldest \
+                 (a SYN flood cannot hold a connection per SYN)"
             );
-            self.stats.half_open_evicted += 1;
-            self.mark_egress(cid);
-            self.ready.insert(cid);
+            if self.abort_half_open(cid, now, why) {
+                self.stats.half_open_evicted += 1;
+            }
         }
+    }
+
+    /// Abort a half-open connection, saying why on it; its RST goes out with the egress. False if it is gone.
+    fn abort_half_open(&mut self, cid: ConnId, now: Nanos, why: String) -> bool {
+        let Some(conn) = self.conns.get_mut(&cid) else {
+            return false;
+        };
+        self.stack
+            .sockets
+            .get_mut::<tcp::Socket>(conn.handle)
+            .abort();
+        conn.event(now, ConnEventKind::Reset, why);
+        self.mark_egress(cid);
+        self.ready.insert(cid);
+        true
     }
 
     /// Open a connection from an app behind the stack to `remote` (the connect path).
@@ -259,24 +263,13 @@ impl Pipeline {
             .map(|(&cid, _)| cid)
             .collect();
         for cid in expired {
-            let Some(conn) = self.conns.get_mut(&cid) else {
-                continue;
-            };
-            self.stack
-                .sockets
-                .get_mut::<tcp::Socket>(conn.handle)
-                .abort();
-            conn.event(
-                now,
-                ConnEventKind::Reset,
-                format!(
-                    "aborted in SYN-RECEIVED: the handshake did not complete within {} s of the SYN",
-                    SYN_RECEIVED_TIMEOUT_NS / 1_000_000_000
-                ),
+            let why = format!(
+                "aborted in SYN-RECEIVED: the handshake did not complete within {} s of the SYN",
+                SYN_RECEIVED_TIMEOUT_NS / 1_000_000_000
             );
-            self.stats.half_open_expired += 1;
-            self.mark_egress(cid);
-            self.ready.insert(cid);
+            if self.abort_half_open(cid, now, why) {
+                self.stats.half_open_expired += 1;
+            }
         }
     }
 
