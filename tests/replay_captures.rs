@@ -37,25 +37,7 @@ const ALL: [&str; 12] = [
 
 /// `pktpath replay FILE --headless --export …json` plus `args`; the summary and the document.
 fn replay(name: &str, args: &[&str]) -> (String, Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let export = dir.path().join("t.json");
-    let file = capture(name);
-    let mut all = vec![
-        "replay",
-        file.to_str().unwrap(),
-        "--headless",
-        "--export",
-        export.to_str().unwrap(),
-    ];
-    all.extend_from_slice(args);
-    let out = pktpath(&all);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "pktpath {all:?}: {}",
-        stderr(&out)
-    );
-    (stdout(&out), read_json(&export))
+    replay_json(&capture(name), args)
 }
 
 /// A TCP direction: (sender, receiver).

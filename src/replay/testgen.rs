@@ -470,3 +470,22 @@ pub fn v6(last: u8) -> [u8; 16] {
     a[15] = last;
     a
 }
+
+/// An Ethernet frame as the capture reader yields it: record `index`, timestamped, nothing cut or made up.
+pub fn captured(index: u64, eth: Vec<u8>) -> crate::replay::capture::CapturedFrame {
+    crate::replay::capture::CapturedFrame {
+        index,
+        t_ns: index.max(1),
+        timestamped: true,
+        interface: 0,
+        linktype: 1,
+        orig_len: eth.len() as u32,
+        frame: eth,
+        truncated: false,
+        synthetic_l2: false,
+        vlan: Vec::new(),
+        renamed: None,
+        comment: None,
+        problem: None,
+    }
+}

@@ -9,20 +9,7 @@ import ipaddress
 import struct
 import sys
 
-
-
-def csum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return (~s) & 0xFFFF
-
-
-def fix_l4(proto, pseudo, seg):
-    seg = seg[:16] + b"\0\0" + seg[18:]
-    return seg[:16] + struct.pack("!H", csum(pseudo + seg)) + seg[18:]
+from rewrite import csum, fix_l4
 
 
 def parse(frame):

@@ -81,4 +81,5 @@ def main():
     open(out, "wb").write(b"".join(res))
 
 
-main()
+if __name__ == "__main__":
+    main()

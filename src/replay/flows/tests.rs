@@ -14,21 +14,9 @@ const RST: u8 = 0x04;
 
 fn frame(index: u64, src: [u8; 4], dst: [u8; 4], tcp: Vec<u8>) -> CapturedFrame {
     let eth = testgen::ethernet(MAC_B, MAC_A, 0x0800, &testgen::ipv4(src, dst, 6, &tcp));
-    CapturedFrame {
-        index,
-        t_ns: index,
-        timestamped: true,
-        interface: 0,
-        linktype: 1,
-        orig_len: eth.len() as u32,
-        frame: eth,
-        truncated: false,
-        synthetic_l2: false,
-        vlan: Vec::new(),
-        renamed: None,
-        comment: None,
-        problem: None,
-    }
+    let mut f = testgen::captured(index, eth);
+    f.t_ns = index;
+    f
 }
 
 const STACK: [u8; 4] = [10, 0, 0, 2];

@@ -8,21 +8,7 @@ const CLIENT: [u8; 4] = [10, 0, 0, 1];
 const SERVER: [u8; 4] = [10, 0, 0, 2];
 
 fn frame(eth: Vec<u8>) -> CapturedFrame {
-    CapturedFrame {
-        index: 0,
-        t_ns: 1,
-        timestamped: true,
-        interface: 0,
-        linktype: 1,
-        orig_len: eth.len() as u32,
-        frame: eth,
-        truncated: false,
-        synthetic_l2: false,
-        vlan: Vec::new(),
-        renamed: None,
-        comment: None,
-        problem: None,
-    }
+    testgen::captured(0, eth)
 }
 
 /// A UDP datagram to `port` in an IPv4 packet with the given flags/fragment-offset word.
