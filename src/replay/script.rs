@@ -53,6 +53,12 @@ pub struct FlowScript {
 /// further ahead is damage, not proof, and fills nothing.
 pub const MAX_HOLE: u64 = 16 << 20;
 
+/// Filler bytes the emulated peer and the recorded app may supply per capture frame read, over the whole replay: a real hole is a
+/// few segments missed among many captured, while an ACK far ahead in a capture of a few frames (damage)
+/// would have the stack send megabytes no frame recorded. Issue 15's bound (at most 20 packets per frame)
+/// holds at a full-size MSS with this, and filler beyond it stays a gap, where the app stops.
+pub const FILLER_PER_FRAME: u64 = 4096;
+
 /// One datagram the recorded server sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Datagram {
@@ -118,8 +124,9 @@ impl FlowScript {
     /// The peer's recorded ACK says it received the server's stream up to `upto`: every byte before it that no
     /// chunk holds was sent but not captured, and is held now as zeros. Returns the filler ranges added and
     /// whether the first continues the previous filler (one hole of several segments). An `upto` more than
-    /// `MAX_HOLE` past what is held fills nothing.
-    pub fn prove_sent(&mut self, upto: u64) -> (Vec<(u64, u64)>, bool) {
+    /// `MAX_HOLE` past what is held fills nothing, and neither does one that would fill more than `budget`
+    /// bytes (the replay's filler budget, earned by the frames read: see `FILLER_PER_FRAME`).
+    pub fn prove_sent(&mut self, upto: u64, budget: u64) -> (Vec<(u64, u64)>, bool) {
         let mut at = self.played;
         let held_end = self
             .chunks
@@ -152,6 +159,9 @@ impl FlowScript {
         let fin = at.checked_add(1) == Some(upto) && at >= held_end;
         if at < upto && !fin {
             gaps.push((at, upto));
+        }
+        if gaps.iter().map(|(s, e)| e - s).sum::<u64>() > budget {
+            return (Vec::new(), false);
         }
         let continues = gaps.first().is_some_and(|g| Some(g.0) == self.filler_end);
         for &(start, end) in &gaps {
@@ -254,7 +264,7 @@ mod tests {
         s.add(10, b"klmn", 4, 9);
         s.add(20, b"uv", 2, 9);
         // The peer acked up to 12: the gap 4..10 was sent; 14..20 is not proven yet.
-        assert_eq!(s.prove_sent(12), (vec![(4, 10)], false));
+        assert_eq!(s.prove_sent(12, u64::MAX), (vec![(4, 10)], false));
         assert_eq!(
             s.next_at(4, 7),
             Some(&[0u8; 6][..]),
@@ -263,9 +273,9 @@ mod tests {
         assert_eq!(s.next_at(4, 6), None);
         assert_eq!(s.unproven(), (1, 6));
         // Proving again adds nothing; a later ack proves 14..17 only, then the rest continues that hole.
-        assert_eq!(s.prove_sent(12), (vec![], false));
-        assert_eq!(s.prove_sent(17), (vec![(14, 17)], false));
-        assert_eq!(s.prove_sent(30), (vec![(17, 20), (22, 30)], true));
+        assert_eq!(s.prove_sent(12, u64::MAX), (vec![], false));
+        assert_eq!(s.prove_sent(17, u64::MAX), (vec![(14, 17)], false));
+        assert_eq!(s.prove_sent(30, u64::MAX), (vec![(17, 20), (22, 30)], true));
         assert_eq!(s.covered_until(0), 30);
         assert_eq!(s.unproven(), (0, 0));
     }
@@ -274,7 +284,7 @@ mod tests {
     fn filler_at_the_start_waits_for_the_turn_of_the_bytes_after_it() {
         let mut s = FlowScript::default();
         s.add(139, b"body", 4, 6133);
-        assert_eq!(s.prove_sent(140), (vec![(0, 139)], false));
+        assert_eq!(s.prove_sent(140, u64::MAX), (vec![(0, 139)], false));
         assert_eq!(s.next_at(0, 0), None, "not before the request");
         assert_eq!(s.next_at(0, 6133).map(<[u8]>::len), Some(139));
     }
@@ -284,20 +294,33 @@ mod tests {
         let mut s = FlowScript::default();
         s.add(0, b"ab", 2, 0);
         // An ack (bit-flipped) 2^31 ahead proves nothing.
-        assert_eq!(s.prove_sent(1 << 31), (vec![], false));
-        assert_eq!(s.prove_sent(2 + MAX_HOLE + 1), (vec![], false));
+        assert_eq!(s.prove_sent(1 << 31, u64::MAX), (vec![], false));
+        assert_eq!(s.prove_sent(2 + MAX_HOLE + 1, u64::MAX), (vec![], false));
         assert_eq!(s.held, 2);
         s.fin = Some((5, 0));
         // The ack of the FIN covers one more than the stream: the filler ends at the FIN.
-        assert_eq!(s.prove_sent(6), (vec![(2, 5)], false));
+        assert_eq!(s.prove_sent(6, u64::MAX), (vec![(2, 5)], false));
         // Played bytes are never filled again; with no FIN captured, one past the end is the missed FIN.
         let mut t = FlowScript::default();
         t.add(0, b"ab", 2, 0);
-        assert_eq!(t.prove_sent(3), (vec![], false));
-        assert_eq!(t.prove_sent(4), (vec![(2, 4)], false));
+        assert_eq!(t.prove_sent(3, u64::MAX), (vec![], false));
+        assert_eq!(t.prove_sent(4, u64::MAX), (vec![(2, 4)], false));
         s.played_until(5);
-        assert_eq!(s.prove_sent(5), (vec![], false));
+        assert_eq!(s.prove_sent(5, u64::MAX), (vec![], false));
         assert!(s.chunks.is_empty());
+    }
+
+    #[test]
+    fn filler_past_the_budget_fills_nothing_and_stays_a_gap() {
+        let mut s = FlowScript::default();
+        s.add(0, b"ab", 2, 0);
+        s.add(1000, b"cd", 2, 0);
+        // The gap 2..1000 is 998 bytes: a budget of 997 fills none of it, 998 all of it.
+        assert_eq!(s.prove_sent(1002, 997), (vec![], false));
+        assert_eq!(s.held, 4);
+        assert_eq!(s.next_at(2, 0), None, "the app stops at the gap");
+        assert_eq!(s.prove_sent(1002, 998), (vec![(2, 1000)], false));
+        assert_eq!(s.next_at(2, 0).map(<[u8]>::len), Some(998));
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! send) that the emulated peer injects before the segment past the hole, each said "not captured"; the
 //! server's missing bytes become zero filler in its script (`FlowScript::prove_sent`), written by the
 //! recorded app. Only what an ACK proves is filled, never past it, and an ACK more than `MAX_HOLE` past
-//! what the capture holds (damage) proves nothing.
+//! what the capture holds (damage) proves nothing; nor does one whose filler would overdraw the replay's
+//! filler budget (`FILLER_PER_FRAME` per frame read, shared by both ways), so the stack's work and output
+//! stay linear in the capture.
 
 pub(super) mod fragments;
 pub(super) mod peer;
@@ -65,7 +67,9 @@ impl ReplayWire {
         let Some(upto) = self.seq.get(&flow).and_then(|s| s.peer_offset(t.ack)) else {
             return;
         };
-        let (gaps, continues) = self.holes.entry(flow).or_default().acked(upto);
+        let holes = self.holes.entry(flow).or_default();
+        let (gaps, continues) = holes.acked(upto, self.filler_budget);
+        self.filler_budget -= holes.filler_cost(&gaps);
         if !gaps.is_empty() {
             self.filler_flows.insert(flow);
         }
@@ -87,11 +91,13 @@ impl ReplayWire {
         let Some(script) = scripts.get_mut(&flow) else {
             return;
         };
-        let (gaps, continues) = script.prove_sent(upto);
+        let (gaps, continues) = script.prove_sent(upto, self.filler_budget);
         drop(scripts);
+        let filled: u64 = gaps.iter().map(|(s, e)| e - s).sum();
+        self.filler_budget -= filled;
         let mut report = self.report.borrow_mut();
         report.holes += gaps.len().saturating_sub(usize::from(continues)) as u64;
-        report.filler_app += gaps.iter().map(|(s, e)| e - s).sum::<u64>();
+        report.filler_app += filled;
         // The diff's recorded stream has the filler too: the app writes it, and smoltcp sends it as recorded.
         let compare = report.flows.entry(flow).or_default();
         for (start, end) in gaps {

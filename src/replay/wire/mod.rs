@@ -162,6 +162,9 @@ pub struct ReplayWire {
     report: Rc<RefCell<WireReport>>,
     /// Inject offloaded checksums as recorded (`--keep-checksums`) instead of completing them.
     keep_checksums: bool,
+    /// Filler bytes the peer and the recorded app may still supply: `FILLER_PER_FRAME` per frame read, less
+    /// what was (`PeerHoles::filler_cost` for the peer's).
+    filler_budget: u64,
 }
 
 impl ReplayWire {
@@ -200,6 +203,7 @@ impl ReplayWire {
             scripts,
             report,
             keep_checksums: false,
+            filler_budget: 0,
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::pipeline::reason::Reason;
 
 use crate::replay::capture::CapturedFrame;
 use crate::replay::diff::{FlowId, Side};
-use crate::replay::script::Datagram;
+use crate::replay::script::{Datagram, FILLER_PER_FRAME};
 use crate::replay::segment::{self, Layers};
 
 use super::neighbours::is_arp_from;
@@ -74,6 +74,7 @@ impl ReplayWire {
     /// Classify one record, learn from it, and queue it.
     fn read(&mut self, frame: CapturedFrame) {
         self.reads_since_check += 1;
+        self.filler_budget = self.filler_budget.saturating_add(FILLER_PER_FRAME);
         // A record with no time of its own (an SPB) neither starts the clock nor moves it: it is played with
         // the previous packet, or at the start.
         let due = if frame.timestamped {

@@ -64,13 +64,14 @@ impl PeerHoles {
 
     /// The recorded stack acknowledged the peer's stream up to `upto`: the ranges below it the capture does
     /// not hold are proven, owed as filler, and returned, with whether the first continues the last hole.
-    pub(in crate::replay::wire) fn acked(&mut self, upto: u32) -> (Vec<(u32, u32)>, bool) {
+    pub(in crate::replay::wire) fn acked(&mut self, upto: u32, budget: u64) -> (Vec<(u32, u32)>, bool) {
         if upto <= self.contiguous || upto - self.contiguous > MAX_HOLE as u32 {
             return (Vec::new(), false);
         }
         let mut at = self.contiguous;
         let mut gaps = Vec::new();
-        while let Some((&s, &e)) = self.beyond.first_key_value() {
+        let mut passed = 0;
+        for (&s, &e) in &self.beyond {
             if s >= upto {
                 break;
             }
@@ -78,13 +79,20 @@ impl PeerHoles {
                 gaps.push((at, s));
             }
             at = at.max(e);
-            self.beyond.pop_first();
+            passed += 1;
         }
         // One unheld position past everything read is the peer's FIN the capture missed (its ack covers it),
         // not a byte of data.
-        let fin = at.checked_add(1) == Some(upto) && self.beyond.is_empty();
+        let fin = at.checked_add(1) == Some(upto) && passed == self.beyond.len();
         if at < upto && !fin {
             gaps.push((at, upto));
+        }
+        // Past the filler budget the ACK proves nothing: the gap stays, and the stack's stream stops there.
+        if self.filler_cost(&gaps) > budget {
+            return (Vec::new(), false);
+        }
+        for _ in 0..passed {
+            self.beyond.pop_first();
         }
         self.contiguous = at.max(upto);
         self.merge();
@@ -135,6 +143,22 @@ impl PeerHoles {
         }
         self.injected_end = self.injected_end.max(cut);
         Some((start, cut))
+    }
+
+    /// What filling `gaps` costs of the replay's filler budget: its bytes, each filler segment counted as
+    /// at least `DEFAULT_SEGMENT` bytes (a peer seen sending tiny segments would be filled by as many frames).
+    pub(in crate::replay::wire) fn filler_cost(&self, gaps: &[(u32, u32)]) -> u64 {
+        let size = u64::from(if self.segment == 0 {
+            DEFAULT_SEGMENT
+        } else {
+            self.segment
+        });
+        gaps.iter()
+            .map(|&(s, e)| {
+                let len = u64::from(e - s);
+                len.max(len.div_ceil(size) * u64::from(DEFAULT_SEGMENT))
+            })
+            .sum()
     }
 
     pub(in crate::replay::wire) fn owes(&self) -> bool {
@@ -217,30 +241,30 @@ mod tests {
         h.captured(400, 100, 100);
         assert_eq!(h.unproven(), (2, 200));
         // The stack acked up to 250: 100..200 was received and not captured; 300..400 not yet proven.
-        assert_eq!(h.acked(250), (vec![(100, 200)], false));
+        assert_eq!(h.acked(250, u64::MAX), (vec![(100, 200)], false));
         assert_eq!(h.unproven(), (1, 100));
         // An old ack proves nothing more; one past everything proves the rest, continuing no hole.
-        assert_eq!(h.acked(250), (vec![], false));
-        assert_eq!(h.acked(550), (vec![(300, 400), (500, 550)], false));
+        assert_eq!(h.acked(250, u64::MAX), (vec![], false));
+        assert_eq!(h.acked(550, u64::MAX), (vec![(300, 400), (500, 550)], false));
         assert_eq!(h.unproven(), (0, 0));
         // The next ack continues the hole that ended at 550.
-        assert_eq!(h.acked(600), (vec![(550, 600)], true));
+        assert_eq!(h.acked(600, u64::MAX), (vec![(550, 600)], true));
     }
 
     #[test]
     fn an_ack_one_past_everything_is_a_missed_fin_not_a_byte() {
         let mut h = PeerHoles::default();
         h.captured(0, 100, 100);
-        assert_eq!(h.acked(101), (vec![], false));
+        assert_eq!(h.acked(101, u64::MAX), (vec![], false));
         assert_eq!(h.unproven(), (0, 0));
         // Two past, or one past with more read beyond, is data.
         let mut h = PeerHoles::default();
         h.captured(0, 100, 100);
-        assert_eq!(h.acked(102), (vec![(100, 102)], false));
+        assert_eq!(h.acked(102, u64::MAX), (vec![(100, 102)], false));
         let mut h = PeerHoles::default();
         h.captured(0, 100, 100);
         h.captured(101, 10, 10);
-        assert_eq!(h.acked(111), (vec![(100, 101)], false));
+        assert_eq!(h.acked(111, u64::MAX), (vec![(100, 101)], false));
     }
 
     #[test]
@@ -251,11 +275,11 @@ mod tests {
         h.captured(100 + (1 << 31), 100, 100);
         assert_eq!(h.unproven(), (0, 0));
         // A bit-flipped ack 2^31 ahead (or just past the cap) proves nothing: no 2 GB of filler.
-        assert_eq!(h.acked(100 + (1 << 31)), (vec![], false));
-        assert_eq!(h.acked(100 + MAX_HOLE as u32 + 1), (vec![], false));
+        assert_eq!(h.acked(100 + (1 << 31), u64::MAX), (vec![], false));
+        assert_eq!(h.acked(100 + MAX_HOLE as u32 + 1, u64::MAX), (vec![], false));
         assert!(!h.owes());
         // Up to the cap is a window's worth: proven.
-        assert_eq!(h.acked(100 + 1000), (vec![(100, 1100)], false));
+        assert_eq!(h.acked(100 + 1000, u64::MAX), (vec![(100, 1100)], false));
     }
 
     #[test]
@@ -264,7 +288,7 @@ mod tests {
         h.captured(0, 1448, 1448);
         h.captured(4344, 1448, 1448);
         h.injected(1448, &[0; 66], &layers());
-        assert_eq!(h.acked(4344), (vec![(1448, 4344)], false));
+        assert_eq!(h.acked(4344, u64::MAX), (vec![(1448, 4344)], false));
         assert_eq!(
             h.next_filler(Some(1000), false),
             None,
@@ -276,7 +300,7 @@ mod tests {
         assert!(!h.owes());
         // Proven after the segment past it went (the proof read late): due at once.
         h.injected(5792, &[0; 66], &layers());
-        assert_eq!(h.acked(7240), (vec![(5792, 7240)], false));
+        assert_eq!(h.acked(7240, u64::MAX), (vec![(5792, 7240)], false));
         assert!(!h.ready(false));
         assert_eq!(h.next_filler(None, false), None, "5792 is not past 5792");
         h.injected(7240 + 100, &[0; 66], &layers());
