@@ -6,7 +6,7 @@ pub(crate) mod diff;
 pub mod flows;
 pub mod gaps;
 pub mod input;
-pub(crate) mod link;
+pub mod link;
 pub mod loopback;
 pub(crate) mod prepare;
 pub(crate) mod recorded_app;

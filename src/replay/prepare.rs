@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
@@ -39,6 +40,11 @@ pub enum Source {
     Bytes {
         name: String,
         bytes: &'static [u8],
+    },
+    /// A capture's bytes held in memory and owned (a fuzz target's input): read like a file, with no file.
+    Memory {
+        name: String,
+        bytes: Arc<[u8]>,
     },
     Frames {
         name: String,
@@ -115,6 +121,7 @@ impl Source {
             Source::File(p) => p.display().to_string(),
             Source::Bytes { name, .. }
             | Source::Frames { name, .. }
+            | Source::Memory { name, .. }
             | Source::Spooled { name, .. } => name.clone(),
         }
     }
@@ -145,6 +152,7 @@ impl Source {
                 .map(|m| m.len()),
             Source::Spooled { spool, .. } => Some(spool.size()),
             Source::Bytes { bytes, .. } => Some(bytes.len() as u64),
+            Source::Memory { bytes, .. } => Some(bytes.len() as u64),
             Source::Frames { .. } => None,
         }
     }
@@ -153,6 +161,7 @@ impl Source {
         let reader = match self {
             Source::File(p) => CaptureReader::open(p),
             Source::Bytes { bytes, .. } => CaptureReader::from_bytes(bytes.to_vec()),
+            Source::Memory { bytes, .. } => CaptureReader::from_bytes(bytes.to_vec()),
             Source::Spooled { spool, .. } => CaptureReader::from_reader(spool.reader()),
             Source::Frames { frames, .. } => {
                 let frames = frames.clone();
