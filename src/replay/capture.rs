@@ -165,6 +165,15 @@ impl CaptureReader {
     /// One step of the parser: Some(frame), None to try again, or iteration ends (`done`).
     fn step(&mut self) -> Option<CapturedFrame> {
         let index = self.records;
+        // pcap-parser 0.17 takes 12 from a pcapng block's length having checked it only against the block
+        // type's own header size, 4 for a Process Information Block (pcapng/block.rs:162): a length of 4 to
+        // 11 overflows, a panic in a debug build. Every block's length is checked here before it parses.
+        if self.state.format() == "pcapng"
+            && let Err(why) = self.state.pending_size(self.inner.data())
+        {
+            self.stop(format!("damaged block: {why}"));
+            return None;
+        }
         let outcome = match self.inner.next() {
             Ok((used, block)) => Ok((used, self.state.handle(block, index))),
             Err(e) => Err(classify(e)),

@@ -283,6 +283,24 @@ mod tests {
     }
 
     #[test]
+    fn filler_past_the_budget_proves_nothing_and_tiny_segments_cost_a_full_one_each() {
+        let mut h = PeerHoles::default();
+        h.captured(0, 10, 10);
+        h.captured(100, 10, 10);
+        // The 90-byte gap is 9 segments of the 10 bytes the peer was seen sending: 9 × 536 of the budget.
+        assert_eq!(h.filler_cost(&[(10, 100)]), 9 * 536);
+        assert_eq!(h.acked(110, 9 * 536 - 1), (vec![], false));
+        assert!(!h.owes(), "nothing is owed");
+        assert_eq!(h.unproven(), (1, 90), "the gap stays");
+        assert_eq!(h.acked(110, 9 * 536), (vec![(10, 100)], false));
+        assert!(h.owes());
+        // Full-size segments cost their bytes.
+        let mut big = PeerHoles::default();
+        big.captured(0, 1448, 1448);
+        assert_eq!(big.filler_cost(&[(1448, 4344)]), 2896);
+    }
+
+    #[test]
     fn filler_is_cut_to_the_peers_segments_and_waits_for_the_segment_past_it() {
         let mut h = PeerHoles::default();
         h.captured(0, 1448, 1448);
@@ -320,7 +338,7 @@ mod tests {
         h.captured(0, 50, 50);
         h.captured(100, 50, 50);
         assert_eq!(
-            h.acked(w.peer_offset(140).unwrap()),
+            h.acked(w.peer_offset(140).unwrap(), u64::MAX),
             (vec![(50, 100)], false)
         );
     }

@@ -1,0 +1,84 @@
+//! Inputs the fuzz targets (fuzz/) found, each kept as a regression test: the replay must finish, within
+//! issue 15's bound of 20 packets per capture frame plus a constant, and say what it did with the damage.
+//! These run the debug binary, so an overflow or a debug assertion upstream would fail them as a panic.
+
+mod common;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+fn data(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/fuzz")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Replay `name` at full speed: its summary and export, after checking it exited 0 within the bound.
+fn replay(name: &str, frames: u64) -> (String, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("t.json");
+    let out = common::pktpath(&[
+        "replay",
+        &data(name),
+        "--headless",
+        "--max-speed",
+        "--export",
+        export.to_str().unwrap(),
+    ]);
+    let summary = common::stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let doc = common::read_json(&export);
+    let packets = common::packets(&doc).len() as u64;
+    assert!(packets <= 20 * frames + 50, "{packets} packets for {frames} frames\n{summary}");
+    (summary, doc)
+}
+
+#[test]
+fn an_ack_megabytes_ahead_in_a_short_capture_fills_nothing_past_the_budget() {
+    // 11 records (802.11 and Ethernet); the peer's ACK proves 14 MB of the server's stream missing: once
+    // 10,445 packets, the app writing every byte of it as zeros.
+    let (summary, doc) = replay("app-filler-far-ahead.pcap", 11);
+    assert!(
+        summary.contains(
+            "not captured: 1 hole, 0 bytes supplied as filler (0 by the peer, 0 by the app); 14818560 bytes \
+             unproven"
+        ),
+        "{summary}"
+    );
+    assert_eq!(doc["replay"]["repairs"]["filler_bytes_app"], 0);
+}
+
+#[test]
+fn a_hole_of_tiny_peer_segments_costs_the_budget_per_segment() {
+    // 5 records; the stack's recorded ACK proves 28 KB of the peer's stream missing, and the peer was seen
+    // sending 86-byte segments: once 332 filler segments from the peer.
+    let (summary, doc) = replay("peer-filler-tiny-segments.pcap", 5);
+    assert!(
+        summary.contains(
+            "not captured: 1 hole, 0 bytes supplied as filler (0 by the peer, 0 by the app); 28416 bytes \
+             unproven"
+        ),
+        "{summary}"
+    );
+    assert_eq!(doc["replay"]["repairs"]["filler_bytes_peer"], 0);
+}
+
+#[test]
+fn a_pcapng_block_shorter_than_its_header_stops_reading_with_one_line_not_an_overflow() {
+    // A Process Information Block whose length is 8: pcap-parser 0.17 subtracts 12 from it (a panic in a
+    // debug build, `attempt to subtract with overflow`), so the reader checks every block length first.
+    let out = common::pktpath(&["replay", &data("pib-short-block.pcapng"), "--headless"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert_eq!(common::stderr(&out), "");
+    let first = common::stdout(&out).lines().next().unwrap().to_string();
+    assert!(
+        first.contains(
+            "(pcapng, 0 records; reading stopped early: block 3 at byte 48: damaged block: block length 8 is \
+             outside 12..=16777216)"
+        ),
+        "{first}"
+    );
+}
