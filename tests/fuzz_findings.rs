@@ -82,3 +82,21 @@ fn a_pcapng_block_shorter_than_its_header_stops_reading_with_one_line_not_an_ove
         "{first}"
     );
 }
+
+#[test]
+fn a_recorded_segment_claiming_46_kb_it_does_not_hold_is_played_within_the_budget() {
+    // 3 records; the recorded server's segment says (IPv6 payload length) 46,848 bytes, the capture holds a
+    // few: once 129 segments of zeros from the app. Now 3 frames earn 12 KiB of zeros; the rest is a gap.
+    let (summary, _) = replay("cut-segment-claims-46k.pcap", 3);
+    assert!(
+        summary.contains("virtual time 7.200 s, 39 packets traced"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(
+            "not captured: 1 hole, 0 bytes supplied as filler (0 by the peer, 0 by the app); 38656 bytes \
+             unproven"
+        ),
+        "{summary}"
+    );
+}

@@ -222,10 +222,16 @@ impl ReplayWire {
         } else {
             (u64::from(offset), data, t.payload_len)
         };
+        // Bytes the segment's lengths claim and the capture cut (a snaplen) are played as zeros: filler, as
+        // a hole's is, paid from the same budget. Past it the segment is as long as what was captured.
+        let captured = data.len().min(on_wire);
+        let cut = ((on_wire - captured) as u64).min(self.filler_budget);
+        self.filler_budget -= cut;
+        let played = captured + cut as usize;
         let mut scripts = self.scripts.borrow_mut();
         let script = scripts.entry(flow).or_default();
         if !t.syn {
-            script.add(offset, data, on_wire, after);
+            script.add(offset, data, played, after);
         }
         if t.fin {
             script.fin = Some((offset + on_wire as u64, after));
