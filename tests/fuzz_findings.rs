@@ -100,3 +100,15 @@ fn a_recorded_segment_claiming_46_kb_it_does_not_hold_is_played_within_the_budge
         "{summary}"
     );
 }
+
+#[test]
+fn a_capture_that_tripped_smoltcps_window_assertion_replays_cleanly() {
+    // 32 records the whole_replay target made: with 64 KiB socket buffers a peer segment after the SYN-ACK
+    // landed past the receive buffer and smoltcp's `debug_assert!(len_written == payload_len)` fired
+    // (tests/smoltcp_window_edge.rs has the mechanism). With 65535-byte buffers it replays to its end.
+    let (summary, _) = replay("window-edge-after-syn-ack.pcap", 32);
+    assert!(
+        summary.contains("virtual time 6.200 s, 59 packets traced"),
+        "{summary}"
+    );
+}

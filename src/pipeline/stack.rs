@@ -22,8 +22,13 @@ use super::capture::{self, LogLine};
 use super::clock::{Nanos, from_smoltcp, to_smoltcp};
 use super::device::{Emitted, StepDevice};
 
-/// TCP socket buffer sizes, per direction.
-pub const TCP_BUFFER: usize = 64 * 1024;
+/// TCP socket buffer sizes, per direction: 64 KiB less one byte, the largest that needs no window scaling.
+/// smoltcp 0.14 offers a window scale of 1 for a 64 KiB receive buffer, and then judges the segments that
+/// follow its SYN-ACK by that SYN-ACK's unscaled window shifted by the scale (tcp.rs, `process`): up to
+/// 128 KiB, twice the buffer, so a segment just past the buffer was taken and written short (a debug
+/// assertion, `len_written == payload_len`; in release, bytes the assembler counts and the buffer never
+/// got). At 65535 bytes the scale is 0 and the window smoltcp checks is the one it has.
+pub const TCP_BUFFER: usize = 64 * 1024 - 1;
 /// The largest UDP payload over a 1500-byte IP MTU.
 pub const MAX_UDP_PAYLOAD: usize = 1472;
 /// UDP sockets hold many datagrams, and their payload storage holds at least two of the largest (the
