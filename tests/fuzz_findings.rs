@@ -32,7 +32,10 @@ fn replay(name: &str, frames: u64) -> (String, Value) {
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
     let doc = common::read_json(&export);
     let packets = common::packets(&doc).len() as u64;
-    assert!(packets <= 20 * frames + 50, "{packets} packets for {frames} frames\n{summary}");
+    assert!(
+        packets <= 20 * frames + 50,
+        "{packets} packets for {frames} frames\n{summary}"
+    );
     (summary, doc)
 }
 

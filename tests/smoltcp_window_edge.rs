@@ -142,10 +142,22 @@ fn a_segment_just_past_a_64_kib_window_after_the_handshake_is_not_taken() {
         let data = |at: usize, len: usize| (at..at + len).map(pattern).collect::<Vec<u8>>();
         let seq = |at: usize| PEER_ISN.wrapping_add(1).wrapping_add(at as u32);
         let mut frames = vec![segment(seq(0), isn.wrapping_add(1), ACK, &[], &[])];
-        frames.push(segment(seq(65536), isn.wrapping_add(1), ACK, &[], &data(65536, 37)));
+        frames.push(segment(
+            seq(65536),
+            isn.wrapping_add(1),
+            ACK,
+            &[],
+            &data(65536, 37),
+        ));
         for at in (0..65536).step_by(1460) {
             let len = 1460.min(65536 - at);
-            frames.push(segment(seq(at), isn.wrapping_add(1), ACK, &[], &data(at, len)));
+            frames.push(segment(
+                seq(at),
+                isn.wrapping_add(1),
+                ACK,
+                &[],
+                &data(at, len),
+            ));
         }
         frames
     });

@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
     let mut records = 0u64;
     for (n, frame) in (&mut reader).enumerate() {
         assert_eq!(frame.index, n as u64, "records are numbered in order");
-        assert!(frame.frame.len() <= MAX_CAPLEN as usize + 64, "a record past the cap");
+        assert!(
+            frame.frame.len() <= MAX_CAPLEN as usize + 64,
+            "a record past the cap"
+        );
         records += 1;
     }
     assert_eq!(records, reader.records_read());

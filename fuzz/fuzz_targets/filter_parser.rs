@@ -15,7 +15,10 @@ use pktpath::session::filter::export_filter;
 fn demo_packets() -> &'static [PacketRecord] {
     static PACKETS: OnceLock<Vec<PacketRecord>> = OnceLock::new();
     PACKETS.get_or_init(|| {
-        let spec = ReplaySpec { speed: None, ..ReplaySpec::of(Source::demo()) };
+        let spec = ReplaySpec {
+            speed: None,
+            ..ReplaySpec::of(Source::demo())
+        };
         let (mut pipeline, _prepared) = prepare(&spec).expect("the demo replays");
         while !pipeline.run_until(u64::MAX / 2, 100_000) {}
         pipeline.finish();
@@ -37,7 +40,11 @@ fuzz_target!(|data: &[u8]| {
             let keep = export_filter(expr).expect("--filter takes what the parser takes");
             for p in packets {
                 assert_eq!(filter.matches(p), again.matches(p));
-                assert_eq!(keep.keeps(p), filter.matches(p), "--filter and the list agree");
+                assert_eq!(
+                    keep.keeps(p),
+                    filter.matches(p),
+                    "--filter and the list agree"
+                );
             }
         }
         Err(e) => {

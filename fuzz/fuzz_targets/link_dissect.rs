@@ -26,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
     let Some((&choice, record)) = data.split_first() else {
         return;
     };
-    let linktype = LINKTYPES.get(usize::from(choice)).copied().unwrap_or(u32::from(choice));
+    let linktype = LINKTYPES
+        .get(usize::from(choice))
+        .copied()
+        .unwrap_or(u32::from(choice));
     // The record's on-wire length: as captured, or (odd choices) cut short by a snaplen.
     let orig_len = record.len() as u32 + u32::from(choice & 1) * 1000;
     // Two records through one renamer, as a capture's records go: the second sees the first's decision.

@@ -12,7 +12,9 @@ use std::net::Ipv4Addr;
 use libfuzzer_sys::fuzz_target;
 use pktpath::pipeline::dissect::{Net, Transport, dissect};
 use pktpath::pipeline::stack::StackConfig;
-use pktpath::pipeline::{AppKind, Arrival, Dir, Nanos, Pipeline, PipelineConfig, VirtualClock, Wire};
+use pktpath::pipeline::{
+    AppKind, Arrival, Dir, Nanos, Pipeline, PipelineConfig, VirtualClock, Wire,
+};
 use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
 
 /// The far side: delivers its one frame at time 0, then is done; what the stack sends is let go.
@@ -42,10 +44,14 @@ impl Wire for OneFrame {
 
 /// Completes the IPv4 header checksum and the TCP or UDP checksum of an Ethernet frame, where they parse.
 fn complete_checksums(frame: &mut [u8]) {
-    let Some(l3) = frame.get_mut(14..) else { return };
+    let Some(l3) = frame.get_mut(14..) else {
+        return;
+    };
     let (src, dst, protocol, payload): (IpAddress, IpAddress, _, &mut [u8]) = match l3.first() {
         Some(b) if b >> 4 == 4 => {
-            let Ok(mut ip) = Ipv4Packet::new_checked(&mut *l3) else { return };
+            let Ok(mut ip) = Ipv4Packet::new_checked(&mut *l3) else {
+                return;
+            };
             ip.fill_checksum();
             let (src, dst, protocol) = (ip.src_addr(), ip.dst_addr(), ip.next_header());
             let header = ip.header_len() as usize;
@@ -56,7 +62,9 @@ fn complete_checksums(frame: &mut [u8]) {
             (src.into(), dst.into(), protocol, &mut l3[header..total])
         }
         Some(b) if b >> 4 == 6 => {
-            let Ok(ip) = Ipv6Packet::new_checked(&mut *l3) else { return };
+            let Ok(ip) = Ipv6Packet::new_checked(&mut *l3) else {
+                return;
+            };
             let (src, dst, protocol) = (ip.src_addr(), ip.dst_addr(), ip.next_header());
             let total = (40 + usize::from(ip.payload_len())).min(l3.len());
             (src.into(), dst.into(), protocol, &mut l3[40..total])
@@ -100,7 +108,9 @@ fn config_for(frame: &[u8]) -> PipelineConfig {
         _ => {}
     }
     let port = match info.transport {
-        Transport::Tcp { dst_port, .. } | Transport::Udp { dst_port, .. } if dst_port != 0 => dst_port,
+        Transport::Tcp { dst_port, .. } | Transport::Udp { dst_port, .. } if dst_port != 0 => {
+            dst_port
+        }
         _ => 7,
     };
     PipelineConfig::serving(stack, 256, BTreeMap::from([(port, AppKind::Echo)]))
@@ -128,5 +138,9 @@ fuzz_target!(|data: &[u8]| {
     for p in &records {
         assert!(p.outcome.is_some(), "packet {} has no outcome", p.id);
     }
-    assert!(records.len() <= 21 + 50, "{} records for one frame", records.len());
+    assert!(
+        records.len() <= 21 + 50,
+        "{} records for one frame",
+        records.len()
+    );
 });

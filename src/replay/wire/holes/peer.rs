@@ -64,7 +64,11 @@ impl PeerHoles {
 
     /// The recorded stack acknowledged the peer's stream up to `upto`: the ranges below it the capture does
     /// not hold are proven, owed as filler, and returned, with whether the first continues the last hole.
-    pub(in crate::replay::wire) fn acked(&mut self, upto: u32, budget: u64) -> (Vec<(u32, u32)>, bool) {
+    pub(in crate::replay::wire) fn acked(
+        &mut self,
+        upto: u32,
+        budget: u64,
+    ) -> (Vec<(u32, u32)>, bool) {
         if upto <= self.contiguous || upto - self.contiguous > MAX_HOLE as u32 {
             return (Vec::new(), false);
         }
@@ -245,7 +249,10 @@ mod tests {
         assert_eq!(h.unproven(), (1, 100));
         // An old ack proves nothing more; one past everything proves the rest, continuing no hole.
         assert_eq!(h.acked(250, u64::MAX), (vec![], false));
-        assert_eq!(h.acked(550, u64::MAX), (vec![(300, 400), (500, 550)], false));
+        assert_eq!(
+            h.acked(550, u64::MAX),
+            (vec![(300, 400), (500, 550)], false)
+        );
         assert_eq!(h.unproven(), (0, 0));
         // The next ack continues the hole that ended at 550.
         assert_eq!(h.acked(600, u64::MAX), (vec![(550, 600)], true));
@@ -276,7 +283,10 @@ mod tests {
         assert_eq!(h.unproven(), (0, 0));
         // A bit-flipped ack 2^31 ahead (or just past the cap) proves nothing: no 2 GB of filler.
         assert_eq!(h.acked(100 + (1 << 31), u64::MAX), (vec![], false));
-        assert_eq!(h.acked(100 + MAX_HOLE as u32 + 1, u64::MAX), (vec![], false));
+        assert_eq!(
+            h.acked(100 + MAX_HOLE as u32 + 1, u64::MAX),
+            (vec![], false)
+        );
         assert!(!h.owes());
         // Up to the cap is a window's worth: proven.
         assert_eq!(h.acked(100 + 1000, u64::MAX), (vec![(100, 1100)], false));
