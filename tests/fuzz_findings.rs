@@ -115,3 +115,22 @@ fn a_capture_that_tripped_smoltcps_window_assertion_replays_cleanly() {
         "{summary}"
     );
 }
+
+#[test]
+fn filler_for_a_peer_seen_sending_tiny_segments_is_cut_in_default_mss_segments() {
+    // 9 records the whole_replay target made; the peer was seen sending 4-byte segments and the stack's
+    // recorded ACK proves 849 bytes missing: once 213 four-byte filler segments, each answered with an RST
+    // (442 packets). Filler is never cut smaller than 536 bytes: 2 segments.
+    let (summary, doc) = replay("filler-cut-to-tiny-segments.pcap", 9);
+    assert!(
+        summary.contains("virtual time 30.0 µs, 16 packets traced"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(
+            "not captured: 1 hole, 849 bytes supplied as filler (849 by the peer, 0 by the app)"
+        ),
+        "{summary}"
+    );
+    assert_eq!(doc["replay"]["repairs"]["filler_bytes_peer"], 849);
+}

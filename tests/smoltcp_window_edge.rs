@@ -41,7 +41,7 @@ fn segment(seq: u32, ack: u32, flags: u8, options: &[u8], payload: &[u8]) -> Vec
     tcp.extend_from_slice(&PORT.to_be_bytes());
     tcp.extend_from_slice(&seq.to_be_bytes());
     tcp.extend_from_slice(&ack.to_be_bytes());
-    tcp.push(((20 + opts.len()) / 4 << 4) as u8);
+    tcp.push((((20 + opts.len()) / 4) << 4) as u8);
     tcp.push(flags);
     tcp.extend_from_slice(&0xffffu16.to_be_bytes());
     tcp.extend_from_slice(&[0, 0, 0, 0]);
@@ -70,11 +70,14 @@ const ACK: u8 = 0x10;
 /// MSS 1460, window scale 7, as a Linux peer offers.
 const SYN_OPTIONS: [u8; 8] = [2, 4, 0x05, 0xb4, 1, 3, 3, 7];
 
+/// What the peer sends once it knows the stack's ISN.
+type AfterSynAck = Box<dyn FnOnce(u32) -> Vec<Vec<u8>>>;
+
 /// The peer: its SYN, then, once the SYN-ACK gives the stack's ISN, the frames `after(isn)` makes, one per
 /// step as the stack takes them.
 struct Peer {
     queue: VecDeque<Vec<u8>>,
-    after: Option<Box<dyn FnOnce(u32) -> Vec<Vec<u8>>>>,
+    after: Option<AfterSynAck>,
 }
 
 impl Wire for Peer {

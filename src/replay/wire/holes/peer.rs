@@ -135,11 +135,9 @@ impl PeerHoles {
         if !due {
             return None;
         }
-        let size = if self.segment == 0 {
-            DEFAULT_SEGMENT
-        } else {
-            self.segment
-        };
+        // Never smaller than the IPv4 default MSS every stack takes: a peer seen sending tiny segments (a
+        // damaged capture) would otherwise be filled by as many frames.
+        let size = self.segment.max(DEFAULT_SEGMENT);
         let cut = end.min(start.saturating_add(size));
         self.owed.pop_first();
         if cut < end {
@@ -152,11 +150,7 @@ impl PeerHoles {
     /// What filling `gaps` costs of the replay's filler budget: its bytes, each filler segment counted as
     /// at least `DEFAULT_SEGMENT` bytes (a peer seen sending tiny segments would be filled by as many frames).
     pub(in crate::replay::wire) fn filler_cost(&self, gaps: &[(u32, u32)]) -> u64 {
-        let size = u64::from(if self.segment == 0 {
-            DEFAULT_SEGMENT
-        } else {
-            self.segment
-        });
+        let size = u64::from(self.segment.max(DEFAULT_SEGMENT));
         gaps.iter()
             .map(|&(s, e)| {
                 let len = u64::from(e - s);
@@ -296,14 +290,18 @@ mod tests {
     fn filler_past_the_budget_proves_nothing_and_tiny_segments_cost_a_full_one_each() {
         let mut h = PeerHoles::default();
         h.captured(0, 10, 10);
-        h.captured(100, 10, 10);
-        // The 90-byte gap is 9 segments of the 10 bytes the peer was seen sending: 9 × 536 of the budget.
-        assert_eq!(h.filler_cost(&[(10, 100)]), 9 * 536);
-        assert_eq!(h.acked(110, 9 * 536 - 1), (vec![], false));
+        h.captured(2000, 10, 10);
+        // The peer was seen sending 10-byte segments, yet filler is cut at least 536 bytes long: the
+        // 1990-byte gap is 4 segments, and costs 4 × 536 of the budget.
+        assert_eq!(h.filler_cost(&[(10, 2000)]), 4 * 536);
+        assert_eq!(h.acked(2010, 4 * 536 - 1), (vec![], false));
         assert!(!h.owes(), "nothing is owed");
-        assert_eq!(h.unproven(), (1, 90), "the gap stays");
-        assert_eq!(h.acked(110, 9 * 536), (vec![(10, 100)], false));
+        assert_eq!(h.unproven(), (1, 1990), "the gap stays");
+        assert_eq!(h.acked(2010, 4 * 536), (vec![(10, 2000)], false));
         assert!(h.owes());
+        h.injected(2000, &[0; 64], &layers());
+        let cuts: Vec<_> = std::iter::from_fn(|| h.next_filler(None, true)).collect();
+        assert_eq!(cuts, [(10, 546), (546, 1082), (1082, 1618), (1618, 2000)]);
         // Full-size segments cost their bytes.
         let mut big = PeerHoles::default();
         big.captured(0, 1448, 1448);
