@@ -359,12 +359,13 @@ pub fn replay(spec: &ReplaySpec, r: &ReplayResult, export: Option<&(PathBuf, For
     if r.wire.holes > 0 {
         let _ = writeln!(
             s,
-            "not captured: {}, {} supplied as filler ({} by the peer, {} by the app); {} unproven (no recorded ack covers them: not filled)",
+            "not captured: {}, {} supplied as filler ({} by the peer, {} by the app); {} unproven (no recorded ack proves them within the filler budget of {} KiB per frame: not filled)",
             count(r.wire.holes, "hole", "holes"),
             count(r.wire.filler_peer + r.wire.filler_app, "byte", "bytes"),
             r.wire.filler_peer,
             r.wire.filler_app,
             count(r.wire.unproven, "byte", "bytes"),
+            crate::replay::script::FILLER_PER_FRAME / 1024,
         );
     }
     if r.wire.joined > 0 {
